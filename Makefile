@@ -1,0 +1,55 @@
+# Mishards: `make run` starts the embedded cluster, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTO_OUT := libs/common/src
+PROTOS := $(wildcard protos/mishards/v1/*.proto)
+PYPROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+
+.PHONY: install run test unit integration coverage style proto proto-check clean bench
+
+install: $(STAMP)
+
+$(STAMP): requirements/constraints.txt requirements/dev.txt $(PYPROJECTS)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements/constraints.txt -r requirements/dev.txt
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/mishards up --writable 2
+
+unit: install proto-check
+	$(PY) -m pytest -q libs/common/tests libs/cli/tests services/meta/tests services/discovery/tests services/router/tests
+
+integration: install
+	$(PY) -m pytest -q tests/integration
+
+test: unit integration
+
+coverage: install
+	$(PY) -m coverage run -m pytest -q libs/common/tests libs/cli/tests services/meta/tests services/discovery/tests services/router/tests tests/integration
+	$(PY) -m coverage report
+
+style: install
+	$(PY) -m ruff check libs services tests
+	$(PY) -m ruff format --check libs services tests
+	$(PY) -m mypy
+
+proto: install
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) $(PROTOS)
+
+# Fails when the committed stubs differ from what `make proto` would generate.
+proto-check: install
+	@rm -rf .proto-check && mkdir -p .proto-check
+	@$(PY) -m grpc_tools.protoc -Iprotos --python_out=.proto-check --pyi_out=.proto-check --grpc_python_out=.proto-check $(PROTOS)
+	@diff -r -x __pycache__ .proto-check/mishards/v1 $(PROTO_OUT)/mishards/v1 || (echo "generated stubs are stale: run make proto" && rm -rf .proto-check && exit 1)
+	@rm -rf .proto-check
+
+bench: install
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .proto-check .pytest_cache .mypy_cache .ruff_cache .coverage
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,77 @@
+"""Milvus status codes and the one error type services raise to answer a client."""
+
+from __future__ import annotations
+
+from pymilvus.grpc_gen import common_pb2
+
+# Codes of milvus-io/milvus pkg/util/merr (the `code` field of common.Status).
+SERVICE_NOT_READY = 1
+SERVICE_UNAVAILABLE = 2
+SERVICE_INTERNAL = 5
+SERVICE_UNIMPLEMENTED = 10
+COLLECTION_NOT_FOUND = 100
+COLLECTION_NOT_LOADED = 101
+PARTITION_NOT_FOUND = 200
+INDEX_NOT_FOUND = 700
+DATABASE_NOT_FOUND = 800
+PARAMETER_INVALID = 1100
+PARAMETER_MISSING = 1101
+ALIAS_NOT_FOUND = 1600
+FIELD_NOT_FOUND = 1700
+OPERATION_NOT_SUPPORTED = 3000
+
+# Legacy common.ErrorCode that Milvus 2.3 sends beside each code (pymilvus reads both).
+_LEGACY = {
+    SERVICE_NOT_READY: common_pb2.NotReadyServe,
+    SERVICE_UNAVAILABLE: common_pb2.UnexpectedError,
+    COLLECTION_NOT_FOUND: common_pb2.CollectionNotExists,
+    INDEX_NOT_FOUND: common_pb2.IndexNotExist,
+    PARAMETER_INVALID: common_pb2.IllegalArgument,
+    PARAMETER_MISSING: common_pb2.IllegalArgument,
+}
+
+
+class MilvusError(Exception):
+    """An answer to the client with a Milvus status code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+    def to_status(self) -> common_pb2.Status:
+        return status(self.code, self.reason)
+
+    @classmethod
+    def from_status(cls, st: common_pb2.Status) -> "MilvusError":
+        code = st.code or (SERVICE_INTERNAL if st.error_code else 0)
+        err = cls(code, st.reason)
+        err.legacy = st.error_code  # type: ignore[attr-defined]
+        return err
+
+
+def status(code: int = 0, reason: str = "") -> common_pb2.Status:
+    """A common.Status with the code, its legacy error_code, and the reason."""
+    if code == 0:
+        return common_pb2.Status()
+    legacy = _LEGACY.get(code, common_pb2.UnexpectedError)
+    return common_pb2.Status(code=code, error_code=legacy, reason=reason)
+
+
+def is_error(st: common_pb2.Status) -> bool:
+    return bool(st.code or st.error_code)
+
+
+def collection_not_found(name: str, db_name: str = "") -> MilvusError:
+    # The same wording Milvus 2.3 uses: "can't find collection[database=default][collection=x]".
+    return MilvusError(
+        COLLECTION_NOT_FOUND,
+        f"can't find collection[database={db_name or 'default'}][collection={name}]",
+    )
+
+
+def unsupported(method: str) -> MilvusError:
+    return MilvusError(
+        SERVICE_UNIMPLEMENTED,
+        f"{method} is not supported by Mishards (see docs/compatibility.md)",
+    )

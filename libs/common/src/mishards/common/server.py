@@ -1,0 +1,103 @@
+"""The asyncio gRPC server scaffold shared by every service.
+
+`create_server()` builds a server with the message-size and keepalive limits of the
+design brief and a `grpc.health.v1` servicer, binds it and returns the bound port
+(tests bind port 0). `serve()` runs it until SIGTERM/SIGINT, then drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+
+# Accept big inserts and search results both ways, and the idle keepalive pings of pymilvus.
+SERVER_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+    ("grpc.http2.max_ping_strikes", 0),
+    ("grpc.so_reuseport", 0),
+]
+
+CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 55_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.enable_retries", 1),
+]
+
+
+@dataclass
+class Server:
+    """A bound, not yet started gRPC server and its health servicer."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+
+    async def set_serving(self, serving: bool, service: str = "") -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self.health.set(service, status)
+
+
+def create_server(host: str, port: int, interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> Server:
+    """Build a server bound to host:port (port 0 picks a free one) with health registered."""
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors or [])
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind {host}:{port}")
+    return Server(server=server, port=bound, health=health_servicer)
+
+
+async def serve(
+    srv: Server,
+    name: str,
+    on_start: Callable[[], Awaitable[None]] | None = None,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+    grace: float = 5.0,
+) -> None:
+    """Start, say SERVING once `on_start` has finished, and drain on SIGTERM or SIGINT."""
+    await srv.server.start()
+    if on_start is not None:
+        await on_start()
+    await srv.set_serving(True)
+    log.info("%s serving on port %d", name, srv.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.ensure_future(srv.server.wait_for_termination())
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+    log.info("%s draining (grace %.1fs)", name, grace)
+    await srv.set_serving(False)
+    await srv.server.stop(grace)
+    if on_stop is not None:
+        await on_stop()
+    stopper.cancel()
+    waiter.cancel()
+    log.info("%s stopped", name)
+
+
+def insecure_channel(address: str, extra: list[tuple[str, int]] | None = None) -> grpc.aio.Channel:
+    """An asyncio channel with the project's size and keepalive options."""
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS + (extra or []))

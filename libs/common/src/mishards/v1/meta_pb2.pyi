@@ -1,0 +1,139 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class KeyValue(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class ShardPlacement(_message.Message):
+    __slots__ = ("index", "physical_name", "primary", "replicas")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    PHYSICAL_NAME_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    physical_name: str
+    primary: str
+    replicas: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, index: _Optional[int] = ..., physical_name: _Optional[str] = ..., primary: _Optional[str] = ..., replicas: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class IndexSpec(_message.Message):
+    __slots__ = ("field_name", "index_name", "params", "index_id")
+    FIELD_NAME_FIELD_NUMBER: _ClassVar[int]
+    INDEX_NAME_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_ID_FIELD_NUMBER: _ClassVar[int]
+    field_name: str
+    index_name: str
+    params: _containers.RepeatedCompositeFieldContainer[KeyValue]
+    index_id: int
+    def __init__(self, field_name: _Optional[str] = ..., index_name: _Optional[str] = ..., params: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ..., index_id: _Optional[int] = ...) -> None: ...
+
+class Collection(_message.Message):
+    __slots__ = ("id", "db_name", "name", "schema", "shards_num", "consistency_level", "shards", "aliases", "partitions", "indexes", "properties", "created_timestamp", "loaded")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DB_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_NUM_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    INDEXES_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    LOADED_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    db_name: str
+    name: str
+    schema: bytes
+    shards_num: int
+    consistency_level: int
+    shards: _containers.RepeatedCompositeFieldContainer[ShardPlacement]
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    partitions: _containers.RepeatedScalarFieldContainer[str]
+    indexes: _containers.RepeatedCompositeFieldContainer[IndexSpec]
+    properties: _containers.RepeatedCompositeFieldContainer[KeyValue]
+    created_timestamp: int
+    loaded: bool
+    def __init__(self, id: _Optional[int] = ..., db_name: _Optional[str] = ..., name: _Optional[str] = ..., schema: _Optional[bytes] = ..., shards_num: _Optional[int] = ..., consistency_level: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardPlacement, _Mapping]]] = ..., aliases: _Optional[_Iterable[str]] = ..., partitions: _Optional[_Iterable[str]] = ..., indexes: _Optional[_Iterable[_Union[IndexSpec, _Mapping]]] = ..., properties: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ..., created_timestamp: _Optional[int] = ..., loaded: _Optional[bool] = ...) -> None: ...
+
+class Catalog(_message.Message):
+    __slots__ = ("version", "databases", "collections")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DATABASES_FIELD_NUMBER: _ClassVar[int]
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    databases: _containers.RepeatedScalarFieldContainer[str]
+    collections: _containers.RepeatedCompositeFieldContainer[Collection]
+    def __init__(self, version: _Optional[int] = ..., databases: _Optional[_Iterable[str]] = ..., collections: _Optional[_Iterable[_Union[Collection, _Mapping]]] = ...) -> None: ...
+
+class GetCatalogRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchCatalogRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CatalogVersion(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
+
+class AllocateIdsRequest(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
+
+class AllocateIdsResponse(_message.Message):
+    __slots__ = ("begin", "count")
+    BEGIN_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    begin: int
+    count: int
+    def __init__(self, begin: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
+
+class GetTimestampRequest(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
+
+class GetTimestampResponse(_message.Message):
+    __slots__ = ("timestamp", "count")
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    timestamp: int
+    count: int
+    def __init__(self, timestamp: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
+
+class ExecuteDdlRequest(_message.Message):
+    __slots__ = ("method", "request", "db_name")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    DB_NAME_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    request: bytes
+    db_name: str
+    def __init__(self, method: _Optional[str] = ..., request: _Optional[bytes] = ..., db_name: _Optional[str] = ...) -> None: ...
+
+class ExecuteDdlResponse(_message.Message):
+    __slots__ = ("response", "catalog_version")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_VERSION_FIELD_NUMBER: _ClassVar[int]
+    response: bytes
+    catalog_version: int
+    def __init__(self, response: _Optional[bytes] = ..., catalog_version: _Optional[int] = ...) -> None: ...
