@@ -19,6 +19,8 @@ PARAMETER_MISSING = 1101
 ALIAS_NOT_FOUND = 1600
 FIELD_NOT_FOUND = 1700
 OPERATION_NOT_SUPPORTED = 3000
+# What Milvus answers for a plain (unclassified) error, e.g. a vector length that does not fit the dim.
+UNEXPECTED = 65535
 
 # Legacy common.ErrorCode that Milvus 2.3 sends beside each code (pymilvus reads both).
 _LEGACY = {
@@ -43,7 +45,7 @@ class MilvusError(Exception):
         return status(self.code, self.reason)
 
     @classmethod
-    def from_status(cls, st: common_pb2.Status) -> "MilvusError":
+    def from_status(cls, st: common_pb2.Status) -> MilvusError:
         code = st.code or (SERVICE_INTERNAL if st.error_code else 0)
         err = cls(code, st.reason)
         err.legacy = st.error_code  # type: ignore[attr-defined]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import mmh3
 import numpy as np

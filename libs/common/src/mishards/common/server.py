@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -49,11 +49,7 @@ class Server:
     health: health.aio.HealthServicer
 
     async def set_serving(self, serving: bool, service: str = "") -> None:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         await self.health.set(service, status)
 
 
@@ -74,22 +70,31 @@ async def serve(
     on_start: Callable[[], Awaitable[None]] | None = None,
     on_stop: Callable[[], Awaitable[None]] | None = None,
     grace: float = 5.0,
+    on_drain: Callable[[], None] | None = None,
 ) -> None:
-    """Start, say SERVING once `on_start` has finished, and drain on SIGTERM or SIGINT."""
+    """Start, say SERVING once `on_start` has finished, and drain on SIGTERM or SIGINT.
+
+    `on_drain` runs when draining begins (e.g. to end server streams at once, so that
+    their clients reconnect elsewhere instead of being cut at the end of the grace period).
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    # grpc's health servicer starts out SERVING; say NOT_SERVING until on_start has finished.
+    await srv.set_serving(False)
     await srv.server.start()
     if on_start is not None:
         await on_start()
     await srv.set_serving(True)
     log.info("%s serving on port %d", name, srv.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     waiter = asyncio.ensure_future(srv.server.wait_for_termination())
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
     log.info("%s draining (grace %.1fs)", name, grace)
     await srv.set_serving(False)
+    if on_drain is not None:
+        on_drain()
     await srv.server.stop(grace)
     if on_stop is not None:
         await on_stop()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
 from dynaconf import Dynaconf  # type: ignore[import-untyped]
 
@@ -60,8 +61,13 @@ def _parse_list(raw: Any) -> list[str]:
     return [part.strip() for part in str(raw).split(",") if part.strip()]
 
 
-def _meta(kind: str, doc: str, minimum: float | None = None, maximum: float | None = None,
-          choices: tuple[str, ...] | None = None) -> dict[str, Any]:
+def _meta(
+    kind: str,
+    doc: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
     return {"kind": kind, "doc": doc, "min": minimum, "max": maximum, "choices": choices}
 
 
@@ -73,50 +79,147 @@ class Settings:
     """Every setting of every service, with the defaults of the README table."""
 
     DEBUG: bool = field(default=False, metadata=_meta("bool", "debug mode: more logging, tracebacks in logs"))
-    TIMEZONE: str = field(default="UTC", metadata=_meta("str", "time zone of log timestamps"))
-    MAX_RETRY: int = field(default=3, metadata=_meta("int", "retries of a failed backend read", 0, 100))
+    TIMEZONE: str = field(
+        default="UTC", metadata=_meta("str", "time zone of log timestamps (validated now, used from a later release)")
+    )
+    MAX_RETRY: int = field(
+        default=3,
+        metadata=_meta("int", "retries of a failed backend read (validated now, used from a later release)", 0, 100),
+    )
     SERVER_PORT: int = field(default=19530, metadata=_meta("int", "router's Milvus-protocol port", *PORT))
     SERVER_HOST: str = field(default="0.0.0.0", metadata=_meta("str", "address the services bind"))
-    WOSERVER: list[str] = field(default_factory=list, metadata=_meta("list", "writable Milvus instances, comma separated host[:port]"))
-    SQLALCHEMY_DATABASE_URI: str = field(default="sqlite:///mishards-meta.db", metadata=_meta("str", "meta store database URL"))
+    WOSERVER: list[str] = field(
+        default_factory=list, metadata=_meta("list", "writable Milvus instances, comma separated host[:port]")
+    )
+    SQLALCHEMY_DATABASE_URI: str = field(
+        default="sqlite:///mishards-meta.db", metadata=_meta("str", "meta store database URL")
+    )
     SQL_ECHO: bool = field(default=False, metadata=_meta("bool", "log every SQL statement"))
-    SQLALCHEMY_DATABASE_TEST_URI: str = field(default="", metadata=_meta("str", "meta store database URL used by the MySQL tests"))
+    SQLALCHEMY_DATABASE_TEST_URI: str = field(
+        default="",
+        metadata=_meta(
+            "str",
+            "MySQL server URL (without database) for the meta store tests; default mysql+pymysql://root:@127.0.0.1:3306",
+        ),
+    )
     SQL_TEST_ECHO: bool = field(default=False, metadata=_meta("bool", "log SQL in tests"))
     DISCOVERY_PLUGIN_PATH: str = field(default="", metadata=_meta("str", "folder searched for a user discovery class"))
-    DISCOVERY_CLASS_NAME: str = field(default="static", metadata=_meta("str", "discovery back end: static, file, or a user class"))
-    DISCOVERY_STATIC_HOSTS: list[str] = field(default_factory=list, metadata=_meta("list", "read-only Milvus instances for the static back end"))
+    DISCOVERY_CLASS_NAME: str = field(
+        default="static", metadata=_meta("str", "discovery back end: static, file, or a user class")
+    )
+    DISCOVERY_STATIC_HOSTS: list[str] = field(
+        default_factory=list, metadata=_meta("list", "read-only Milvus instances for the static back end")
+    )
     DISCOVERY_STATIC_PORT: int = field(default=19530, metadata=_meta("int", "default port of static entries", 1, 65535))
     DISCOVERY_FILE_PATH: str = field(default="", metadata=_meta("str", "YAML instance list for the file back end"))
-    DISCOVERY_PROBE_INTERVAL: float = field(default=2.0, metadata=_meta("float", "seconds between health probes of each instance", 0.05))
-    DISCOVERY_PROBE_TIMEOUT: float = field(default=3.0, metadata=_meta("float", "seconds a health probe may take", 0.05))
-    DISCOVERY_KUBERNETES_NAMESPACE: str = field(default="", metadata=_meta("str", "namespace of the Milvus pods (kubernetes back end)"))
-    DISCOVERY_KUBERNETES_IN_CLUSTER: bool = field(default=False, metadata=_meta("bool", "use the in-cluster service account"))
-    DISCOVERY_KUBERNETES_POLL_INTERVAL: int = field(default=5, metadata=_meta("int", "seconds between re-lists of pods", 1))
-    DISCOVERY_KUBERNETES_POD_PATT: str = field(default="", metadata=_meta("str", "regular expression over Milvus pod names"))
-    DISCOVERY_KUBERNETES_LABEL_SELECTOR: str = field(default="", metadata=_meta("str", "label selector of Milvus pods"))
-    TRACER_PLUGIN_PATH: str = field(default="", metadata=_meta("str", "folder searched for a user tracer class"))
-    TRACER_CLASS_NAME: str = field(default="", metadata=_meta("str", "tracer: empty disables tracing, Jaeger exports OTLP"))
-    TRACING_SERVICE_NAME: str = field(default="mishards", metadata=_meta("str", "service name of traces"))
-    TRACING_SAMPLER_TYPE: str = field(default="const", metadata=_meta("str", "sampler", choices=("const", "probabilistic", "ratelimiting")))
-    TRACING_SAMPLER_PARAM: float = field(default=1.0, metadata=_meta("float", "sampler parameter", 0))
-    TRACING_LOG_PAYLOAD: bool = field(default=False, metadata=_meta("bool", "attach request summaries to spans"))
-    TRACING_EXPORTER_ENDPOINT: str = field(default="http://127.0.0.1:4317", metadata=_meta("str", "OTLP endpoint"))
-    LOG_LEVEL: str = field(default="INFO", metadata=_meta("str", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR")))
+    DISCOVERY_PROBE_INTERVAL: float = field(
+        default=2.0, metadata=_meta("float", "seconds between health probes of each instance", 0.05)
+    )
+    DISCOVERY_PROBE_TIMEOUT: float = field(
+        default=3.0, metadata=_meta("float", "seconds a health probe may take", 0.05)
+    )
+    DISCOVERY_KUBERNETES_NAMESPACE: str = field(
+        default="",
+        metadata=_meta(
+            "str", "namespace of the Milvus pods (kubernetes back end) (validated now, used from a later release)"
+        ),
+    )
+    DISCOVERY_KUBERNETES_IN_CLUSTER: bool = field(
+        default=False,
+        metadata=_meta("bool", "use the in-cluster service account (validated now, used from a later release)"),
+    )
+    DISCOVERY_KUBERNETES_POLL_INTERVAL: int = field(
+        default=5,
+        metadata=_meta("int", "seconds between re-lists of pods (validated now, used from a later release)", 1),
+    )
+    DISCOVERY_KUBERNETES_POD_PATT: str = field(
+        default="",
+        metadata=_meta("str", "regular expression over Milvus pod names (validated now, used from a later release)"),
+    )
+    DISCOVERY_KUBERNETES_LABEL_SELECTOR: str = field(
+        default="", metadata=_meta("str", "label selector of Milvus pods (validated now, used from a later release)")
+    )
+    TRACER_PLUGIN_PATH: str = field(
+        default="",
+        metadata=_meta("str", "folder searched for a user tracer class (validated now, used from a later release)"),
+    )
+    TRACER_CLASS_NAME: str = field(
+        default="",
+        metadata=_meta(
+            "str", "tracer: empty disables tracing, Jaeger exports OTLP (validated now, used from a later release)"
+        ),
+    )
+    TRACING_SERVICE_NAME: str = field(
+        default="mishards", metadata=_meta("str", "service name of traces (validated now, used from a later release)")
+    )
+    TRACING_SAMPLER_TYPE: str = field(
+        default="const",
+        metadata=_meta(
+            "str",
+            "sampler (validated now, used from a later release)",
+            choices=("const", "probabilistic", "ratelimiting"),
+        ),
+    )
+    TRACING_SAMPLER_PARAM: float = field(
+        default=1.0, metadata=_meta("float", "sampler parameter (validated now, used from a later release)", 0)
+    )
+    TRACING_LOG_PAYLOAD: bool = field(
+        default=False,
+        metadata=_meta("bool", "attach request summaries to spans (validated now, used from a later release)"),
+    )
+    TRACING_EXPORTER_ENDPOINT: str = field(
+        default="http://127.0.0.1:4317",
+        metadata=_meta("str", "OTLP endpoint (validated now, used from a later release)"),
+    )
+    LOG_LEVEL: str = field(
+        default="INFO", metadata=_meta("str", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    )
     LOG_PATH: str = field(default="/tmp/mishards", metadata=_meta("str", "folder of log files"))
-    LOG_NAME: str = field(default="logfile", metadata=_meta("str", "log file name prefix (the service name is appended)"))
-    ROUTER_PLUGIN_PATH: str = field(default="", metadata=_meta("str", "folder searched for a user read-routing class"))
-    ROUTER_CLASS_NAME: str = field(default="ConsistentHashRouter", metadata=_meta("str", "read-routing strategy"))
-    ROUTER_CLASS_TEST_NAME: str = field(default="ConsistentHashRouter", metadata=_meta("str", "read-routing strategy in tests"))
+    LOG_NAME: str = field(
+        default="logfile", metadata=_meta("str", "log file name prefix (the service name is appended)")
+    )
+    ROUTER_PLUGIN_PATH: str = field(
+        default="",
+        metadata=_meta(
+            "str", "folder searched for a user read-routing class (validated now, used from a later release)"
+        ),
+    )
+    ROUTER_CLASS_NAME: str = field(
+        default="ConsistentHashRouter",
+        metadata=_meta("str", "read-routing strategy (validated now, used from a later release)"),
+    )
+    ROUTER_CLASS_TEST_NAME: str = field(
+        default="ConsistentHashRouter",
+        metadata=_meta("str", "read-routing strategy in tests (validated now, used from a later release)"),
+    )
     META_SERVER_PORT: int = field(default=19541, metadata=_meta("int", "meta's gRPC port", *PORT))
     META_ADDRESS: str = field(default="127.0.0.1:19541", metadata=_meta("str", "where the other services reach meta"))
     DISCOVERY_SERVER_PORT: int = field(default=19542, metadata=_meta("int", "discovery's gRPC port", *PORT))
-    DISCOVERY_ADDRESS: str = field(default="127.0.0.1:19542", metadata=_meta("str", "where the other services reach discovery"))
-    METRICS_PORT: int = field(default=0, metadata=_meta("int", "Prometheus port; 0 means the service's default (router 9191, meta 9192, discovery 9193)", *PORT))
-    DEFAULT_SHARDS_NUM: int = field(default=2, metadata=_meta("int", "shards of a new collection when the request gives none", 1, 64))
-    READ_REPLICAS: int = field(default=1, metadata=_meta("int", "read-only replicas per shard", 0, 16))
-    MILVUS_BACKEND_TOKEN: str = field(default="", metadata=_meta("str", "token sent to backends (user:password or API key)"))
+    DISCOVERY_ADDRESS: str = field(
+        default="127.0.0.1:19542", metadata=_meta("str", "where the other services reach discovery")
+    )
+    METRICS_PORT: int = field(
+        default=0,
+        metadata=_meta(
+            "int",
+            "Prometheus port; 0 means the service's default (router 9191, meta 9192, discovery 9193) (validated now, used from a later release)",
+            *PORT,
+        ),
+    )
+    DEFAULT_SHARDS_NUM: int = field(
+        default=2, metadata=_meta("int", "shards of a new collection when the request gives none", 1, 64)
+    )
+    READ_REPLICAS: int = field(
+        default=1,
+        metadata=_meta("int", "read-only replicas per shard (validated now, used from a later release)", 0, 16),
+    )
+    MILVUS_BACKEND_TOKEN: str = field(
+        default="", metadata=_meta("str", "token sent to backends (user:password or API key)")
+    )
     BACKEND_TIMEOUT: float = field(default=60.0, metadata=_meta("float", "seconds a backend call may take", 0.1))
-    ID_BLOCK_SIZE: int = field(default=10000, metadata=_meta("int", "ids the router takes from meta at a time", 1, 10_000_000))
+    ID_BLOCK_SIZE: int = field(
+        default=10000, metadata=_meta("int", "ids the router takes from meta at a time", 1, 10_000_000)
+    )
     GRACE_PERIOD: float = field(default=5.0, metadata=_meta("float", "seconds to drain requests on SIGTERM", 0))
 
     def __repr__(self) -> str:  # never print secrets
@@ -126,7 +229,7 @@ class Settings:
                 shown[secret] = "***"
         return f"Settings({shown})"
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
@@ -193,7 +296,7 @@ def describe_settings() -> list[tuple[str, str, str]]:
     """(name, default, meaning) of every setting, for the README table and `.env.example`."""
     rows = []
     for f in fields(Settings):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc,operator]
         if isinstance(default, list):
             default = ",".join(default)
         if isinstance(default, bool):

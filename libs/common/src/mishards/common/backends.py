@@ -1,0 +1,39 @@
+"""Long-lived asyncio channels and stubs to Milvus instances, one per address."""
+
+from __future__ import annotations
+
+import base64
+
+import grpc
+from pymilvus.grpc_gen import milvus_pb2_grpc
+
+from mishards.common.server import insecure_channel
+
+
+class BackendPool:
+    """MilvusService stubs by address; channels are created once and reused."""
+
+    def __init__(self, token: str = "") -> None:
+        self._token = token
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[str, milvus_pb2_grpc.MilvusServiceStub] = {}
+
+    def stub(self, address: str) -> milvus_pb2_grpc.MilvusServiceStub:
+        stub = self._stubs.get(address)
+        if stub is None:
+            channel = insecure_channel(address)
+            self._channels[address] = channel
+            stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+            self._stubs[address] = stub
+        return stub
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        if not self._token:
+            return ()
+        return (("authorization", base64.b64encode(self._token.encode()).decode()),)
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
+        self._stubs.clear()

@@ -1,0 +1,53 @@
+"""Request and response classes of MilvusService methods, from pymilvus's descriptors."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from google.protobuf import message as pb_message
+from google.protobuf import message_factory
+from pymilvus.grpc_gen import common_pb2, milvus_pb2
+
+SERVICE = milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"]
+
+
+@cache
+def request_class(method: str) -> type[pb_message.Message]:
+    return message_factory.GetMessageClass(SERVICE.methods_by_name[method].input_type)
+
+
+@cache
+def response_class(method: str) -> type[pb_message.Message]:
+    return message_factory.GetMessageClass(SERVICE.methods_by_name[method].output_type)
+
+
+def method_names() -> list[str]:
+    return [m.name for m in SERVICE.methods]
+
+
+def error_response(method: str, st: common_pb2.Status) -> pb_message.Message:
+    """The response message of `method` carrying only the status `st`."""
+    cls = response_class(method)
+    if cls.DESCRIPTOR.full_name == "milvus.proto.common.Status":
+        out = cls()
+        out.CopyFrom(st)
+        return out
+    out = cls()
+    field = status_field(method)
+    if field:
+        getattr(out, field).CopyFrom(st)
+    return out
+
+
+@cache
+def status_field(method: str) -> str:
+    """The name of the response's common.Status field ("" when it has none)."""
+    for field in response_class(method).DESCRIPTOR.fields:
+        if field.message_type is not None and field.message_type.full_name == "milvus.proto.common.Status":
+            return field.name
+    return ""
+
+
+def is_streaming(method: str) -> bool:
+    m = SERVICE.methods_by_name[method]
+    return bool(m.client_streaming or m.server_streaming)
