@@ -1,0 +1,52 @@
+"""Parsing of `host[:port]` entries shared by the static and file back ends."""
+
+from __future__ import annotations
+
+
+def join_host_port(host: str, port: int) -> str:
+    """`host:port`, with IPv6 literals in brackets (`[::1]:19530`)."""
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+def parse_port(raw: str, entry: str) -> int:
+    """A port number 1-65535; ValueError naming `entry` otherwise."""
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ValueError(f"{entry!r} has port {raw!r}, not a number") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{entry!r} has port {port}, outside 1-65535")
+    return port
+
+
+def split_host_port(raw: str, default_port: int) -> tuple[str, int]:
+    """(host, port) of `[tcp://]host[:port]`; IPv6 literals as `[addr]:port` or bare `addr`.
+
+    Raises ValueError saying what is wrong with the entry.
+    """
+    text = raw.strip()
+    if text.lower().startswith("tcp://"):
+        text = text[len("tcp://") :]
+    text = text.rstrip("/")
+    if "://" in text:
+        raise ValueError(f"{raw!r} has a scheme other than tcp://")
+    if not text:
+        raise ValueError(f"{raw!r} has no host")
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ValueError(f"{raw!r} has an unclosed [")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{raw!r} has text after ]")
+        port = parse_port(rest[1:], raw) if rest else default_port
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+        port = parse_port(port_text, raw)
+    else:  # a bare name, IPv4 address or IPv6 literal without a port
+        host, port = text, default_port
+    if not host or any(c.isspace() or c in "/@" for c in host):
+        raise ValueError(f"{raw!r} has no usable host")
+    return host, port
