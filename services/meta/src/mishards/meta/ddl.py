@@ -1,0 +1,391 @@
+"""DDL: record the desired state, apply it to every copy, answer when all have applied it.
+
+Only meta sends DDL to Milvus. When a backend rejects a change, the desired-state change is
+removed (and copies that had applied it are rolled back) and the backend's status is
+returned unchanged except that physical names are replaced by the client's names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from google.protobuf import message as pb_message
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
+
+from mishards.common import errors
+from mishards.common.backends import BackendPool
+from mishards.common.errors import MilvusError
+from mishards.common.membership import MembershipWatcher
+from mishards.common.milvus_messages import error_response, request_class
+from mishards.common.settings import Settings
+from mishards.meta import placement
+from mishards.meta.store import CREATING, DROPPING, READY, CollectionSpec, NotFound, Store
+from mishards.meta.tso import TimestampOracle
+from mishards.v1 import discovery_pb2
+
+log = logging.getLogger(__name__)
+
+OK = common_pb2.Status()
+
+
+def _db(request: Any, header_db: str) -> str:
+    return getattr(request, "db_name", "") or header_db or "default"
+
+
+class DdlExecutor:
+    """Executes the Milvus DDL methods meta owns; each returns (response, catalog version)."""
+
+    def __init__(
+        self,
+        store: Store,
+        tso: TimestampOracle,
+        membership: MembershipWatcher,
+        backends: BackendPool,
+        settings: Settings,
+        on_change: Callable[[int], Awaitable[None]],
+    ) -> None:
+        self.store = store
+        self.tso = tso
+        self.membership = membership
+        self.backends = backends
+        self.settings = settings
+        self.on_change = on_change
+        # Meta is a singleton; DDL runs one at a time so that desired state stays simple.
+        self._lock = asyncio.Lock()
+        self._handlers: dict[str, Callable[[Any, str], Awaitable[pb_message.Message]]] = {
+            "CreateCollection": self.create_collection,
+            "DropCollection": self.drop_collection,
+            "CreateIndex": self.create_index,
+            "DropIndex": self.drop_index,
+            "LoadCollection": self.load_collection,
+            "ReleaseCollection": self.release_collection,
+            "CreateDatabase": self.create_database,
+            "DropDatabase": self.drop_database,
+        }
+
+    def methods(self) -> list[str]:
+        return sorted(self._handlers)
+
+    async def execute(self, method: str, payload: bytes, header_db: str) -> tuple[bytes, int]:
+        handler = self._handlers.get(method)
+        if handler is None:
+            return error_response(method, errors.unsupported(method).to_status()).SerializeToString(), 0
+        request = request_class(method).FromString(payload)
+        async with self._lock:
+            try:
+                response = await handler(request, header_db)
+            except MilvusError as exc:
+                response = error_response(method, exc.to_status())
+            except Exception as exc:  # never a traceback to the client
+                log.exception("%s failed", method)
+                response = error_response(method, errors.status(errors.SERVICE_INTERNAL, f"mishards meta: {exc}"))
+            version = self.store.catalog_version()
+        await self.on_change(version)
+        return response.SerializeToString(), version
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _address(self, identity: str) -> str:
+        inst = self.membership.by_identity().get(identity)
+        if inst is None:
+            raise MilvusError(errors.SERVICE_UNAVAILABLE, f"mishards: instance {identity} is not in the membership")
+        return inst.address
+
+    def _collection(self, db_name: str, name: str) -> CollectionSpec:
+        try:
+            spec = self.store.get_collection(db_name, name)
+        except NotFound:
+            raise errors.collection_not_found(name, db_name) from None
+        if spec.state != READY:
+            raise errors.collection_not_found(name, db_name)
+        return spec
+
+    async def _on_copies(
+        self,
+        spec: CollectionSpec,
+        call: Callable[[Any, str], Awaitable[common_pb2.Status]],
+        tolerate: Callable[[common_pb2.Status], bool] = lambda st: False,
+    ) -> list[tuple[int, common_pb2.Status]]:
+        """Run `call(stub, physical_name)` on every copy; returns failures (shard, status)."""
+
+        async def one(shard: int, identity: str, physical: str) -> tuple[int, common_pb2.Status]:
+            try:
+                stub = self.backends.stub(self._address(identity))
+                st = await call(stub, physical)
+            except MilvusError as exc:
+                st = exc.to_status()
+            except Exception as exc:  # grpc errors: the instance did not answer
+                st = errors.status(errors.SERVICE_UNAVAILABLE, f"mishards: instance {identity} did not answer: {exc}")
+            if errors.is_error(st) and not tolerate(st):
+                return shard, _rename(st, physical, spec.name)
+            return shard, OK
+
+        results = await asyncio.gather(*(one(s.index, s.primary, s.physical_name) for s in spec.shards))
+        return [(k, st) for k, st in results if errors.is_error(st)]
+
+    def _md(self) -> tuple[tuple[str, str], ...]:
+        return self.backends.metadata()
+
+    # --- collections ---------------------------------------------------------------------------
+
+    async def create_collection(self, req: milvus_pb2.CreateCollectionRequest, header_db: str) -> common_pb2.Status:
+        db_name = _db(req, header_db)
+        if db_name not in self.store.list_databases():
+            raise MilvusError(errors.DATABASE_NOT_FOUND, f"database not found[database={db_name}]")
+        schema = schema_pb2.CollectionSchema.FromString(req.schema)
+        if schema.name and schema.name != req.collection_name:
+            raise MilvusError(errors.PARAMETER_INVALID, "collection name in schema and request differ")
+        try:
+            existing = self.store.get_collection(db_name, req.collection_name)
+        except NotFound:
+            existing = None
+        if existing is not None and existing.state == READY:
+            if existing.name != req.collection_name:  # an alias has this name
+                raise MilvusError(
+                    errors.PARAMETER_INVALID,
+                    f"collection name [{req.collection_name}] conflicts with an existing alias",
+                )
+            raise (
+                MilvusError(
+                    errors.PARAMETER_INVALID,
+                    f"create duplicate collection with different parameters, collection: {req.collection_name}",
+                )
+                if not _same_schema(existing, schema)
+                else _AlreadyExists()
+            )
+        shards_num = req.shards_num or self.settings.DEFAULT_SHARDS_NUM
+        writable = sorted(i.identity for i in self.membership.instances(discovery_pb2.WRITABLE))
+        if not writable:
+            raise MilvusError(errors.SERVICE_UNAVAILABLE, "mishards: no healthy writable Milvus instance")
+        primaries = placement.place_primaries(f"{db_name}/{req.collection_name}", shards_num, writable)
+        spec = self.store.add_collection(
+            db_name,
+            req.collection_name,
+            req.schema,
+            shards_num,
+            req.consistency_level,
+            [(kv.key, kv.value) for kv in req.properties],
+            self.tso.get(),
+            primaries,
+        )
+        await self.on_change(self.store.catalog_version())
+
+        def physical_request(physical: str) -> milvus_pb2.CreateCollectionRequest:
+            phys_schema = schema_pb2.CollectionSchema()
+            phys_schema.CopyFrom(schema)
+            phys_schema.name = physical
+            phys_schema.autoID = False
+            for f in phys_schema.fields:
+                if f.is_primary_key:
+                    f.autoID = False
+            out = milvus_pb2.CreateCollectionRequest()
+            out.CopyFrom(req)
+            out.db_name = ""
+            out.collection_name = physical
+            out.schema = phys_schema.SerializeToString()
+            out.shards_num = 1
+            return out
+
+        async def create(stub: Any, physical: str) -> common_pb2.Status:
+            return await stub.CreateCollection(physical_request(physical), metadata=self._md())
+
+        # The first copy validates the schema, so a bad schema touches one backend only.
+        first = CollectionSpec(**{**spec.__dict__, "shards": spec.shards[:1]})
+        failures = await self._on_copies(first, create)
+        if not failures:
+            rest = CollectionSpec(**{**spec.__dict__, "shards": spec.shards[1:]})
+            failures = await self._on_copies(rest, create)
+        if failures:
+            await self._drop_copies(spec)
+            self.store.remove_collection(spec.id)
+            return failures[0][1]
+        described = await self._describe_first_copy(spec)
+        if described is not None:
+            for f in described.fields:
+                if f.is_primary_key:
+                    f.autoID = any(sf.autoID for sf in schema.fields if sf.is_primary_key) or schema.autoID
+            described.name = req.collection_name
+            described.autoID = schema.autoID
+        stored = described.SerializeToString() if described is not None else req.schema
+        self.store.set_state(spec.id, READY, schema=stored)
+        return OK
+
+    async def _describe_first_copy(self, spec: CollectionSpec) -> schema_pb2.CollectionSchema | None:
+        shard = spec.shards[0]
+        stub = self.backends.stub(self._address(shard.primary))
+        resp = await stub.DescribeCollection(
+            milvus_pb2.DescribeCollectionRequest(collection_name=shard.physical_name), metadata=self._md()
+        )
+        if errors.is_error(resp.status):
+            log.warning("describe of %s failed: %s", shard.physical_name, resp.status.reason)
+            return None
+        return resp.schema
+
+    async def _drop_copies(self, spec: CollectionSpec) -> list[tuple[int, common_pb2.Status]]:
+        async def drop(stub: Any, physical: str) -> common_pb2.Status:
+            return await stub.DropCollection(
+                milvus_pb2.DropCollectionRequest(collection_name=physical), metadata=self._md()
+            )
+
+        return await self._on_copies(spec, drop, tolerate=_not_found)
+
+    async def drop_collection(self, req: milvus_pb2.DropCollectionRequest, header_db: str) -> common_pb2.Status:
+        db_name = _db(req, header_db)
+        try:
+            spec = self.store.get_collection(db_name, req.collection_name)
+        except NotFound:
+            return OK  # Milvus 2.3 answers success for a collection that does not exist
+        if spec.name != req.collection_name:
+            raise MilvusError(errors.PARAMETER_INVALID, f"cannot drop the collection via alias = {req.collection_name}")
+        self.store.set_state(spec.id, DROPPING)
+        failures = await self._drop_copies(spec)
+        if failures:
+            return failures[0][1]  # stays DROPPING; the reconciler finishes it
+        self.store.remove_collection(spec.id)
+        return OK
+
+    async def reconcile(self) -> None:
+        """Finish or roll back DDL cut short by a crash: CREATING is rolled back, DROPPING finished."""
+        for spec in self.store.iter_all():
+            if spec.state in (CREATING, DROPPING):
+                log.info("reconciling collection %s (%s)", spec.name, spec.state)
+                try:
+                    failures = await self._drop_copies(spec)
+                except MilvusError as exc:
+                    log.warning("cannot reconcile %s yet: %s", spec.name, exc.reason)
+                    continue
+                if not failures:
+                    self.store.remove_collection(spec.id)
+
+    # --- indexes -----------------------------------------------------------------------------
+
+    async def create_index(self, req: milvus_pb2.CreateIndexRequest, header_db: str) -> common_pb2.Status:
+        spec = self._collection(_db(req, header_db), req.collection_name)
+
+        async def create(stub: Any, physical: str) -> common_pb2.Status:
+            out = milvus_pb2.CreateIndexRequest()
+            out.CopyFrom(req)
+            out.db_name = ""
+            out.collection_name = physical
+            return await stub.CreateIndex(out, metadata=self._md())
+
+        first = CollectionSpec(**{**spec.__dict__, "shards": spec.shards[:1]})
+        failures = await self._on_copies(first, create)
+        if not failures:
+            failures = await self._on_copies(CollectionSpec(**{**spec.__dict__, "shards": spec.shards[1:]}), create)
+        if failures:
+            if not any(k == 0 for k, _ in failures):
+                await self._drop_index_copies(spec, req.field_name, req.index_name)
+            return failures[0][1]
+        params = {kv.key: kv.value for kv in req.extra_params}
+        self.store.put_index(spec.id, req.field_name, req.index_name or req.field_name, params)
+        return OK
+
+    async def _drop_index_copies(
+        self, spec: CollectionSpec, field_name: str, index_name: str
+    ) -> list[tuple[int, common_pb2.Status]]:
+        async def drop(stub: Any, physical: str) -> common_pb2.Status:
+            return await stub.DropIndex(
+                milvus_pb2.DropIndexRequest(collection_name=physical, field_name=field_name, index_name=index_name),
+                metadata=self._md(),
+            )
+
+        return await self._on_copies(spec, drop)
+
+    async def drop_index(self, req: milvus_pb2.DropIndexRequest, header_db: str) -> common_pb2.Status:
+        spec = self._collection(_db(req, header_db), req.collection_name)
+        failures = await self._drop_index_copies(spec, req.field_name, req.index_name)
+        if failures:
+            return failures[0][1]
+        for field_name, index_name, _ in spec.indexes:
+            if index_name == req.index_name or (not req.index_name and field_name == req.field_name):
+                self.store.remove_index(spec.id, index_name)
+        return OK
+
+    # --- load / release ----------------------------------------------------------------------------
+
+    async def load_collection(self, req: milvus_pb2.LoadCollectionRequest, header_db: str) -> common_pb2.Status:
+        spec = self._collection(_db(req, header_db), req.collection_name)
+
+        async def load(stub: Any, physical: str) -> common_pb2.Status:
+            out = milvus_pb2.LoadCollectionRequest()
+            out.CopyFrom(req)
+            out.db_name = ""
+            out.collection_name = physical
+            out.replica_number = 0  # replicas are Mishards copies, not Milvus in-memory replicas
+            return await stub.LoadCollection(out, metadata=self._md())
+
+        failures = await self._on_copies(spec, load)
+        if failures:
+            return failures[0][1]
+        self.store.set_loaded(spec.id, True)
+        return OK
+
+    async def release_collection(self, req: milvus_pb2.ReleaseCollectionRequest, header_db: str) -> common_pb2.Status:
+        spec = self._collection(_db(req, header_db), req.collection_name)
+
+        async def release(stub: Any, physical: str) -> common_pb2.Status:
+            return await stub.ReleaseCollection(
+                milvus_pb2.ReleaseCollectionRequest(collection_name=physical), metadata=self._md()
+            )
+
+        failures = await self._on_copies(spec, release)
+        if failures:
+            return failures[0][1]
+        self.store.set_loaded(spec.id, False)
+        return OK
+
+    # --- databases -------------------------------------------------------------------------------
+
+    async def create_database(self, req: milvus_pb2.CreateDatabaseRequest, header_db: str) -> common_pb2.Status:
+        if req.db_name in self.store.list_databases():
+            raise MilvusError(errors.PARAMETER_INVALID, f"database already exist: {req.db_name}")
+        self.store.create_database(req.db_name, self.tso.get())
+        return OK
+
+    async def drop_database(self, req: milvus_pb2.DropDatabaseRequest, header_db: str) -> common_pb2.Status:
+        if req.db_name == "default":
+            raise MilvusError(errors.PARAMETER_INVALID, "can not drop default database")
+        if any(c.db_name == req.db_name for c in self.store.collections()):
+            raise MilvusError(
+                errors.PARAMETER_INVALID,
+                f"database:{req.db_name} not empty, must drop all collections before drop database",
+            )
+        self.store.drop_database(req.db_name)
+        return OK
+
+
+class _AlreadyExists(MilvusError):
+    """Creating a collection that exists with the same schema succeeds, as in Milvus."""
+
+    def __init__(self) -> None:
+        super().__init__(0, "")
+
+    def to_status(self) -> common_pb2.Status:
+        return common_pb2.Status()
+
+
+def _same_schema(existing: CollectionSpec, requested: schema_pb2.CollectionSchema) -> bool:
+    stored = schema_pb2.CollectionSchema.FromString(existing.schema)
+
+    def shape(s: schema_pb2.CollectionSchema) -> list[tuple[str, int, bool, bool, tuple[tuple[str, str], ...]]]:
+        return [
+            (f.name, f.data_type, f.is_primary_key, f.autoID, tuple(sorted((kv.key, kv.value) for kv in f.type_params)))
+            for f in s.fields
+        ]
+
+    return shape(stored) == shape(requested)
+
+
+def _not_found(st: common_pb2.Status) -> bool:
+    return st.code == errors.COLLECTION_NOT_FOUND or st.error_code == common_pb2.CollectionNotExists
+
+
+def _rename(st: common_pb2.Status, physical: str, logical: str) -> common_pb2.Status:
+    out = common_pb2.Status()
+    out.CopyFrom(st)
+    out.reason = st.reason.replace(physical, logical)
+    return out

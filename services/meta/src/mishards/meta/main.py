@@ -1,0 +1,75 @@
+"""mishards-meta: the catalog, desired state, ids, timestamps and DDL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from mishards.common.backends import BackendPool
+from mishards.common.logs import setup_logging
+from mishards.common.membership import MembershipWatcher
+from mishards.common.server import Server, create_server, serve
+from mishards.common.settings import Settings, SettingsError, load_settings
+from mishards.meta.ddl import DdlExecutor
+from mishards.meta.servicer import CatalogFeed, MetaServicer
+from mishards.meta.store import Store
+from mishards.meta.tso import TimestampOracle
+from mishards.v1 import meta_pb2_grpc
+
+log = logging.getLogger("mishards.meta")
+
+
+class MetaService:
+    """Everything meta runs, built from settings; `start()`/`stop()` for tests and main."""
+
+    def __init__(self, settings: Settings, port: int | None = None) -> None:
+        self.settings = settings
+        self.store = Store(settings.SQLALCHEMY_DATABASE_URI, echo=settings.SQL_ECHO)
+        self.store.migrate()
+        self.tso = TimestampOracle(self.store.reserve_timestamp_window)
+        self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS)
+        self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN)
+        self.feed = CatalogFeed(self.store.catalog_version())
+        self.ddl = DdlExecutor(self.store, self.tso, self.membership, self.backends, settings, self.feed.publish)
+        self.server: Server = create_server(settings.SERVER_HOST, settings.META_SERVER_PORT if port is None else port)
+        meta_pb2_grpc.add_MetaServicer_to_server(
+            MetaServicer(self.store, self.tso, self.ddl, self.feed), self.server.server
+        )
+
+    async def on_start(self) -> None:
+        await self.membership.start(wait_first=60.0)
+        await self.ddl.reconcile()
+
+    async def on_stop(self) -> None:
+        await self.feed.close()
+        await self.membership.stop()
+        await self.backends.close()
+        self.store.engine.dispose()
+
+    async def run(self) -> None:
+        await serve(self.server, "meta", self.on_start, self.on_stop, self.settings.GRACE_PERIOD)
+
+
+def main() -> None:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"mishards-meta: {exc}", file=sys.stderr)
+        sys.exit(2)
+    setup_logging(settings, "meta")
+    asyncio.run(_amain(settings))
+
+
+async def _amain(settings: Settings) -> None:
+    try:
+        service = MetaService(settings)
+    except Exception as exc:
+        log.error("meta cannot start: %s", exc)
+        print(f"mishards-meta: cannot start: {exc}", file=sys.stderr)
+        sys.exit(2)
+    await service.run()
+
+
+if __name__ == "__main__":
+    main()

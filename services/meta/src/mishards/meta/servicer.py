@@ -1,0 +1,122 @@
+"""The Meta gRPC service: catalog snapshots and change feed, ids, timestamps, DDL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+
+from mishards.meta.ddl import DdlExecutor
+from mishards.meta.store import CollectionSpec, Store
+from mishards.meta.tso import TimestampOracle
+from mishards.v1 import meta_pb2, meta_pb2_grpc
+
+MAX_ID_BLOCK = 10_000_000
+
+
+def collection_message(spec: CollectionSpec) -> meta_pb2.Collection:
+    return meta_pb2.Collection(
+        id=spec.id,
+        db_name=spec.db_name,
+        name=spec.name,
+        schema=spec.schema,
+        shards_num=spec.shards_num,
+        consistency_level=spec.consistency_level,
+        shards=[
+            meta_pb2.ShardPlacement(index=s.index, physical_name=s.physical_name, primary=s.primary)
+            for s in spec.shards
+        ],
+        aliases=spec.aliases,
+        partitions=spec.partitions,
+        indexes=[
+            meta_pb2.IndexSpec(
+                field_name=f, index_name=n, params=[meta_pb2.KeyValue(key=k, value=v) for k, v in sorted(p.items())]
+            )
+            for f, n, p in spec.indexes
+        ],
+        properties=[meta_pb2.KeyValue(key=k, value=v) for k, v in spec.properties],
+        created_timestamp=spec.created_ts,
+        loaded=spec.loaded,
+    )
+
+
+class CatalogFeed:
+    """Tells watchers when the catalog version moves."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self._changed = asyncio.Condition()
+        self.closed = False
+
+    async def publish(self, version: int) -> None:
+        async with self._changed:
+            if version > self.version:
+                self.version = version
+            self._changed.notify_all()
+
+    async def close(self) -> None:
+        async with self._changed:
+            self.closed = True
+            self._changed.notify_all()
+
+    async def follow(self) -> AsyncIterator[int]:
+        seen = -1
+        while not self.closed:
+            async with self._changed:
+                await self._changed.wait_for(lambda: self.version != seen or self.closed)
+                if self.closed:
+                    return
+                seen = self.version
+            yield seen
+
+
+class MetaServicer(meta_pb2_grpc.MetaServicer):
+    """Thin dispatcher over the store, the oracle, the DDL executor and the feed."""
+
+    def __init__(self, store: Store, tso: TimestampOracle, ddl: DdlExecutor, feed: CatalogFeed) -> None:
+        self.store = store
+        self.tso = tso
+        self.ddl = ddl
+        self.feed = feed
+
+    async def GetCatalog(
+        self, request: meta_pb2.GetCatalogRequest, context: grpc.aio.ServicerContext
+    ) -> meta_pb2.Catalog:
+        version = self.store.catalog_version()
+        return meta_pb2.Catalog(
+            version=version,
+            databases=self.store.list_databases(),
+            collections=[collection_message(c) for c in self.store.collections()],
+        )
+
+    async def WatchCatalog(
+        self, request: meta_pb2.WatchCatalogRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[meta_pb2.CatalogVersion]:
+        async for version in self.feed.follow():
+            yield meta_pb2.CatalogVersion(version=version)
+
+    async def AllocateIds(
+        self, request: meta_pb2.AllocateIdsRequest, context: grpc.aio.ServicerContext
+    ) -> meta_pb2.AllocateIdsResponse:
+        count = request.count
+        if count < 1 or count > MAX_ID_BLOCK:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"count must be in 1..{MAX_ID_BLOCK}")
+        begin = await asyncio.to_thread(self.store.allocate_ids, count)
+        return meta_pb2.AllocateIdsResponse(begin=begin, count=count)
+
+    async def GetTimestamp(
+        self, request: meta_pb2.GetTimestampRequest, context: grpc.aio.ServicerContext
+    ) -> meta_pb2.GetTimestampResponse:
+        count = request.count or 1
+        try:
+            first = self.tso.get(count)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return meta_pb2.GetTimestampResponse(timestamp=first, count=count)
+
+    async def ExecuteDdl(
+        self, request: meta_pb2.ExecuteDdlRequest, context: grpc.aio.ServicerContext
+    ) -> meta_pb2.ExecuteDdlResponse:
+        response, version = await self.ddl.execute(request.method, request.request, request.db_name)
+        return meta_pb2.ExecuteDdlResponse(response=response, catalog_version=version)

@@ -1,0 +1,358 @@
+"""The catalog and desired state in SQL (SQLAlchemy 2.x; SQLite embedded, MySQL in production).
+
+Every write to the catalog bumps `catalog_version` in the same transaction, so a router
+that has seen version V has seen every change up to V.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+# Collection states: desired state is recorded before any backend is touched.
+CREATING = "creating"
+READY = "ready"
+DROPPING = "dropping"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DatabaseRow(Base):
+    __tablename__ = "databases"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    created_ts: Mapped[int] = mapped_column(BigInteger, default=0)
+    properties: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class CollectionRow(Base):
+    __tablename__ = "collections"
+    __table_args__ = (UniqueConstraint("db_name", "name", name="uq_collection_name"), {"sqlite_autoincrement": True})
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    db_name: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))
+    schema: Mapped[bytes] = mapped_column(LargeBinary(length=16 << 20))
+    shards_num: Mapped[int] = mapped_column(Integer)
+    consistency_level: Mapped[int] = mapped_column(Integer, default=0)
+    properties: Mapped[str] = mapped_column(Text, default="[]")
+    created_ts: Mapped[int] = mapped_column(BigInteger, default=0)
+    loaded: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16), default=CREATING)
+    shards: Mapped[list[ShardRow]] = relationship(
+        cascade="all, delete-orphan", order_by="ShardRow.idx", lazy="selectin"
+    )
+    partitions: Mapped[list[PartitionRow]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+    indexes: Mapped[list[IndexRow]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+    aliases: Mapped[list[AliasRow]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+
+class ShardRow(Base):
+    __tablename__ = "shards"
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    physical_name: Mapped[str] = mapped_column(String(255))
+    primary: Mapped[str] = mapped_column(String(255))
+
+
+class PartitionRow(Base):
+    __tablename__ = "partitions"
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class IndexRow(Base):
+    __tablename__ = "indexes"
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
+    index_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    field_name: Mapped[str] = mapped_column(String(255))
+    params: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class AliasRow(Base):
+    __tablename__ = "aliases"
+    db_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(255), primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+
+
+class CounterRow(Base):
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+@dataclass
+class ShardSpec:
+    index: int
+    physical_name: str
+    primary: str
+
+
+@dataclass
+class CollectionSpec:
+    """A logical collection as the catalog records it."""
+
+    id: int
+    db_name: str
+    name: str
+    schema: bytes
+    shards_num: int
+    consistency_level: int
+    properties: list[tuple[str, str]]
+    created_ts: int
+    loaded: bool
+    state: str
+    shards: list[ShardSpec]
+    partitions: list[str] = field(default_factory=list)
+    indexes: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+
+
+def physical_name(collection_id: int, shard: int) -> str:
+    """The name of shard `shard`'s copy in every backend (design brief contract)."""
+    return f"mishards_{collection_id}_s{shard}"
+
+
+def _spec(row: CollectionRow) -> CollectionSpec:
+    return CollectionSpec(
+        id=row.id,
+        db_name=row.db_name,
+        name=row.name,
+        schema=row.schema,
+        shards_num=row.shards_num,
+        consistency_level=row.consistency_level,
+        properties=[tuple(kv) for kv in json.loads(row.properties or "[]")],  # type: ignore[misc]
+        created_ts=row.created_ts,
+        loaded=row.loaded,
+        state=row.state,
+        shards=[ShardSpec(s.idx, s.physical_name, s.primary) for s in row.shards],
+        partitions=sorted(p.name for p in row.partitions),
+        indexes=[(i.field_name, i.index_name, json.loads(i.params)) for i in row.indexes],
+        aliases=sorted(a.alias for a in row.aliases),
+    )
+
+
+class NotFound(KeyError):
+    """The named object is not in the catalog."""
+
+
+class Store:
+    """Catalog persistence. Methods are synchronous and each runs in one transaction."""
+
+    def __init__(self, url: str, echo: bool = False) -> None:
+        connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
+        self.engine: Engine = create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        from mishards.meta.migrations import upgrade
+
+        upgrade(self.engine)
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    # --- counters -------------------------------------------------------------------------
+
+    def _bump(self, s: Session, name: str, by: int = 1) -> int:
+        row = s.get(CounterRow, name, with_for_update=True)
+        if row is None:
+            row = CounterRow(name=name, value=0)
+            s.add(row)
+        row.value += by
+        s.flush()
+        return row.value
+
+    def counter(self, name: str) -> int:
+        with self.session() as s:
+            row = s.get(CounterRow, name)
+            return row.value if row else 0
+
+    def catalog_version(self) -> int:
+        return self.counter("catalog_version")
+
+    def allocate_ids(self, count: int, first_id: int = 1) -> int:
+        """Reserve `count` ids; returns the first of the block [begin, begin+count)."""
+        with self.session() as s, s.begin():
+            row = s.get(CounterRow, "next_id", with_for_update=True)
+            if row is None:
+                row = CounterRow(name="next_id", value=first_id)
+                s.add(row)
+            begin = row.value
+            row.value = begin + count
+            return begin
+
+    def reserve_timestamp_window(self, upto_ms: int) -> int:
+        """Persist that hybrid timestamps up to physical `upto_ms` may be issued; returns the old bound."""
+        with self.session() as s, s.begin():
+            row = s.get(CounterRow, "tso_max_ms", with_for_update=True)
+            if row is None:
+                row = CounterRow(name="tso_max_ms", value=0)
+                s.add(row)
+            old = row.value
+            row.value = max(old, upto_ms)
+            return old
+
+    # --- databases ------------------------------------------------------------------------
+
+    def list_databases(self) -> list[str]:
+        with self.session() as s:
+            names = list(s.scalars(select(DatabaseRow.name)))
+        return sorted(set(names) | {"default"})
+
+    def create_database(self, name: str, ts: int) -> int:
+        with self.session() as s, s.begin():
+            s.add(DatabaseRow(name=name, created_ts=ts))
+            return self._bump(s, "catalog_version")
+
+    def drop_database(self, name: str) -> int:
+        with self.session() as s, s.begin():
+            s.execute(delete(DatabaseRow).where(DatabaseRow.name == name))
+            return self._bump(s, "catalog_version")
+
+    # --- collections ----------------------------------------------------------------------
+
+    def add_collection(
+        self,
+        db_name: str,
+        name: str,
+        schema: bytes,
+        shards_num: int,
+        consistency_level: int,
+        properties: list[tuple[str, str]],
+        created_ts: int,
+        primaries: list[str],
+    ) -> CollectionSpec:
+        """Record a new collection in state CREATING with its placement."""
+        with self.session() as s, s.begin():
+            row = CollectionRow(
+                db_name=db_name,
+                name=name,
+                schema=schema,
+                shards_num=shards_num,
+                consistency_level=consistency_level,
+                properties=json.dumps(properties),
+                created_ts=created_ts,
+                state=CREATING,
+            )
+            s.add(row)
+            s.flush()
+            for k, primary in enumerate(primaries):
+                s.add(ShardRow(collection_id=row.id, idx=k, physical_name=physical_name(row.id, k), primary=primary))
+            s.add(PartitionRow(collection_id=row.id, name="_default"))
+            self._bump(s, "catalog_version")
+            s.flush()
+            s.refresh(row)
+            return _spec(row)
+
+    def set_state(self, collection_id: int, state: str, schema: bytes | None = None) -> int:
+        with self.session() as s, s.begin():
+            values: dict[str, object] = {"state": state}
+            if schema is not None:
+                values["schema"] = schema
+            s.execute(update(CollectionRow).where(CollectionRow.id == collection_id).values(**values))
+            return self._bump(s, "catalog_version")
+
+    def set_loaded(self, collection_id: int, loaded: bool) -> int:
+        with self.session() as s, s.begin():
+            s.execute(update(CollectionRow).where(CollectionRow.id == collection_id).values(loaded=loaded))
+            return self._bump(s, "catalog_version")
+
+    def remove_collection(self, collection_id: int) -> int:
+        with self.session() as s, s.begin():
+            row = s.get(CollectionRow, collection_id)
+            if row is not None:
+                s.delete(row)
+            return self._bump(s, "catalog_version")
+
+    def rename_collection(self, collection_id: int, db_name: str, new_name: str) -> int:
+        with self.session() as s, s.begin():
+            s.execute(
+                update(CollectionRow).where(CollectionRow.id == collection_id).values(name=new_name, db_name=db_name)
+            )
+            return self._bump(s, "catalog_version")
+
+    def get_collection(self, db_name: str, name: str) -> CollectionSpec:
+        """The collection named `name` (or aliased `name`) in `db_name`; NotFound otherwise."""
+        with self.session() as s:
+            row = s.scalars(
+                select(CollectionRow).where(CollectionRow.db_name == db_name, CollectionRow.name == name)
+            ).first()
+            if row is None:
+                alias = s.get(AliasRow, (db_name, name))
+                if alias is not None:
+                    row = s.get(CollectionRow, alias.collection_id)
+            if row is None:
+                raise NotFound(f"{db_name}.{name}")
+            return _spec(row)
+
+    def collections(self, states: tuple[str, ...] = (READY,)) -> list[CollectionSpec]:
+        with self.session() as s:
+            rows = s.scalars(select(CollectionRow).where(CollectionRow.state.in_(states)).order_by(CollectionRow.id))
+            return [_spec(r) for r in rows]
+
+    # --- partitions, indexes, aliases ---------------------------------------------------------
+
+    def add_partition(self, collection_id: int, name: str) -> int:
+        with self.session() as s, s.begin():
+            s.merge(PartitionRow(collection_id=collection_id, name=name))
+            return self._bump(s, "catalog_version")
+
+    def remove_partition(self, collection_id: int, name: str) -> int:
+        with self.session() as s, s.begin():
+            s.execute(
+                delete(PartitionRow).where(PartitionRow.collection_id == collection_id, PartitionRow.name == name)
+            )
+            return self._bump(s, "catalog_version")
+
+    def put_index(self, collection_id: int, field_name: str, index_name: str, params: dict[str, str]) -> int:
+        with self.session() as s, s.begin():
+            s.merge(
+                IndexRow(
+                    collection_id=collection_id,
+                    index_name=index_name,
+                    field_name=field_name,
+                    params=json.dumps(params, sort_keys=True),
+                )
+            )
+            return self._bump(s, "catalog_version")
+
+    def remove_index(self, collection_id: int, index_name: str) -> int:
+        with self.session() as s, s.begin():
+            s.execute(
+                delete(IndexRow).where(IndexRow.collection_id == collection_id, IndexRow.index_name == index_name)
+            )
+            return self._bump(s, "catalog_version")
+
+    def put_alias(self, db_name: str, alias: str, collection_id: int) -> int:
+        with self.session() as s, s.begin():
+            s.merge(AliasRow(db_name=db_name, alias=alias, collection_id=collection_id))
+            return self._bump(s, "catalog_version")
+
+    def remove_alias(self, db_name: str, alias: str) -> int:
+        with self.session() as s, s.begin():
+            s.execute(delete(AliasRow).where(AliasRow.db_name == db_name, AliasRow.alias == alias))
+            return self._bump(s, "catalog_version")
+
+    def iter_all(self) -> Iterator[CollectionSpec]:
+        yield from self.collections((CREATING, READY, DROPPING))
