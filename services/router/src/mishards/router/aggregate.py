@@ -1,0 +1,193 @@
+"""Answers built from the catalog plus the state of every copy (describe, index, load, stats, flush)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pymilvus.grpc_gen import common_pb2, milvus_pb2
+
+from mishards.common import errors
+from mishards.common.backends import BackendPool
+from mishards.common.errors import MilvusError
+from mishards.router.catalog import CollectionView
+from mishards.router.topology import Topology
+from mishards.router.writes import rename_status
+
+OK = common_pb2.Status()
+
+
+def describe_collection(view: CollectionView) -> milvus_pb2.DescribeCollectionResponse:
+    created_ms = view.message.created_timestamp >> 18
+    resp = milvus_pb2.DescribeCollectionResponse(
+        status=OK,
+        schema=view.schema,
+        collectionID=view.id,
+        created_timestamp=view.message.created_timestamp,
+        created_utc_timestamp=created_ms,
+        shards_num=view.shards_num,
+        aliases=list(view.message.aliases),
+        consistency_level=view.message.consistency_level,
+        collection_name=view.name,
+        db_name=view.db_name,
+        num_partitions=len(view.message.partitions),
+    )
+    resp.virtual_channel_names.extend(f"mishards-{view.id}-dml_{k}_v0" for k in range(view.shards_num))
+    resp.physical_channel_names.extend(f"mishards-{view.id}-dml_{k}" for k in range(view.shards_num))
+    for kv in view.message.properties:
+        resp.properties.add(key=kv.key, value=kv.value)
+    return resp
+
+
+def show_collections(views: list[CollectionView], names: list[str]) -> milvus_pb2.ShowCollectionsResponse:
+    resp = milvus_pb2.ShowCollectionsResponse(status=OK)
+    wanted = set(names)
+    for view in views:
+        if wanted and view.name not in wanted:
+            continue
+        resp.collection_names.append(view.name)
+        resp.collection_ids.append(view.id)
+        resp.created_timestamps.append(view.message.created_timestamp)
+        resp.created_utc_timestamps.append(view.message.created_timestamp >> 18)
+        resp.inMemory_percentages.append(100 if view.message.loaded else 0)
+        resp.query_service_available.append(view.message.loaded)
+    return resp
+
+
+class CopyState:
+    """Asks every copy (the primaries until replicas exist) and aggregates."""
+
+    def __init__(self, topology: Topology, backends: BackendPool, timeout: float) -> None:
+        self.topology = topology
+        self.backends = backends
+        self.timeout = timeout
+
+    async def on_every_copy(self, view: CollectionView, method: str, build: Callable[[str], Any]) -> list[Any]:
+        async def one(shard: Any) -> Any:
+            address = self.topology.primary_address(shard, view.name)
+            stub = self.backends.stub(address)
+            try:
+                return await getattr(stub, method)(
+                    build(shard.physical_name), timeout=self.timeout, metadata=self.backends.metadata()
+                )
+            except Exception as exc:
+                raise MilvusError(
+                    errors.SERVICE_UNAVAILABLE,
+                    f"mishards: shard {shard.index} of {view.name} failed on {address}: {exc}",
+                ) from exc
+
+        responses = await asyncio.gather(*(one(s) for s in view.shards))
+        for resp in responses:
+            st = resp.status if hasattr(resp, "status") else resp
+            if errors.is_error(st):
+                raise MilvusError.from_status(rename_status(st, view))
+        return responses
+
+    async def describe_index(
+        self, view: CollectionView, req: milvus_pb2.DescribeIndexRequest
+    ) -> milvus_pb2.DescribeIndexResponse:
+        def build(physical: str) -> milvus_pb2.DescribeIndexRequest:
+            out = milvus_pb2.DescribeIndexRequest()
+            out.CopyFrom(req)
+            out.db_name = ""
+            out.collection_name = physical
+            return out
+
+        responses = await self.on_every_copy(view, "DescribeIndex", build)
+        merged = milvus_pb2.DescribeIndexResponse(status=OK)
+        merged.index_descriptions.extend(responses[0].index_descriptions)
+        for desc in merged.index_descriptions:
+            desc.indexed_rows = desc.total_rows = desc.pending_index_rows = 0
+            worst = common_pb2.Finished
+            for resp in responses:
+                other = next((d for d in resp.index_descriptions if d.index_name == desc.index_name), None)
+                if other is None:
+                    worst = common_pb2.InProgress
+                    continue
+                desc.indexed_rows += other.indexed_rows
+                desc.total_rows += other.total_rows
+                desc.pending_index_rows += other.pending_index_rows
+                if other.state != common_pb2.Finished and worst == common_pb2.Finished:
+                    worst = other.state
+                    desc.index_state_fail_reason = other.index_state_fail_reason
+            desc.state = worst
+        return merged
+
+    async def loading_progress(
+        self, view: CollectionView, req: milvus_pb2.GetLoadingProgressRequest
+    ) -> milvus_pb2.GetLoadingProgressResponse:
+        def build(physical: str) -> milvus_pb2.GetLoadingProgressRequest:
+            out = milvus_pb2.GetLoadingProgressRequest()
+            out.CopyFrom(req)
+            out.db_name = ""
+            out.collection_name = physical
+            return out
+
+        responses = await self.on_every_copy(view, "GetLoadingProgress", build)
+        return milvus_pb2.GetLoadingProgressResponse(
+            status=OK,
+            progress=min(r.progress for r in responses),
+            refresh_progress=min(r.refresh_progress for r in responses),
+        )
+
+    async def load_state(
+        self, view: CollectionView, req: milvus_pb2.GetLoadStateRequest
+    ) -> milvus_pb2.GetLoadStateResponse:
+        def build(physical: str) -> milvus_pb2.GetLoadStateRequest:
+            out = milvus_pb2.GetLoadStateRequest()
+            out.CopyFrom(req)
+            out.db_name = ""
+            out.collection_name = physical
+            return out
+
+        responses = await self.on_every_copy(view, "GetLoadState", build)
+        states = {r.state for r in responses}
+        if states == {common_pb2.LoadStateLoaded}:
+            state = common_pb2.LoadStateLoaded
+        elif common_pb2.LoadStateNotLoad in states or common_pb2.LoadStateNotExist in states:
+            state = common_pb2.LoadStateNotLoad
+        else:
+            state = common_pb2.LoadStateLoading
+        return milvus_pb2.GetLoadStateResponse(status=OK, state=state)
+
+    async def collection_statistics(self, view: CollectionView) -> milvus_pb2.GetCollectionStatisticsResponse:
+        responses = await self.on_every_copy(
+            view, "GetCollectionStatistics", lambda p: milvus_pb2.GetCollectionStatisticsRequest(collection_name=p)
+        )
+        total = 0
+        for resp in responses:
+            for kv in resp.stats:
+                if kv.key == "row_count":
+                    total += int(kv.value)
+        out = milvus_pb2.GetCollectionStatisticsResponse(status=OK)
+        out.stats.add(key="row_count", value=str(total))
+        return out
+
+    async def flush(self, view: CollectionView) -> None:
+        """Flush every copy and wait until each reports its segments flushed."""
+        responses = await self.on_every_copy(view, "Flush", lambda p: milvus_pb2.FlushRequest(collection_names=[p]))
+
+        async def wait(shard: Any, resp: milvus_pb2.FlushResponse) -> None:
+            physical = shard.physical_name
+            segments = list(resp.coll_segIDs[physical].data) if physical in resp.coll_segIDs else []
+            flush_ts = resp.coll_flush_ts.get(physical, 0)
+            stub = self.backends.stub(self.topology.primary_address(shard, view.name))
+            deadline = time.monotonic() + self.timeout
+            while time.monotonic() < deadline:
+                state = await stub.GetFlushState(
+                    milvus_pb2.GetFlushStateRequest(segmentIDs=segments, flush_ts=flush_ts, collection_name=physical),
+                    timeout=self.timeout,
+                    metadata=self.backends.metadata(),
+                )
+                if errors.is_error(state.status):
+                    raise MilvusError.from_status(rename_status(state.status, view))
+                if state.flushed:
+                    return
+                await asyncio.sleep(0.2)
+            raise MilvusError(
+                errors.SERVICE_UNAVAILABLE, f"mishards: flush of {view.name} shard {shard.index} timed out"
+            )
+
+        await asyncio.gather(*(wait(s, r) for s, r in zip(view.shards, responses)))

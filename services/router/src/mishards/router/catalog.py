@@ -1,0 +1,150 @@
+"""The router's cache of meta's catalog, refreshed by the change feed: no meta round trip on reads."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import grpc
+from pymilvus.grpc_gen import schema_pb2
+
+from mishards.common import errors
+from mishards.common.server import insecure_channel
+from mishards.v1 import meta_pb2, meta_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CollectionView:
+    """A logical collection, ready for the data path."""
+
+    message: meta_pb2.Collection
+    schema: schema_pb2.CollectionSchema
+    pk_field: schema_pb2.FieldSchema
+    fields_by_name: dict[str, schema_pb2.FieldSchema] = field(default_factory=dict)
+
+    @property
+    def id(self) -> int:
+        return self.message.id
+
+    @property
+    def name(self) -> str:
+        return self.message.name
+
+    @property
+    def db_name(self) -> str:
+        return self.message.db_name
+
+    @property
+    def shards(self) -> list[meta_pb2.ShardPlacement]:
+        return list(self.message.shards)
+
+    @property
+    def shards_num(self) -> int:
+        return self.message.shards_num
+
+    @property
+    def auto_id(self) -> bool:
+        return self.pk_field.autoID
+
+    def physical_names(self) -> set[str]:
+        return {s.physical_name for s in self.message.shards}
+
+
+def _view(message: meta_pb2.Collection) -> CollectionView:
+    schema = schema_pb2.CollectionSchema.FromString(message.schema)
+    pk = next((f for f in schema.fields if f.is_primary_key), schema_pb2.FieldSchema())
+    return CollectionView(
+        message=message, schema=schema, pk_field=pk, fields_by_name={f.name: f for f in schema.fields}
+    )
+
+
+class CatalogCache:
+    """Holds the newest catalog; `resolve()` maps (db, name or alias) to a CollectionView."""
+
+    def __init__(self, meta_address: str) -> None:
+        self.meta_address = meta_address
+        self.channel = insecure_channel(meta_address)
+        self.stub = meta_pb2_grpc.MetaStub(self.channel)
+        self.version = -1
+        self.databases: list[str] = ["default"]
+        self._by_name: dict[tuple[str, str], CollectionView] = {}
+        self._by_alias: dict[tuple[str, str], CollectionView] = {}
+        self._refresh_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, timeout: float = 60.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                await self.refresh()
+                break
+            except grpc.aio.AioRpcError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.3)
+        self._task = asyncio.create_task(self._follow(), name="catalog-watch")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self.channel.close()
+
+    async def refresh(self, at_least: int = 0) -> None:
+        """Fetch the catalog unless the cache already holds version `at_least` or newer."""
+        async with self._refresh_lock:
+            if at_least and self.version >= at_least:
+                return
+            catalog = await self.stub.GetCatalog(meta_pb2.GetCatalogRequest(), timeout=30)
+            self._install(catalog)
+
+    def _install(self, catalog: meta_pb2.Catalog) -> None:
+        by_name: dict[tuple[str, str], CollectionView] = {}
+        by_alias: dict[tuple[str, str], CollectionView] = {}
+        for message in catalog.collections:
+            view = _view(message)
+            by_name[(message.db_name, message.name)] = view
+            for alias in message.aliases:
+                by_alias[(message.db_name, alias)] = view
+        self._by_name, self._by_alias = by_name, by_alias
+        self.databases = list(catalog.databases)
+        self.version = catalog.version
+
+    async def _follow(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                async for update in self.stub.WatchCatalog(meta_pb2.WatchCatalogRequest()):
+                    delay = 0.2
+                    if update.version != self.version:
+                        await self.refresh(update.version)
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as exc:
+                log.warning("catalog watch broke: %s", exc.code().name)
+            except Exception:
+                log.exception("catalog watch failed")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def resolve(self, db_name: str, name: str) -> CollectionView:
+        """The collection called `name` (or aliased `name`); Milvus's not-found error otherwise."""
+        db = db_name or "default"
+        view = self._by_name.get((db, name)) or self._by_alias.get((db, name))
+        if view is None:
+            raise errors.collection_not_found(name, db)
+        return view
+
+    def find(self, db_name: str, name: str) -> CollectionView | None:
+        db = db_name or "default"
+        return self._by_name.get((db, name)) or self._by_alias.get((db, name))
+
+    def collections(self, db_name: str) -> list[CollectionView]:
+        db = db_name or "default"
+        return sorted((v for (d, _), v in self._by_name.items() if d == db), key=lambda v: v.id)

@@ -1,0 +1,79 @@
+"""mishards-router: the Milvus-protocol endpoint clients connect to."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from pymilvus.grpc_gen import milvus_pb2_grpc
+
+from mishards.common.backends import BackendPool
+from mishards.common.logs import setup_logging
+from mishards.common.membership import MembershipWatcher
+from mishards.common.server import Server, create_server, serve
+from mishards.common.settings import Settings, SettingsError, load_settings
+from mishards.router.catalog import CatalogCache
+from mishards.router.ids import IdAllocator
+from mishards.router.servicer import RouterServicer
+from mishards.router.topology import Topology
+from mishards.router.writes import DirectToPrimaries
+
+log = logging.getLogger("mishards.router")
+
+
+class RouterService:
+    """Everything the router runs, built from settings (construct inside a running loop)."""
+
+    def __init__(self, settings: Settings, port: int | None = None) -> None:
+        self.settings = settings
+        self.catalog = CatalogCache(settings.META_ADDRESS)
+        self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS)
+        self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN)
+        self.topology = Topology(self.membership)
+        self.servicer = RouterServicer(
+            catalog=self.catalog,
+            meta=self.catalog.stub,
+            topology=self.topology,
+            backends=self.backends,
+            mutation_log=DirectToPrimaries(self.topology, self.backends, settings.BACKEND_TIMEOUT),
+            ids=IdAllocator(self.catalog.stub, settings.ID_BLOCK_SIZE),
+            timeout=settings.BACKEND_TIMEOUT,
+        )
+        self.server: Server = create_server(settings.SERVER_HOST, settings.SERVER_PORT if port is None else port)
+        milvus_pb2_grpc.add_MilvusServiceServicer_to_server(self.servicer, self.server.server)
+
+    async def on_start(self) -> None:
+        await self.membership.start(wait_first=60.0)
+        await self.catalog.start()
+
+    async def on_stop(self) -> None:
+        await self.catalog.stop()
+        await self.membership.stop()
+        await self.backends.close()
+
+    async def run(self) -> None:
+        await serve(self.server, "router", self.on_start, self.on_stop, self.settings.GRACE_PERIOD)
+
+
+def main() -> None:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"mishards-router: {exc}", file=sys.stderr)
+        sys.exit(2)
+    setup_logging(settings, "router")
+    asyncio.run(_amain(settings))
+
+
+async def _amain(settings: Settings) -> None:
+    try:
+        service = RouterService(settings)
+    except Exception as exc:
+        print(f"mishards-router: cannot start: {exc}", file=sys.stderr)
+        sys.exit(2)
+    await service.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Reads: fan a search or query out to one copy of every shard, then merge exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from pymilvus.grpc_gen import common_pb2, milvus_pb2
+
+from mishards.common import errors
+from mishards.common.backends import BackendPool
+from mishards.common.errors import MilvusError
+from mishards.router import merge
+from mishards.router.catalog import CollectionView
+from mishards.router.topology import Topology
+from mishards.router.writes import rename_status
+
+MAX_TOPK = 16384
+
+
+def params_of(kvs: Any) -> dict[str, str]:
+    return {kv.key: kv.value for kv in kvs}
+
+
+def _set_params(target: Any, params: dict[str, str]) -> None:
+    del target[:]
+    for key, value in params.items():
+        target.add(key=key, value=value)
+
+
+class SessionClock:
+    """Per physical collection, the newest backend timestamp of a write this router made.
+
+    A Session read carrying a Mishards timestamp is served by each shard at that shard's
+    newest known write; a timestamp this router did not issue falls back to Strong.
+    """
+
+    def __init__(self) -> None:
+        self.backend_ts: dict[str, int] = {}
+        self.newest_issued = 0
+
+    def record(self, physical: str, backend_ts: int, mishards_ts: int) -> None:
+        if backend_ts > self.backend_ts.get(physical, 0):
+            self.backend_ts[physical] = backend_ts
+        self.newest_issued = max(self.newest_issued, mishards_ts)
+
+    def apply(self, request: Any, physical: str) -> None:
+        """Translate the client's consistency into what the backend understands."""
+        guarantee = request.guarantee_timestamp
+        if request.consistency_level in (common_pb2.Session, common_pb2.Customized) and guarantee > 1:
+            if guarantee <= self.newest_issued:
+                request.guarantee_timestamp = self.backend_ts.get(physical, 1)
+            else:
+                request.consistency_level = common_pb2.Strong
+                request.guarantee_timestamp = 0
+        elif request.consistency_level not in (common_pb2.Session, common_pb2.Customized):
+            request.guarantee_timestamp = 0
+
+
+class Reader:
+    """Search and query across shards."""
+
+    def __init__(self, topology: Topology, backends: BackendPool, clock: SessionClock, timeout: float) -> None:
+        self.topology = topology
+        self.backends = backends
+        self.clock = clock
+        self.timeout = timeout
+
+    async def _fan_out(self, view: CollectionView, method: str, build: Any) -> list[Any]:
+        """Send `build(physical_name)` to one copy of every shard; raise the first error."""
+        targets = [(s, self.topology.choose_copy(s, view.name)) for s in view.shards]
+
+        async def one(shard: Any, address: str) -> Any:
+            stub = self.backends.stub(address)
+            try:
+                return await getattr(stub, method)(
+                    build(shard.physical_name), timeout=self.timeout, metadata=self.backends.metadata()
+                )
+            except Exception as exc:
+                raise MilvusError(
+                    errors.SERVICE_UNAVAILABLE,
+                    f"mishards: shard {shard.index} of collection {view.name} failed on {address}: {exc}",
+                ) from exc
+
+        responses = await asyncio.gather(*(one(s, a) for s, a in targets))
+        for resp in responses:
+            if errors.is_error(resp.status):
+                raise MilvusError.from_status(rename_status(resp.status, view))
+        return responses
+
+    def metric_of(self, view: CollectionView, params: dict[str, str]) -> str:
+        metric = params.get("metric_type", "")
+        if metric:
+            return metric
+        anns = params.get("anns_field", "")
+        for spec in view.message.indexes:
+            if not anns or spec.field_name == anns:
+                for kv in spec.params:
+                    if kv.key == "metric_type":
+                        return kv.value
+                    if kv.key == "params":
+                        try:
+                            inner = json.loads(kv.value)
+                        except ValueError:
+                            continue
+                        if isinstance(inner, dict) and "metric_type" in inner:
+                            return str(inner["metric_type"])
+        return "L2"
+
+    async def search(self, view: CollectionView, req: milvus_pb2.SearchRequest) -> milvus_pb2.SearchResults:
+        params = params_of(req.search_params)
+        try:
+            limit = int(params.get("topk", "0"))
+            offset = int(params.get("offset", "0") or 0)
+        except ValueError:
+            raise MilvusError(errors.PARAMETER_INVALID, "topk and offset must be integers") from None
+        if limit <= 0 or limit > MAX_TOPK:
+            raise MilvusError(
+                errors.PARAMETER_INVALID,
+                f"topk [{limit}] is invalid, it should be in range [1, {MAX_TOPK}], but got {limit}",
+            )
+        if offset < 0 or limit + offset > MAX_TOPK:
+            raise MilvusError(
+                errors.PARAMETER_INVALID,
+                f"topk + offset [{limit + offset}] is invalid, it should be in range [1, {MAX_TOPK}]",
+            )
+        metric = self.metric_of(view, params)
+        shard_params = dict(params)
+        shard_params["topk"] = str(limit + offset)
+        shard_params["offset"] = "0"
+
+        def build(physical: str) -> milvus_pb2.SearchRequest:
+            out = milvus_pb2.SearchRequest()
+            out.CopyFrom(req)
+            out.db_name = ""
+            out.collection_name = physical
+            _set_params(out.search_params, shard_params)
+            self.clock.apply(out, physical)
+            return out
+
+        responses = await self._fan_out(view, "Search", build)
+        merged = merge.merge_search_results([r.results for r in responses], req.nq, limit, offset, metric)
+        return milvus_pb2.SearchResults(status=common_pb2.Status(), results=merged, collection_name=view.name)
+
+    async def query(self, view: CollectionView, req: milvus_pb2.QueryRequest) -> milvus_pb2.QueryResults:
+        params = params_of(req.query_params)
+        is_count = any(f.strip().lower() == "count(*)" for f in req.output_fields)
+        limit: int | None = None
+        offset = 0
+        if "limit" in params:
+            try:
+                limit = int(params["limit"])
+                offset = int(params.get("offset", "0") or 0)
+            except ValueError:
+                raise MilvusError(errors.PARAMETER_INVALID, "limit and offset must be integers") from None
+        if is_count and limit is not None:
+            raise MilvusError(errors.PARAMETER_INVALID, "count entities with pagination is not allowed")
+        shard_params = dict(params)
+        if limit is not None:
+            if limit <= 0 or limit + offset > MAX_TOPK or offset < 0:
+                raise MilvusError(
+                    errors.PARAMETER_INVALID,
+                    f"invalid max query result window, (offset+limit) should be in range [1, {MAX_TOPK}], but got {limit + offset}",
+                )
+            shard_params["limit"] = str(limit + offset)
+            shard_params.pop("offset", None)
+
+        def build(physical: str) -> milvus_pb2.QueryRequest:
+            out = milvus_pb2.QueryRequest()
+            out.CopyFrom(req)
+            out.db_name = ""
+            out.collection_name = physical
+            _set_params(out.query_params, shard_params)
+            self.clock.apply(out, physical)
+            return out
+
+        responses = await self._fan_out(view, "Query", build)
+        parts = [list(r.fields_data) for r in responses]
+        if is_count:
+            fields = merge.sum_counts(parts)
+        else:
+            fields = merge.merge_query_results(parts, view.pk_field.name, limit, offset)
+        first = responses[0]
+        out = milvus_pb2.QueryResults(status=common_pb2.Status(), collection_name=view.name)
+        out.fields_data.extend(fields)
+        out.output_fields.extend(first.output_fields)
+        if hasattr(first, "primary_field_name"):
+            out.primary_field_name = first.primary_field_name
+        return out

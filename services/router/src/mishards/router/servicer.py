@@ -1,0 +1,350 @@
+"""The Milvus protocol servicer: a thin dispatcher over the modules that do the work."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import message as pb_message
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
+
+from mishards.common import errors
+from mishards.common.backends import BackendPool
+from mishards.common.errors import MilvusError
+from mishards.common.milvus_messages import SERVICE, error_response, is_streaming, status_field
+from mishards.router import aggregate, writes
+from mishards.router.aggregate import CopyState
+from mishards.router.catalog import CatalogCache
+from mishards.router.ddl import hand_to_meta
+from mishards.router.ids import IdAllocator
+from mishards.router.reads import Reader, SessionClock
+from mishards.router.topology import Topology
+from mishards.router.writes import MutationLog
+from mishards.v1 import discovery_pb2, meta_pb2, meta_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+# DDL that meta owns: the router forwards these unchanged.
+DDL_METHODS = (
+    "CreateCollection",
+    "DropCollection",
+    "CreateIndex",
+    "DropIndex",
+    "LoadCollection",
+    "ReleaseCollection",
+    "CreateDatabase",
+    "DropDatabase",
+)
+
+OK = common_pb2.Status()
+
+
+def db_of(request: Any, context: grpc.aio.ServicerContext) -> str:
+    """The database of a request: its db_name field, else the `dbname` header, else default."""
+    name = getattr(request, "db_name", "")
+    if name:
+        return str(name)
+    for key, value in context.invocation_metadata() or ():
+        if key == "dbname" and value:
+            return str(value)
+    return "default"
+
+
+def guarded(
+    method: str, handler: Callable[..., Awaitable[pb_message.Message]]
+) -> Callable[..., Awaitable[pb_message.Message]]:
+    """Turn MilvusError and surprises into the method's response with a status; never a traceback."""
+
+    async def wrapper(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+        try:
+            return await handler(self, request, context)
+        except MilvusError as exc:
+            return error_response(method, exc.to_status())
+        except grpc.aio.AbortError:
+            raise
+        except grpc.aio.AioRpcError as exc:
+            log.warning("%s: upstream call failed: %s", method, exc.details())
+            return error_response(method, errors.status(errors.SERVICE_UNAVAILABLE, f"mishards: {exc.details()}"))
+        except Exception as exc:
+            log.exception("%s failed", method)
+            return error_response(method, errors.status(errors.SERVICE_INTERNAL, f"mishards router: {exc}"))
+
+    wrapper.__name__ = method
+    return wrapper
+
+
+class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
+    """Implements MilvusService over sharded collections."""
+
+    def __init__(
+        self,
+        catalog: CatalogCache,
+        meta: meta_pb2_grpc.MetaStub,
+        topology: Topology,
+        backends: BackendPool,
+        mutation_log: MutationLog,
+        ids: IdAllocator,
+        timeout: float,
+    ) -> None:
+        self.catalog = catalog
+        self.meta = meta
+        self.topology = topology
+        self.backends = backends
+        self.mutation_log = mutation_log
+        self.ids = ids
+        self.clock = SessionClock()
+        self.reader = Reader(topology, backends, self.clock, timeout)
+        self.copies = CopyState(topology, backends, timeout)
+
+    async def _timestamp(self) -> int:
+        return (await self.meta.GetTimestamp(meta_pb2.GetTimestampRequest(count=1), timeout=30)).timestamp
+
+    # --- handshake -------------------------------------------------------------------------
+
+    async def Connect(
+        self, request: milvus_pb2.ConnectRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.ConnectResponse:
+        info = common_pb2.ServerInfo(
+            build_tags=f"mishards-{VERSION}", deploy_mode="mishards", reserved={"proxy": "mishards-router"}
+        )
+        return milvus_pb2.ConnectResponse(status=OK, server_info=info, identifier=random.randint(1, 2**62))
+
+    async def GetVersion(
+        self, request: milvus_pb2.GetVersionRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.GetVersionResponse:
+        for inst in self.topology.membership.instances():
+            try:
+                resp = await self.backends.stub(inst.address).GetVersion(request, timeout=5)
+                if not errors.is_error(resp.status):
+                    return resp
+            except grpc.aio.AioRpcError:
+                continue
+        return milvus_pb2.GetVersionResponse(status=OK, version="v2.3.5")
+
+    async def CheckHealth(
+        self, request: milvus_pb2.CheckHealthRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.CheckHealthResponse:
+        down = [
+            i.identity
+            for i in self.topology.membership.instances(discovery_pb2.WRITABLE, healthy_only=False)
+            if i.health != discovery_pb2.HEALTHY
+        ]
+        if down:
+            return milvus_pb2.CheckHealthResponse(
+                status=OK, isHealthy=False, reasons=[f"instance {d} is down" for d in down]
+            )
+        return milvus_pb2.CheckHealthResponse(status=OK, isHealthy=True)
+
+    async def AllocTimestamp(
+        self, request: milvus_pb2.AllocTimestampRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.AllocTimestampResponse:
+        return milvus_pb2.AllocTimestampResponse(status=OK, timestamp=await self._timestamp())
+
+    # --- catalog answers -------------------------------------------------------------------------
+
+    async def DescribeCollection(
+        self, request: milvus_pb2.DescribeCollectionRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.DescribeCollectionResponse:
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        return aggregate.describe_collection(view)
+
+    async def HasCollection(
+        self, request: milvus_pb2.HasCollectionRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.BoolResponse:
+        found = self.catalog.find(db_of(request, context), request.collection_name)
+        return milvus_pb2.BoolResponse(status=OK, value=found is not None)
+
+    async def ShowCollections(
+        self, request: milvus_pb2.ShowCollectionsRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.ShowCollectionsResponse:
+        views = self.catalog.collections(db_of(request, context))
+        return aggregate.show_collections(views, list(request.collection_names))
+
+    async def ListDatabases(
+        self, request: milvus_pb2.ListDatabasesRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.ListDatabasesResponse:
+        return milvus_pb2.ListDatabasesResponse(status=OK, db_names=self.catalog.databases)
+
+    async def DescribeIndex(
+        self, request: milvus_pb2.DescribeIndexRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.DescribeIndexResponse:
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        return await self.copies.describe_index(view, request)
+
+    async def GetLoadingProgress(
+        self, request: milvus_pb2.GetLoadingProgressRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.GetLoadingProgressResponse:
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        return await self.copies.loading_progress(view, request)
+
+    async def GetLoadState(
+        self, request: milvus_pb2.GetLoadStateRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.GetLoadStateResponse:
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        return await self.copies.load_state(view, request)
+
+    async def GetCollectionStatistics(
+        self, request: milvus_pb2.GetCollectionStatisticsRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.GetCollectionStatisticsResponse:
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        return await self.copies.collection_statistics(view)
+
+    # --- writes -------------------------------------------------------------------------------
+
+    async def _write_rows(
+        self,
+        request: milvus_pb2.InsertRequest | milvus_pb2.UpsertRequest,
+        context: grpc.aio.ServicerContext,
+        method: str,
+    ) -> milvus_pb2.MutationResult:
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        upsert = method == "Upsert"
+        fields_data = list(request.fields_data)
+        num_rows = request.num_rows or writes.columns.num_rows(fields_data)
+        writes.validate_insert(view, fields_data, num_rows, upsert)
+        if view.auto_id and not upsert:
+            keys: Any = await self.ids.allocate(num_rows)
+            fields_data.append(writes.int64_field(view.pk_field.name, view.pk_field.fieldID, keys))
+        else:
+            keys = writes.primary_keys(fields_data, view.pk_field)
+        parts: dict[int, pb_message.Message] = {}
+        for shard, rows in writes.split_rows_by_shard(keys, view.shards_num).items():
+            part = type(request)(
+                collection_name=view.shards[shard].physical_name,
+                partition_name=request.partition_name,
+                num_rows=len(rows),
+            )
+            part.fields_data.extend(writes.columns.take_rows(fields_data, rows))
+            parts[shard] = part
+        responses = await self.mutation_log.apply(view, method, parts)
+        ts = await self._timestamp()
+        for shard, resp in responses.items():
+            self.clock.record(view.shards[shard].physical_name, resp.timestamp, ts)
+        if upsert:
+            return writes.mutation_result(view.pk_field, keys, ts, upsert=num_rows)
+        return writes.mutation_result(view.pk_field, keys, ts, insert=num_rows)
+
+    async def Insert(
+        self, request: milvus_pb2.InsertRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.MutationResult:
+        return await self._write_rows(request, context, "Insert")
+
+    async def Upsert(
+        self, request: milvus_pb2.UpsertRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.MutationResult:
+        return await self._write_rows(request, context, "Upsert")
+
+    async def Delete(
+        self, request: milvus_pb2.DeleteRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.MutationResult:
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        keys = writes.keys_of_delete_expr(request.expr, view.pk_field) if not request.expr_template_values else None
+        parts: dict[int, pb_message.Message] = {}
+        if keys is not None:
+            for shard, rows in writes.split_rows_by_shard(keys, view.shards_num).items():
+                part = milvus_pb2.DeleteRequest()
+                part.CopyFrom(request)
+                part.db_name = ""
+                part.collection_name = view.shards[shard].physical_name
+                part.expr = writes.delete_expr_for(view.pk_field, [keys[i] for i in rows])
+                parts[shard] = part
+        else:
+            for shard in view.shards:
+                part = milvus_pb2.DeleteRequest()
+                part.CopyFrom(request)
+                part.db_name = ""
+                part.collection_name = shard.physical_name
+                parts[shard.index] = part
+        responses = await self.mutation_log.apply(view, "Delete", parts) if parts else {}
+        ts = await self._timestamp()
+        for shard, resp in responses.items():
+            self.clock.record(view.shards[shard].physical_name, resp.timestamp, ts)
+        return milvus_pb2.MutationResult(
+            status=OK, delete_cnt=sum(r.delete_cnt for r in responses.values()), timestamp=ts
+        )
+
+    async def Flush(
+        self, request: milvus_pb2.FlushRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.FlushResponse:
+        db_name = db_of(request, context)
+        views = [self.catalog.resolve(db_name, name) for name in request.collection_names]
+        for view in views:
+            await self.copies.flush(view)
+        ts = await self._timestamp()
+        resp = milvus_pb2.FlushResponse(status=OK, db_name=db_name)
+        for view in views:
+            resp.coll_segIDs[view.name].data.extend([])
+            resp.flush_coll_segIDs[view.name].data.extend([])
+            resp.coll_seal_times[view.name] = ts >> 18
+            resp.coll_flush_ts[view.name] = ts
+        return resp
+
+    async def GetFlushState(
+        self, request: milvus_pb2.GetFlushStateRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.GetFlushStateResponse:
+        # Flush answers only once every copy has flushed, so a flush the client saw is done.
+        return milvus_pb2.GetFlushStateResponse(status=OK, flushed=True)
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    async def Search(
+        self, request: milvus_pb2.SearchRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.SearchResults:
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        return await self.reader.search(view, request)
+
+    async def Query(
+        self, request: milvus_pb2.QueryRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.QueryResults:
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        return await self.reader.query(view, request)
+
+
+def _ddl_handler(method: str) -> Callable[..., Awaitable[pb_message.Message]]:
+    async def handler(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+        return await hand_to_meta(self.meta, self.catalog, method, request, db_of(request, context))
+
+    return handler
+
+
+def _unsupported_handler(method: str) -> Callable[..., Any]:
+    async def handler(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+        if not status_field(method):  # the response has no status to carry the answer
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, errors.unsupported(method).reason)
+        raise errors.unsupported(method)
+
+    async def streaming(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, errors.unsupported(method).reason)
+        yield  # pragma: no cover - makes this an async generator, as streaming handlers are
+
+    return streaming if is_streaming(method) else handler
+
+
+_OWN_METHODS = frozenset(m.name for m in SERVICE.methods if m.name in RouterServicer.__dict__)
+
+
+def implemented_methods() -> list[str]:
+    """MilvusService methods the router implements (the rest answer 'not supported by Mishards')."""
+    return sorted(_OWN_METHODS | set(DDL_METHODS))
+
+
+def _install_handlers() -> None:
+    for m in SERVICE.methods:
+        if m.name in DDL_METHODS:
+            handler = _ddl_handler(m.name)
+        elif m.name in _OWN_METHODS:
+            handler = RouterServicer.__dict__[m.name]
+        else:
+            handler = _unsupported_handler(m.name)
+            if is_streaming(m.name) or not status_field(m.name):
+                setattr(RouterServicer, m.name, handler)  # answers by aborting; nothing to guard
+                continue
+        setattr(RouterServicer, m.name, guarded(m.name, handler))
+
+
+_install_handlers()

@@ -1,0 +1,233 @@
+"""Writes: validate against the cached schema, split rows by shard, hand them to the mutation log."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from google.protobuf import message as pb_message
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
+
+from mishards.common import errors
+from mishards.common.backends import BackendPool
+from mishards.common.errors import MilvusError
+from mishards.common.hashing import shards_of
+from mishards.router import columns
+from mishards.router.catalog import CollectionView
+from mishards.router.topology import Topology
+
+VECTOR_TYPES = {
+    schema_pb2.FloatVector,
+    schema_pb2.BinaryVector,
+    schema_pb2.Float16Vector,
+    schema_pb2.BFloat16Vector,
+}
+
+
+def rename_status(st: common_pb2.Status, view: CollectionView) -> common_pb2.Status:
+    """A backend status with physical collection names replaced by the client's name."""
+    if not st.reason:
+        return st
+    out = common_pb2.Status()
+    out.CopyFrom(st)
+    for physical in view.physical_names():
+        out.reason = out.reason.replace(physical, view.name)
+    return out
+
+
+class MutationLog(abc.ABC):
+    """Where a write goes once split: one entry per shard, applied in order on every copy.
+
+    `apply` returns once every shard's primary has applied its part. It raises MilvusError
+    with the backend's status when a shard rejects its part. This first implementation
+    (DirectToPrimaries) sends each part straight to its primary; the durable log of the
+    durable-writes issue replaces it behind this interface.
+    """
+
+    @abc.abstractmethod
+    async def apply(self, view: CollectionView, method: str, parts: dict[int, pb_message.Message]) -> dict[int, Any]:
+        """Apply `parts` (shard index -> physical request) and return shard -> backend response."""
+
+
+class DirectToPrimaries(MutationLog):
+    """Applies each shard's part on its primary, all shards concurrently."""
+
+    def __init__(self, topology: Topology, backends: BackendPool, timeout: float) -> None:
+        self.topology = topology
+        self.backends = backends
+        self.timeout = timeout
+
+    async def apply(self, view: CollectionView, method: str, parts: dict[int, pb_message.Message]) -> dict[int, Any]:
+        shards = view.shards
+        # Resolve every primary first: a shard that is down fails the write before any part is sent.
+        addresses = {k: self.topology.primary_address(shards[k], view.name) for k in parts}
+
+        async def one(k: int) -> Any:
+            stub = self.backends.stub(addresses[k])
+            try:
+                return await getattr(stub, method)(parts[k], timeout=self.timeout, metadata=self.backends.metadata())
+            except Exception as exc:
+                raise MilvusError(
+                    errors.SERVICE_UNAVAILABLE,
+                    f"mishards: shard {k} of collection {view.name} failed on {shards[k].primary}: {exc}",
+                ) from exc
+
+        keys = sorted(parts)
+        responses = await asyncio.gather(*(one(k) for k in keys))
+        out = dict(zip(keys, responses))
+        for k in keys:
+            st = out[k].status if hasattr(out[k], "status") else out[k]
+            if errors.is_error(st):
+                raise MilvusError.from_status(rename_status(st, view))
+        return out
+
+
+def primary_keys(fields_data: Sequence[schema_pb2.FieldData], pk: schema_pb2.FieldSchema) -> list[Any] | np.ndarray:
+    for fd in fields_data:
+        if fd.field_name == pk.name:
+            if pk.data_type == schema_pb2.Int64:
+                return np.asarray(fd.scalars.long_data.data, dtype=np.int64)
+            return list(fd.scalars.string_data.data)
+    raise MilvusError(errors.PARAMETER_INVALID, f"primary key field {pk.name} is missing from the data")
+
+
+def split_rows_by_shard(keys: Sequence[Any] | np.ndarray, shards_num: int) -> dict[int, np.ndarray]:
+    """Row indices of each shard, in the client's row order within a shard."""
+    shard_of_row = shards_of(keys, shards_num)
+    order = np.argsort(shard_of_row, kind="stable")
+    bounds = np.searchsorted(shard_of_row[order], np.arange(shards_num + 1))
+    return {k: order[bounds[k] : bounds[k + 1]] for k in range(shards_num) if bounds[k + 1] > bounds[k]}
+
+
+def _dim(field: schema_pb2.FieldSchema) -> int:
+    for kv in field.type_params:
+        if kv.key == "dim":
+            return int(kv.value)
+    return 0
+
+
+def _vector_rows(fd: schema_pb2.FieldData, dim: int) -> int:
+    """Rows of a vector column measured with the schema's dim, failing as Milvus 2.3 fails."""
+    vectors = fd.vectors
+    kind = vectors.WhichOneof("data")
+    if kind == "float_vector":
+        length = len(vectors.float_vector.data)
+        if dim <= 0 or length % dim:
+            raise MilvusError(errors.UNEXPECTED, f"the length({length}) of float data should divide the dim({dim})")
+        return length // dim
+    if kind == "binary_vector":
+        bits = 8 * len(vectors.binary_vector)
+        if dim <= 0 or bits % dim:
+            raise MilvusError(errors.UNEXPECTED, f"the num({bits}) of all bits should divide the dim({dim})")
+        return bits // dim
+    if kind in ("float16_vector", "bfloat16_vector"):
+        length = len(getattr(vectors, kind)) // 2
+        if dim <= 0 or length % dim:
+            raise MilvusError(errors.UNEXPECTED, f"the length({length}) of {kind} data should divide the dim({dim})")
+        return length // dim
+    return columns.num_rows([fd])
+
+
+def validate_insert(
+    view: CollectionView, fields_data: Sequence[schema_pb2.FieldData], num_rows: int, upsert: bool
+) -> None:
+    """Reject what a single Milvus would reject before any backend sees a part of it."""
+    given = {fd.field_name: fd for fd in fields_data}
+    for fd in fields_data:
+        if fd.is_dynamic or fd.field_name == "$meta":
+            if not view.schema.enable_dynamic_field:
+                raise MilvusError(errors.PARAMETER_INVALID, "dynamic field is not enabled in the collection")
+            continue
+        field = view.fields_by_name.get(fd.field_name)
+        if field is None:
+            raise MilvusError(
+                errors.PARAMETER_INVALID,
+                f"Attempt to insert an unexpected field `{fd.field_name}` to collection without enabling dynamic field",
+            )
+        if field.data_type in VECTOR_TYPES:
+            rows = _vector_rows(fd, _dim(field))
+        else:
+            rows = columns.num_rows([fd])
+        if rows != num_rows:
+            raise MilvusError(
+                errors.PARAMETER_INVALID,
+                f"the num_rows ({rows}) of field ({fd.field_name}) is not equal to passed num_rows ({num_rows})",
+            )
+    for field in view.schema.fields:
+        if field.name in given or field.is_dynamic:
+            continue
+        if field.is_primary_key and field.autoID and not upsert:
+            continue
+        if field.nullable or field.HasField("default_value"):
+            continue
+        raise MilvusError(
+            errors.PARAMETER_INVALID,
+            f"Insert missed an field `{field.name}` to collection without set nullable==true or set default_value",
+        )
+    if view.auto_id and not upsert and view.pk_field.name in given:
+        raise MilvusError(errors.PARAMETER_INVALID, "can not assign primary field data when auto id enabled")
+
+
+def int64_field(name: str, field_id: int, values: np.ndarray) -> schema_pb2.FieldData:
+    fd = schema_pb2.FieldData(type=schema_pb2.Int64, field_name=name, field_id=field_id)
+    fd.scalars.long_data.data.extend(values.tolist())
+    return fd
+
+
+def ids_message(pk: schema_pb2.FieldSchema, keys: Sequence[Any] | np.ndarray) -> schema_pb2.IDs:
+    ids = schema_pb2.IDs()
+    if pk.data_type == schema_pb2.Int64:
+        ids.int_id.data.extend(np.asarray(keys).tolist())
+    else:
+        ids.str_id.data.extend(list(keys))
+    return ids
+
+
+# `pk in [..]` and `pk == x`, the shapes pymilvus's delete(ids=...) sends.
+_IN_EXPR = re.compile(r"^\s*(\w+)\s+in\s+\[(.*)\]\s*$", re.S)
+_EQ_EXPR = re.compile(r"^\s*(\w+)\s*==\s*(.+?)\s*$", re.S)
+
+
+def keys_of_delete_expr(expr: str, pk: schema_pb2.FieldSchema) -> list[Any] | None:
+    """The primary keys a delete expression names, when it is a plain pk in/== expression."""
+    match = _IN_EXPR.match(expr) or _EQ_EXPR.match(expr)
+    if match is None or match.group(1) != pk.name:
+        return None
+    body = match.group(2)
+    if pk.data_type == schema_pb2.Int64:
+        try:
+            return [int(tok) for tok in body.split(",") if tok.strip()]
+        except ValueError:
+            return None
+    items = re.findall(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'', body)
+    if not items:
+        return None
+    stripped = re.sub(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'|[\s,]', "", body)
+    if stripped:
+        return None
+    return [a or b for a, b in items]
+
+
+def delete_expr_for(pk: schema_pb2.FieldSchema, keys: Sequence[Any]) -> str:
+    if pk.data_type == schema_pb2.Int64:
+        return f"{pk.name} in [{','.join(str(int(k)) for k in keys)}]"
+    quoted = ",".join('"' + str(k).replace("\\", "\\\\").replace('"', '\\"') + '"' for k in keys)
+    return f"{pk.name} in [{quoted}]"
+
+
+def mutation_result(
+    pk: schema_pb2.FieldSchema, keys: Sequence[Any] | np.ndarray, timestamp: int, insert: int = 0, upsert: int = 0
+) -> milvus_pb2.MutationResult:
+    n = len(keys)
+    return milvus_pb2.MutationResult(
+        status=common_pb2.Status(),
+        IDs=ids_message(pk, keys),
+        succ_index=list(range(n)),
+        insert_cnt=insert,
+        upsert_cnt=upsert,
+        timestamp=timestamp,
+    )

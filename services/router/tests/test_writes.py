@@ -1,0 +1,72 @@
+"""Write splitting, id order and delete routing (offline)."""
+
+import numpy as np
+import pytest
+from pymilvus.grpc_gen import schema_pb2
+
+from mishards.common.hashing import shard_of
+from mishards.router.writes import delete_expr_for, keys_of_delete_expr, mutation_result, split_rows_by_shard
+
+INT_PK = schema_pb2.FieldSchema(name="pk", data_type=schema_pb2.Int64, is_primary_key=True)
+STR_PK = schema_pb2.FieldSchema(name="pk", data_type=schema_pb2.VarChar, is_primary_key=True)
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3, 8])
+def test_split_keeps_every_row_once_on_its_shard(shards: int) -> None:
+    keys = np.random.default_rng(3).integers(-(2**40), 2**40, size=1000)
+    parts = split_rows_by_shard(keys, shards)
+    rows = np.concatenate(list(parts.values()))
+    assert sorted(rows.tolist()) == list(range(1000))
+    for shard, idx in parts.items():
+        assert all(shard_of(int(keys[i]), shards) == shard for i in idx)
+        assert list(idx) == sorted(idx)  # client order kept within a shard
+
+
+def test_split_varchar_keys() -> None:
+    keys = [f"k{i}" for i in range(200)]
+    parts = split_rows_by_shard(keys, 3)
+    assert sum(len(v) for v in parts.values()) == 200
+    for shard, idx in parts.items():
+        assert all(shard_of(keys[i], 3) == shard for i in idx)
+
+
+def test_ids_come_back_in_client_row_order() -> None:
+    keys = np.array([50, 3, 99, 7], dtype=np.int64)
+    res = mutation_result(INT_PK, keys, timestamp=123, insert=4)
+    assert list(res.IDs.int_id.data) == [50, 3, 99, 7]
+    assert list(res.succ_index) == [0, 1, 2, 3] and res.insert_cnt == 4 and res.timestamp == 123
+    res = mutation_result(STR_PK, ["b", "a"], timestamp=1, upsert=2)
+    assert list(res.IDs.str_id.data) == ["b", "a"] and res.upsert_cnt == 2
+
+
+@pytest.mark.parametrize(
+    "expr,keys",
+    [
+        ("pk in [1, 2, 3]", [1, 2, 3]),
+        ("pk in [ -5 ]", [-5]),
+        ("pk == 7", [7]),
+        ("pk in [1,2] and x > 1", None),
+        ("other in [1]", None),
+        ("pk > 3", None),
+    ],
+)
+def test_int_delete_expressions(expr: str, keys: list[int] | None) -> None:
+    assert keys_of_delete_expr(expr, INT_PK) == keys
+
+
+@pytest.mark.parametrize(
+    "expr,keys",
+    [
+        ('pk in ["a", "b,c"]', ["a", "b,c"]),
+        ("pk in ['x']", ["x"]),
+        ('pk == "q"', ["q"]),
+        ('pk in ["a"] or pk == "b"', None),
+    ],
+)
+def test_varchar_delete_expressions(expr: str, keys: list[str] | None) -> None:
+    assert keys_of_delete_expr(expr, STR_PK) == keys
+
+
+def test_delete_expr_round_trip() -> None:
+    assert keys_of_delete_expr(delete_expr_for(INT_PK, [4, 5]), INT_PK) == [4, 5]
+    assert keys_of_delete_expr(delete_expr_for(STR_PK, ['a"b', "c"]), STR_PK) is not None
