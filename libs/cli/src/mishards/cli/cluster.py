@@ -1,0 +1,439 @@
+"""The embedded cluster: Milvus instances, discovery, meta and router as child processes.
+
+Used by `mishards up` and by the integration tests. Everything lives under one root
+folder: ``cluster.json`` records the service ports (so a restart on the same folder
+finds the same addresses), ``instances/`` holds the Milvus instances, ``logs/`` the
+output of every service, ``run/`` their PID files.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from mishards.cli.launcher import (
+    Backend,
+    MilvusInstance,
+    bring_up_instances,
+    log_tail,
+    open_instances,
+    read_record,
+    stop_instances,
+    terminate_process,
+    write_record,
+)
+from mishards.cli.ports import (
+    DEFAULT_PORT_RANGE,
+    LOCALHOST,
+    ephemeral_allocator,
+)
+
+ServiceName = Literal["discovery", "meta", "router"]
+# Start order; stop runs in reverse.
+SERVICES: tuple[ServiceName, ...] = ("discovery", "meta", "router")
+CLUSTER_FILE = "cluster.json"
+CLUSTER_RECORD_VERSION = 1
+DEFAULT_ROUTER_PORT = 19530
+# The README defaults, taken by `mishards up` when free.
+DEFAULT_SERVICE_PORTS: dict[str, int] = {
+    "meta": 19541,
+    "discovery": 19542,
+    "router_metrics": 9191,
+    "meta_metrics": 9192,
+    "discovery_metrics": 9193,
+}
+
+
+class ServiceError(RuntimeError):
+    """A service process could not be started or did not become SERVING."""
+
+
+def grpc_serving(address: str, timeout: float = 2.0) -> bool:
+    """True when ``grpc.health.v1`` at ``address`` answers SERVING for the server ("")."""
+    try:
+        with grpc.insecure_channel(address) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout
+            )
+    except grpc.RpcError:
+        return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def console_script(name: str) -> list[str]:
+    """The command of an installed console script: next to ``sys.executable`` first, then PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which(name)
+    if found:
+        return [found]
+    raise ServiceError(f"{name} is not installed (looked in {beside.parent} and PATH)")
+
+
+class ServiceProcess:
+    """One Mishards service run as a child process in its own process group."""
+
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        port: int,
+        log_file: Path,
+        pid_file: Path,
+    ) -> None:
+        self.name = name
+        self.command = list(command)
+        self.env = dict(env)
+        self.port = port
+        self.log_file = log_file
+        self.pid_file = pid_file
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:port`` of the service's gRPC endpoint."""
+        return f"{LOCALHOST}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the running (or last started) process."""
+        return self._proc.pid if self._proc is not None else None
+
+    def is_running(self) -> bool:
+        """True while the process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        """Start the process unless it runs already (returns at once)."""
+        with self._lock:
+            if self.is_running():
+                return
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_file, "ab") as log:
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+                log.write(f"\n==== {stamp} start {self.command}\n".encode())
+                log.flush()
+                self._proc = subprocess.Popen(
+                    self.command,
+                    env=self.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+            self.pid_file.write_text(f"{self._proc.pid}\n")
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until the health check says SERVING; raise ServiceError with the log tail otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            proc = self._proc
+            if proc is None:
+                raise ServiceError(f"{self.name} was not started")
+            if proc.poll() is not None:
+                raise ServiceError(
+                    f"{self.name} exited with code {proc.returncode} while starting; "
+                    f"last lines of {self.log_file}:\n{log_tail(self.log_file)}"
+                )
+            if grpc_serving(self.address, timeout=1.0):
+                return
+            if time.monotonic() >= deadline:
+                raise ServiceError(
+                    f"{self.name} not SERVING on {self.address} after {timeout:.0f}s; "
+                    f"last lines of {self.log_file}:\n{log_tail(self.log_file)}"
+                )
+            time.sleep(0.1)
+
+    def stop(self, timeout: float) -> None:
+        """SIGTERM the process group, SIGKILL it after ``timeout`` seconds."""
+        with self._lock:
+            if self._proc is not None:
+                terminate_process(self._proc, timeout)
+                self.pid_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL the process group at once, as a crash would."""
+        with self._lock:
+            if self._proc is not None:
+                terminate_process(self._proc, 0.0, first_signal=signal.SIGKILL)
+
+
+class Cluster:
+    """Milvus instances plus discovery (static), meta (SQLite) and router, all child processes.
+
+    ``start`` brings everything up and waits until it serves; ``stop`` (also on
+    leaving the ``with`` block, on a failed start, and at interpreter exit) ends
+    every process it started, router first, by PID. Ports are recorded in
+    ``root_dir/cluster.json`` and in the instances' folders, so a second start on
+    the same ``root_dir`` finds the same addresses and data.
+
+    ``extra_env`` goes to all three services and wins over the values set here.
+    ``service_commands`` replaces the console scripts (tests use stand-ins).
+    """
+
+    def __init__(
+        self,
+        root_dir: Path | str,
+        writable: int = 2,
+        readonly: int = 0,
+        backend: Backend = "milvus",
+        router_port: int = DEFAULT_ROUTER_PORT,
+        extra_env: Mapping[str, str] | None = None,
+        database_uri: str | None = None,
+        *,
+        port_range: tuple[int, int] = DEFAULT_PORT_RANGE,
+        prefer_default_ports: bool = False,
+        service_commands: Mapping[str, Sequence[str]] | None = None,
+        start_timeout: float = 180.0,
+        stop_timeout: float = 15.0,
+    ) -> None:
+        if not 0 <= router_port <= 65535:
+            raise ValueError(f"bad router port {router_port}")
+        self.root_dir = Path(root_dir).absolute()
+        self.writable = writable
+        self.readonly = readonly
+        self.backend: Backend = backend
+        self.extra_env = {str(k): str(v) for k, v in (extra_env or {}).items()}
+        self.database_uri = database_uri or f"sqlite:///{self.root_dir / 'meta.db'}"
+        self.port_range = port_range
+        self.prefer_default_ports = prefer_default_ports
+        self.service_commands = dict(service_commands or {})
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self._requested_router_port = router_port
+        self.ports: dict[str, int] = {}
+        self.instances: list[MilvusInstance] = []
+        self.services: dict[str, ServiceProcess] = {}
+        self._atexit_registered = False
+
+    # -- addresses --------------------------------------------------------------
+
+    @property
+    def log_dir(self) -> Path:
+        """Where the services' output goes (``root_dir/logs``)."""
+        return self.root_dir / "logs"
+
+    @property
+    def router_port(self) -> int:
+        """The router's Milvus-protocol port (known once ports are resolved)."""
+        return self._port("router")
+
+    @property
+    def router_address(self) -> str:
+        """``127.0.0.1:port`` of the router."""
+        return f"{LOCALHOST}:{self.router_port}"
+
+    @property
+    def router_uri(self) -> str:
+        """``http://127.0.0.1:port``: what pymilvus's ``MilvusClient(uri=...)`` takes."""
+        return f"http://{self.router_address}"
+
+    @property
+    def meta_address(self) -> str:
+        """``127.0.0.1:port`` of meta."""
+        return f"{LOCALHOST}:{self._port('meta')}"
+
+    @property
+    def discovery_address(self) -> str:
+        """``127.0.0.1:port`` of discovery."""
+        return f"{LOCALHOST}:{self._port('discovery')}"
+
+    @property
+    def writable_instances(self) -> list[MilvusInstance]:
+        return [i for i in self.instances if i.role == "writable"]
+
+    @property
+    def readonly_instances(self) -> list[MilvusInstance]:
+        return [i for i in self.instances if i.role == "readonly"]
+
+    def _port(self, key: str) -> int:
+        if not self.ports:
+            self.resolve_ports()
+        return self.ports[key]
+
+    # -- ports ------------------------------------------------------------------
+
+    def resolve_ports(self) -> dict[str, int]:
+        """Service ports: recorded in ``cluster.json`` when there, else allocated and recorded."""
+        if self.ports:
+            return self.ports
+        record_path = self.root_dir / CLUSTER_FILE
+        record = read_record(record_path) or {}
+        recorded = record.get("ports")
+        ports: dict[str, int] = {str(k): int(v) for k, v in recorded.items()} if isinstance(recorded, dict) else {}
+        allocator = ephemeral_allocator()
+        allocator.reserve(ports.values())
+        if self._requested_router_port:
+            ports["router"] = self._requested_router_port
+        elif "router" not in ports:
+            ports["router"] = allocator.allocate_one()
+        for key in (
+            "discovery",
+            "meta",
+            "discovery_metrics",
+            "meta_metrics",
+            "router_metrics",
+        ):
+            if key not in ports:
+                preferred = DEFAULT_SERVICE_PORTS[key] if self.prefer_default_ports else None
+                ports[key] = allocator.allocate_one(preferred)
+        write_record(
+            record_path,
+            {
+                "version": CLUSTER_RECORD_VERSION,
+                "backend": self.backend,
+                "ports": ports,
+            },
+        )
+        self.ports = ports
+        return ports
+
+    # -- services ---------------------------------------------------------------
+
+    def _service_env(self, name: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            SERVER_HOST=LOCALHOST,
+            LOG_PATH=str(self.log_dir),
+            METRICS_PORT=str(self.ports[f"{name}_metrics"]),
+        )
+        if name == "discovery":
+            env.update(
+                DISCOVERY_CLASS_NAME="static",
+                WOSERVER=",".join(i.address for i in self.writable_instances),
+                DISCOVERY_STATIC_HOSTS=",".join(i.address for i in self.readonly_instances),
+                DISCOVERY_SERVER_PORT=str(self.ports["discovery"]),
+                DISCOVERY_PROBE_INTERVAL="1",
+            )
+        elif name == "meta":
+            env.update(
+                META_SERVER_PORT=str(self.ports["meta"]),
+                DISCOVERY_ADDRESS=self.discovery_address,
+                SQLALCHEMY_DATABASE_URI=self.database_uri,
+            )
+        else:
+            env.update(
+                SERVER_PORT=str(self.ports["router"]),
+                META_ADDRESS=self.meta_address,
+                DISCOVERY_ADDRESS=self.discovery_address,
+            )
+        env.update(self.extra_env)
+        return env
+
+    def _make_service(self, name: str) -> ServiceProcess:
+        command = self.service_commands.get(name) or console_script(f"mishards-{name}")
+        return ServiceProcess(
+            name,
+            command,
+            self._service_env(name),
+            self.ports[name],
+            self.log_dir / f"{name}.out",
+            self.root_dir / "run" / f"{name}.pid",
+        )
+
+    def _service(self, name: str) -> ServiceProcess:
+        if name not in SERVICES:
+            raise ValueError(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
+        if name not in self.services:
+            self.services[name] = self._make_service(name)
+        return self.services[name]
+
+    def start_service(self, name: str, timeout: float | None = None) -> None:
+        """Start one service ("meta" | "discovery" | "router") and wait until it is SERVING."""
+        service = self._service(name)
+        service.start()
+        service.wait_ready(self.start_timeout if timeout is None else timeout)
+
+    def stop_service(self, name: str, timeout: float | None = None) -> None:
+        """SIGTERM one service (its process group), SIGKILL after ``timeout``."""
+        if name in self.services:
+            self.services[name].stop(self.stop_timeout if timeout is None else timeout)
+        else:
+            self._service(name)  # validates the name
+
+    def kill_service(self, name: str) -> None:
+        """SIGKILL one service at once, as a crash would."""
+        if name in self.services:
+            self.services[name].kill()
+        else:
+            self._service(name)
+
+    def service_pid(self, name: str) -> int | None:
+        """PID of a service process (None before its first start)."""
+        service = self.services.get(name)
+        return service.pid if service else None
+
+    # -- life cycle -------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start instances, discovery, meta and router; return once all serve.
+
+        On any failure everything started so far is stopped and the error raised.
+        """
+        self.root_dir.mkdir(parents=True, exist_ok=True)
+        if not self._atexit_registered:
+            atexit.register(self.stop)
+            self._atexit_registered = True
+        try:
+            self.resolve_ports()
+            self.instances = open_instances(
+                self.root_dir,
+                self.writable,
+                self.readonly,
+                self.backend,
+                self.port_range,
+            )
+            self.services.clear()
+            # Build the services (their env names the instances) before starting
+            # anything heavy, so a missing console script fails fast.
+            for name in SERVICES:
+                self._service(name)
+            bring_up_instances(self.instances, self.start_timeout)
+            for name in SERVICES:
+                self.start_service(name)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop router, meta, discovery, then the instances; never leaves a process behind."""
+        for name in reversed(SERVICES):
+            service = self.services.get(name)
+            if service is not None:
+                service.stop(self.stop_timeout)
+        stop_instances(self.instances)
+        if self._atexit_registered:
+            atexit.unregister(self.stop)
+            self._atexit_registered = False
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"Cluster({self.root_dir}, writable={self.writable}, readonly={self.readonly}, backend={self.backend!r})"

@@ -1,0 +1,214 @@
+"""The operator CLI: ``mishards up`` runs the embedded cluster, ``mishards status`` shows it."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+import grpc
+
+from mishards.cli.cluster import (
+    CLUSTER_FILE,
+    DEFAULT_ROUTER_PORT,
+    DEFAULT_SERVICE_PORTS,
+    Cluster,
+    ServiceError,
+    grpc_serving,
+)
+from mishards.cli.launcher import BACKENDS, InstanceError, read_record
+from mishards.cli.ports import LOCALHOST, PortRangeExhausted
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mishards`` argument parser (subcommands ``up`` and ``status``)."""
+    parser = argparse.ArgumentParser(prog="mishards", description="Mishards: a sharding middleware for Milvus 2.x")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run meta, discovery, router and Milvus here")
+    up.add_argument("--data", default="./data", help="data folder (default ./data)")
+    up.add_argument("--writable", type=_count, default=2, help="writable instances")
+    up.add_argument("--readonly", type=_count, default=0, help="read-only instances")
+    up.add_argument("--backend", choices=sorted(BACKENDS), default="milvus")
+    up.add_argument("--port", type=_port, default=DEFAULT_ROUTER_PORT, help="router port (0: any)")
+
+    status = sub.add_parser("status", help="show the discovery membership")
+    status.add_argument("--meta", help="meta address host:port")
+    status.add_argument("--discovery", help="discovery address host:port")
+    status.add_argument(
+        "--data",
+        default="./data",
+        help="data folder of `mishards up`, read for addresses not given",
+    )
+    return parser
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port 0-65535")
+    return value
+
+
+# -- up -------------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM/SIGINT."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def cmd_up(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Run the cluster in the foreground until Ctrl-C or SIGTERM."""
+    cluster = Cluster(
+        args.data,
+        writable=args.writable,
+        readonly=args.readonly,
+        backend=args.backend,
+        router_port=args.port,
+        prefer_default_ports=True,
+    )
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    code = 0
+    try:
+        print(f"Starting Mishards in {cluster.root_dir} ...", file=out, flush=True)
+        cluster.start()
+        print(describe_cluster(cluster), file=out, flush=True)
+        _watch(cluster, out)
+    except _Stop:
+        pass
+    except (ServiceError, InstanceError, PortRangeExhausted) as exc:
+        print(f"mishards up failed: {exc}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        # A second Ctrl-C must not cut the shutdown short.
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        print("Stopping Mishards ...", file=out, flush=True)
+        cluster.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("Mishards stopped.", file=out, flush=True)
+    return code
+
+
+def describe_cluster(cluster: Cluster) -> str:
+    """The lines `mishards up` prints once the cluster serves."""
+    lines = [
+        f'Mishards is up: pymilvus -> MilvusClient(uri="{cluster.router_uri}")',
+        f"  router     {cluster.router_address}  pid {cluster.service_pid('router')}",
+        f"  meta       {cluster.meta_address}  pid {cluster.service_pid('meta')}",
+        f"  discovery  {cluster.discovery_address}  pid {cluster.service_pid('discovery')}",
+    ]
+    for inst in cluster.instances:
+        lines.append(f"  {inst.role:<9}  {inst.address}  pid {inst.pid}  ({inst.backend}, {inst.data_dir})")
+    lines.append(f"  logs in {cluster.log_dir}")
+    lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines)
+
+
+def _watch(cluster: Cluster, out: TextIO) -> None:
+    """Wait for a signal; report (once) any child that exits on its own."""
+    reported: set[str] = set()
+    while True:
+        time.sleep(1.0)
+        for name, service in cluster.services.items():
+            if not service.is_running() and name not in reported:
+                reported.add(name)
+                print(f"warning: {name} (pid {service.pid}) exited; see {service.log_file}",
+                      file=out, flush=True)  # fmt: skip
+        for inst in cluster.instances:
+            if not inst.is_running() and inst.identity not in reported:
+                reported.add(inst.identity)
+                print(f"warning: {inst.role} instance {inst.address} (pid {inst.pid}) "
+                      f"exited; see {inst.log_file}", file=out, flush=True)  # fmt: skip
+
+
+# -- status ---------------------------------------------------------------------
+
+
+def resolve_addresses(args: argparse.Namespace) -> tuple[str, str]:
+    """(meta, discovery) addresses: the flags, else the data folder's record, else the defaults."""
+    record = read_record(Path(args.data) / CLUSTER_FILE) or {}
+    recorded = record.get("ports")
+    ports = recorded if isinstance(recorded, dict) else {}
+    meta_port = ports.get("meta", DEFAULT_SERVICE_PORTS["meta"])
+    discovery_port = ports.get("discovery", DEFAULT_SERVICE_PORTS["discovery"])
+    meta = args.meta or f"{LOCALHOST}:{meta_port}"
+    discovery = args.discovery or f"{LOCALHOST}:{discovery_port}"
+    return meta, discovery
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain left-aligned text table."""
+    widths = [len(h) for h in header]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in [header, *rows]]  # fmt: skip
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Print the discovery membership; exit 1 when discovery does not answer."""
+    from mishards.v1 import discovery_pb2, discovery_pb2_grpc
+
+    meta, discovery = resolve_addresses(args)
+    meta_state = "SERVING" if grpc_serving(meta) else "not serving"
+    print(f"meta       {meta}: {meta_state}", file=out)
+    try:
+        with grpc.insecure_channel(discovery) as channel:
+            stub = discovery_pb2_grpc.DiscoveryStub(channel)  # type: ignore[no-untyped-call]
+            membership = stub.ListInstances(discovery_pb2.ListInstancesRequest(), timeout=5)
+    except grpc.RpcError as exc:
+        print(f"discovery  {discovery}: unreachable ({exc.code().name})", file=out)
+        return 1
+    state = "ok" if membership.backend_ok else f"back end error: {membership.backend_error}"
+    print(f"discovery  {discovery}: version {membership.version}, {state}", file=out)
+    rows = [
+        (
+            inst.identity,
+            inst.address,
+            _enum_label(discovery_pb2.Role.Name(inst.role)),
+            _enum_label(discovery_pb2.Health.Name(inst.health)),
+            inst.reason,
+        )
+        for inst in membership.instances
+    ]
+    print(
+        format_table(("IDENTITY", "ADDRESS", "ROLE", "HEALTH", "REASON"), rows),
+        file=out,
+    )
+    return 0
+
+
+def _enum_label(name: str) -> str:
+    # ROLE_UNSPECIFIED -> unspecified, HEALTH_UNKNOWN -> unknown, WRITABLE -> writable.
+    return name.split("_", 1)[1].lower() if "_" in name else name.lower()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mishards`` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "up":
+        return cmd_up(args)
+    return cmd_status(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

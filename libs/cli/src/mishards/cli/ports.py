@@ -1,0 +1,125 @@
+"""Port allocation for the processes `mishards up` starts on this machine."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+from collections.abc import Iterable
+from typing import ClassVar
+
+DEFAULT_PORT_RANGE: tuple[int, int] = (19600, 19799)
+LOCALHOST = "127.0.0.1"
+
+
+class PortRangeExhausted(RuntimeError):
+    """No free port is left in the allocator's range."""
+
+
+def port_is_free(port: int, host: str = "") -> bool:
+    """True when nothing holds ``port``: a listening socket can be bound to it right now.
+
+    The default ``host`` "" (all IPv4 addresses) also catches servers that bind the
+    machine's own IP or ``0.0.0.0`` rather than 127.0.0.1, as Milvus components do.
+    """
+    return _can_bind(port, host, reuse=False)
+
+
+def port_has_listener(port: int, host: str = "") -> bool:
+    """True when a socket is bound to ``port`` (TIME_WAIT leftovers of old connections do not count)."""
+    return not _can_bind(port, host, reuse=True)
+
+
+def _can_bind(port: int, host: str, reuse: bool) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if reuse:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+                return False
+            raise
+    return True
+
+
+def port_accepts(port: int, host: str = LOCALHOST, timeout: float = 1.0) -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class PortAllocator:
+    """Hands out free TCP ports of ``[start, end]`` (both inclusive).
+
+    A port is handed out at most once per process: all allocators share one
+    registry of ports already given (unless a test passes its own ``taken`` set),
+    so two clusters started by one process never collide. Every port is checked
+    with a bind test (all IPv4 addresses, no SO_REUSEADDR) before it is handed out.
+    """
+
+    _shared_taken: ClassVar[set[int]] = set()
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        start: int = DEFAULT_PORT_RANGE[0],
+        end: int = DEFAULT_PORT_RANGE[1],
+        *,
+        host: str = "",
+        taken: set[int] | None = None,
+    ) -> None:
+        if not 1 <= start <= end <= 65535:
+            raise ValueError(f"bad port range {start}-{end}")
+        self.start = start
+        self.end = end
+        self.host = host
+        self._taken = self._shared_taken if taken is None else taken
+
+    def reserve(self, ports: Iterable[int]) -> None:
+        """Mark ports as given (e.g. ports recorded by an earlier run) so they are never handed out."""
+        with self._lock:
+            self._taken.update(ports)
+
+    def release(self, ports: Iterable[int]) -> None:
+        """Give ports back, e.g. after a start that failed before recording them."""
+        with self._lock:
+            self._taken.difference_update(ports)
+
+    def allocate(self, count: int = 1) -> list[int]:
+        """Return ``count`` distinct free ports; raise PortRangeExhausted when the range has too few."""
+        if count < 0:
+            raise ValueError("count must be >= 0")
+        with self._lock:
+            found: list[int] = []
+            for port in range(self.start, self.end + 1):
+                if len(found) == count:
+                    break
+                if port in self._taken or not port_is_free(port, self.host):
+                    continue
+                found.append(port)
+            if len(found) < count:
+                raise PortRangeExhausted(f"need {count} free ports in {self.start}-{self.end}, found {len(found)}")
+            self._taken.update(found)
+            return found
+
+    def allocate_one(self, preferred: int | None = None) -> int:
+        """Return one free port: ``preferred`` when it is free and not yet given, else the first free one."""
+        if preferred:
+            with self._lock:
+                if preferred not in self._taken and port_is_free(preferred, self.host):
+                    self._taken.add(preferred)
+                    return preferred
+        return self.allocate(1)[0]
+
+
+def ephemeral_allocator(taken: set[int] | None = None) -> PortAllocator:
+    """An allocator over a high range below Linux's default ephemeral range (32768-60999).
+
+    Service ports are recorded and reused across restarts, so they must not come from
+    the kernel's ephemeral range, where an outgoing connection could hold them later.
+    """
+    return PortAllocator(20000, 32767, taken=taken)
