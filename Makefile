@@ -44,7 +44,7 @@ proto: install
 proto-check: install
 	@rm -rf .proto-check && mkdir -p .proto-check
 	@$(PY) -m grpc_tools.protoc -Iprotos --python_out=.proto-check --pyi_out=.proto-check --grpc_python_out=.proto-check $(PROTOS)
-	@diff -r -x __pycache__ .proto-check/mishards/v1 $(PROTO_OUT)/mishards/v1 || (echo "generated stubs are stale: run make proto" && rm -rf .proto-check && exit 1)
+	@diff -r -x __pycache__ -x py.typed .proto-check/mishards/v1 $(PROTO_OUT)/mishards/v1 || (echo "generated stubs are stale: run make proto" && rm -rf .proto-check && exit 1)
 	@rm -rf .proto-check
 
 bench: install

@@ -1,0 +1,83 @@
+"""The differential harness: run the same calls through the router and on one Milvus, compare."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pymilvus import MilvusClient
+from pymilvus.exceptions import MilvusException
+
+
+@dataclass
+class Outcome:
+    value: Any = None
+    error: MilvusException | None = None
+
+
+def run_both(
+    router: MilvusClient, direct: MilvusClient, call: Callable[[MilvusClient], Any]
+) -> tuple[Outcome, Outcome]:
+    out = []
+    for client in (router, direct):
+        try:
+            out.append(Outcome(value=call(client)))
+        except MilvusException as exc:
+            out.append(Outcome(error=exc))
+    return out[0], out[1]
+
+
+def assert_same_error(r: Outcome, d: Outcome) -> None:
+    assert d.error is not None, f"direct Milvus accepted what was expected to fail: {d.value}"
+    assert r.error is not None, f"router accepted what Milvus rejects ({d.error}): {r.value}"
+    assert r.error.code == d.error.code, f"codes differ: router {r.error} vs direct {d.error}"
+
+
+def assert_search_equal(
+    r_hits: list[list[dict[str, Any]]],
+    d_hits: list[list[dict[str, Any]]],
+    tol: float = 1e-4,
+    fields: tuple[str, ...] = (),
+) -> None:
+    """Per query: same distances (within tol) in order; ids equal up to ties.
+
+    Hits with equal distance may come in any order, and at the cut-off distance a single
+    Milvus may keep any of the tied ids; so ids are compared as sets per tie group, and the
+    last group (which the limit may cut) only by its size.
+    """
+    assert len(r_hits) == len(d_hits), "number of queries differs"
+    for qi, (rq, dq) in enumerate(zip(r_hits, d_hits)):
+        assert len(rq) == len(dq), f"query {qi}: {len(rq)} hits via router, {len(dq)} direct"
+        for a, b in zip(rq, dq):
+            assert math.isclose(a["distance"], b["distance"], rel_tol=tol, abs_tol=tol), (
+                f"query {qi}: distance {a['distance']} via router vs {b['distance']} direct"
+            )
+        groups_r = _tie_groups(rq, tol)
+        groups_d = _tie_groups(dq, tol)
+        assert len(groups_r) == len(groups_d)
+        for gi, (gr, gd) in enumerate(zip(groups_r, groups_d)):
+            if gi == len(groups_r) - 1:
+                assert len(gr) == len(gd)
+                continue
+            assert {h["id"] for h in gr} == {h["id"] for h in gd}, f"query {qi}: ids differ in tie group {gi}"
+        by_id = {h["id"]: h for h in dq}
+        for h in rq:
+            if h["id"] in by_id:
+                for f in fields:
+                    assert h["entity"].get(f) == by_id[h["id"]]["entity"].get(f), f"field {f} of id {h['id']} differs"
+
+
+def _tie_groups(hits: list[dict[str, Any]], tol: float) -> list[list[dict[str, Any]]]:
+    groups: list[list[dict[str, Any]]] = []
+    for h in hits:
+        if groups and math.isclose(groups[-1][0]["distance"], h["distance"], rel_tol=tol, abs_tol=tol):
+            groups[-1].append(h)
+        else:
+            groups.append([h])
+    return groups
+
+
+def sorted_rows(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    return sorted((dict(r) for r in rows), key=lambda r: r[key])

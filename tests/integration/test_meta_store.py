@@ -1,0 +1,88 @@
+"""The meta store on SQLite and on the machine's MariaDB (which must be reachable: never skipped)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pymysql
+import pytest
+from sqlalchemy.engine import make_url
+
+from mishards.meta.store import CREATING, READY, NotFound, Store
+
+SERVER_URL = os.environ.get("SQLALCHEMY_DATABASE_TEST_URI") or "mysql+pymysql://root:@127.0.0.1:3306"
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        s = Store(f"sqlite:///{tmp_path}/meta.db")
+        s.migrate()
+        yield s
+        s.engine.dispose()
+        return
+    db = "mishards_test_" + uuid.uuid4().hex[:8]
+    url = make_url(SERVER_URL)
+    conn = pymysql.connect(host=url.host, user=url.username, password=url.password or "", port=url.port or 3306)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {db} CHARACTER SET utf8mb4")
+    try:
+        s = Store(url.set(database=db, query={"charset": "utf8mb4"}).render_as_string(hide_password=False))
+        s.migrate()
+        yield s
+        s.engine.dispose()
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE {db}")
+        conn.close()
+
+
+def test_collection_round_trip_and_versions(store: Store) -> None:
+    v0 = store.catalog_version()
+    spec = store.add_collection("default", "c1", b"\x01schema", 3, 2, [("k", "v")], 123, ["a:1", "b:1", "a:1"])
+    assert spec.state == CREATING and spec.shards_num == 3
+    assert [s.physical_name for s in spec.shards] == [f"mishards_{spec.id}_s{k}" for k in range(3)]
+    assert [s.primary for s in spec.shards] == ["a:1", "b:1", "a:1"]
+    assert store.collections() == []  # not READY yet
+    store.set_state(spec.id, READY, schema=b"\x02described")
+    got = store.get_collection("default", "c1")
+    assert got.schema == b"\x02described" and got.properties == [("k", "v")] and got.partitions == ["_default"]
+    assert store.catalog_version() > v0
+    store.put_alias("default", "al", spec.id)
+    assert store.get_collection("default", "al").id == spec.id
+    store.put_index(spec.id, "vec", "vec_idx", {"index_type": "FLAT"})
+    assert store.get_collection("default", "c1").indexes == [("vec", "vec_idx", {"index_type": "FLAT"})]
+    store.remove_collection(spec.id)
+    with pytest.raises(NotFound):
+        store.get_collection("default", "c1")
+    with pytest.raises(NotFound):
+        store.get_collection("default", "al")
+
+
+def test_same_name_in_two_databases(store: Store) -> None:
+    store.create_database("db2", 1)
+    a = store.add_collection("default", "same", b"s", 1, 0, [], 1, ["a:1"])
+    b = store.add_collection("db2", "same", b"s", 1, 0, [], 1, ["a:1"])
+    assert a.id != b.id
+    assert "db2" in store.list_databases() and "default" in store.list_databases()
+
+
+def test_id_blocks_never_overlap(store: Store) -> None:
+    blocks = [(store.allocate_ids(n), n) for n in (1, 10, 1000, 7)]
+    ranges = sorted((b, b + n) for b, n in blocks)
+    for (_, end), (begin, _) in zip(ranges, ranges[1:]):
+        assert end <= begin
+
+
+def test_timestamp_window_is_persisted(store: Store) -> None:
+    assert store.reserve_timestamp_window(100) == 0
+    assert store.reserve_timestamp_window(50) == 100
+    assert store.reserve_timestamp_window(200) == 100
+
+
+def test_migrations_are_idempotent(store: Store) -> None:
+    store.migrate()
+    store.migrate()
+    assert store.list_databases() == ["default"]
