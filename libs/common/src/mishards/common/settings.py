@@ -105,7 +105,8 @@ class Settings:
     SQL_TEST_ECHO: bool = field(default=False, metadata=_meta("bool", "log SQL in tests"))
     DISCOVERY_PLUGIN_PATH: str = field(default="", metadata=_meta("str", "folder searched for a user discovery class"))
     DISCOVERY_CLASS_NAME: str = field(
-        default="static", metadata=_meta("str", "discovery back end: static, file, or a user class")
+        default="static",
+        metadata=_meta("str", "discovery back end: static, file, consul, kubernetes, or a user class"),
     )
     DISCOVERY_STATIC_HOSTS: list[str] = field(
         default_factory=list, metadata=_meta("list", "read-only Milvus instances for the static back end")
@@ -121,23 +122,41 @@ class Settings:
     DISCOVERY_KUBERNETES_NAMESPACE: str = field(
         default="",
         metadata=_meta(
-            "str", "namespace of the Milvus pods (kubernetes back end) (validated now, used from a later release)"
+            "str", "namespace of the Milvus pods (kubernetes back end); empty: the service account's or kubeconfig's"
         ),
     )
     DISCOVERY_KUBERNETES_IN_CLUSTER: bool = field(
         default=False,
-        metadata=_meta("bool", "use the in-cluster service account (validated now, used from a later release)"),
+        metadata=_meta("bool", "use the in-cluster service account instead of a kubeconfig (kubernetes back end)"),
     )
     DISCOVERY_KUBERNETES_POLL_INTERVAL: int = field(
         default=5,
-        metadata=_meta("int", "seconds between re-lists of pods (validated now, used from a later release)", 1),
+        metadata=_meta("int", "seconds between full re-lists of pods; changes in between come from a watch", 1),
     )
     DISCOVERY_KUBERNETES_POD_PATT: str = field(
         default="",
-        metadata=_meta("str", "regular expression over Milvus pod names (validated now, used from a later release)"),
+        metadata=_meta("str", "regular expression searched in Milvus pod names; empty: every pod"),
     )
     DISCOVERY_KUBERNETES_LABEL_SELECTOR: str = field(
-        default="", metadata=_meta("str", "label selector of Milvus pods (validated now, used from a later release)")
+        default="", metadata=_meta("str", "label selector of Milvus pods (kubernetes back end)")
+    )
+    DISCOVERY_CONSUL_HOST: str = field(
+        default="127.0.0.1", metadata=_meta("str", "Consul agent host (consul back end)")
+    )
+    DISCOVERY_CONSUL_PORT: int = field(default=8500, metadata=_meta("int", "Consul agent HTTP port", 1, 65535))
+    DISCOVERY_CONSUL_TOKEN: str = field(default="", metadata=_meta("str", "Consul ACL token; empty: none"))
+    DISCOVERY_CONSUL_DATACENTER: str = field(
+        default="", metadata=_meta("str", "Consul datacenter; empty: the agent's own")
+    )
+    DISCOVERY_CONSUL_WO_SERVICE: str = field(
+        default="milvus-wo", metadata=_meta("str", "Consul service name of the writable Milvus instances")
+    )
+    DISCOVERY_CONSUL_RO_SERVICE: str = field(
+        default="milvus-ro",
+        metadata=_meta("str", "Consul service name of the read-only Milvus instances; empty: none"),
+    )
+    DISCOVERY_CONSUL_TAG: str = field(
+        default="", metadata=_meta("str", "only Consul service instances carrying this tag; empty: all")
     )
     TRACER_PLUGIN_PATH: str = field(
         default="",
@@ -224,7 +243,7 @@ class Settings:
 
     def __repr__(self) -> str:  # never print secrets
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        for secret in ("MILVUS_BACKEND_TOKEN",):
+        for secret in ("MILVUS_BACKEND_TOKEN", "DISCOVERY_CONSUL_TOKEN"):
             if shown[secret]:
                 shown[secret] = "***"
         return f"Settings({shown})"
