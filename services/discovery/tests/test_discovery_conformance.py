@@ -11,8 +11,10 @@ from mishards.discovery.backends import InstanceSpec
 from mishards.discovery.testing import (
     CHECKS,
     BackendHarness,
+    ConsulHarness,
     FileHarness,
     HarnessFactory,
+    KubernetesHarness,
     MemoryHarness,
     NotApplicable,
     StaticHarness,
@@ -27,6 +29,8 @@ FACTORIES: dict[str, HarnessFactory] = {
     "memory": MemoryHarness,
     "static": StaticHarness,
     "file": file_harness,
+    "consul": ConsulHarness,
+    "kubernetes": KubernetesHarness,
 }
 
 

@@ -71,7 +71,7 @@ def test_unknown_name_lists_known_ones() -> None:
     with pytest.raises(PluginError) as info:
         resolve_backend(Settings(DISCOVERY_CLASS_NAME="zookeeper"))
     assert "zookeeper" in str(info.value)
-    assert "known: file, memory, static" in str(info.value)
+    assert "known: consul, file, kubernetes, memory, static" in str(info.value)
 
 
 def test_user_class_from_a_folder(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_user_class_from_a_folder(tmp_path: Path) -> None:
 def test_user_class_errors(tmp_path: Path) -> None:
     (tmp_path / "my_discovery.py").write_text(USER_PLUGIN)
     folder = str(tmp_path)
-    with pytest.raises(PluginError, match=r"'Missing' in .*known: file, memory, static"):
+    with pytest.raises(PluginError, match=r"'Missing' in .*known: consul, file, kubernetes, memory, static"):
         resolve_backend(Settings(DISCOVERY_CLASS_NAME="Missing", DISCOVERY_PLUGIN_PATH=folder))
     with pytest.raises(PluginError, match="no `async def list_instances"):
         resolve_backend(Settings(DISCOVERY_CLASS_NAME="NotABackend", DISCOVERY_PLUGIN_PATH=folder))

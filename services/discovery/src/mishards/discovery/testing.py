@@ -9,10 +9,13 @@ check in `CHECKS` (see services/discovery/tests/test_discovery_conformance.py).
 from __future__ import annotations
 
 import abc
+import asyncio
 import os
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
+import grpc
 import yaml
 
 from mishards.common.settings import Settings
@@ -22,10 +25,12 @@ from mishards.discovery.backends.base import (
     InstanceSpec,
 )
 from mishards.discovery.backends.file import FileBackend
+from mishards.discovery.backends.follow import FollowingBackend
+from mishards.discovery.backends.hostport import split_host_port
 from mishards.discovery.backends.memory import MemoryBackend
 from mishards.discovery.backends.static import StaticBackend
 from mishards.discovery.prober import Prober, ProbeResult
-from mishards.v1 import discovery_pb2
+from mishards.v1 import discovery_pb2, discovery_pb2_grpc
 
 
 class NotApplicable(Exception):
@@ -54,6 +59,14 @@ class BackendHarness(abc.ABC):
     def repair_source(self) -> None:
         """Make the source readable again with the instances it had before."""
         raise NotApplicable(f"{type(self).__name__} cannot simulate an outage")
+
+    async def settle(self) -> None:
+        """Wait until the back end has seen the source's last change.
+
+        Back ends that read their source at every list see it at once; followed back
+        ends (blocking queries, watches) see it a moment later.
+        """
+        return
 
     async def close(self) -> None:
         """Close the back end and remove what the harness created."""
@@ -135,6 +148,151 @@ class FileHarness(BackendHarness):
             self._tmp.cleanup()
 
 
+class FollowedHarness(BackendHarness):
+    """Base of harnesses whose back end follows its source in the background.
+
+    `settle()` waits until the back end lists exactly the instances last set (or,
+    while the source is broken, until it raises BackendUnavailable).
+    """
+
+    settle_timeout: float = 10.0
+
+    def __init__(self, backend: DiscoveryBackend, specs: Sequence[InstanceSpec]) -> None:
+        super().__init__(backend)
+        self._expected = sorted(specs, key=lambda s: s.identity)
+        self._broken = False
+        if isinstance(backend, FollowingBackend):
+            # Tests break and repair the source often; back off briefly.
+            backend.backoff_initial = 0.05  # type: ignore[attr-defined]
+            backend.backoff_max = 0.2  # type: ignore[attr-defined]
+
+    def _expect(self, specs: Sequence[InstanceSpec]) -> None:
+        self._expected = sorted(specs, key=lambda s: s.identity)
+
+    async def settle(self) -> None:
+        deadline = time.monotonic() + self.settle_timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                listed = sorted(await self.backend.list_instances(), key=lambda s: s.identity)
+            except BackendUnavailable as exc:
+                if self._broken:
+                    return
+                last = exc
+            else:
+                if not self._broken and listed == self._expected:
+                    return
+                last = listed
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{type(self).__name__}: back end did not follow its source; last saw {last}")
+
+
+class ConsulHarness(FollowedHarness):
+    """The consul back end over a `FakeConsul`, driven through the real py-consul client.
+
+    Writable instances are registered in `milvus-wo`, read-only ones in `milvus-ro`;
+    an outage is the agent answering 500 ("No cluster leader").
+    """
+
+    def __init__(self, specs: Sequence[InstanceSpec]) -> None:
+        from mishards.discovery.backends.consul import ConsulBackend
+        from mishards.discovery.fakes.consul import FakeConsul
+
+        self.fake = FakeConsul().start()
+        self._register(specs)
+        backend = ConsulBackend(Settings(DISCOVERY_CONSUL_HOST="127.0.0.1", DISCOVERY_CONSUL_PORT=self.fake.port))
+        backend.wait = "5s"
+        super().__init__(backend, specs)
+
+    def _register(self, specs: Sequence[InstanceSpec]) -> None:
+        known = self.fake.registrations()
+        wanted = {s.identity: s for s in specs}
+        for identity in known:
+            if identity not in wanted:
+                self.fake.deregister(identity)
+        for s in specs:
+            host, port = split_host_port(s.address, 19530)
+            service = "milvus-wo" if s.role == "writable" else "milvus-ro"
+            reg = known.get(s.identity)
+            if reg is None or (reg.service, reg.address, reg.port) != (service, host, port):
+                self.fake.register(service, s.identity, host, port)
+
+    def set_instances(self, specs: Sequence[InstanceSpec]) -> None:
+        self._register(specs)
+        self._expect(specs)
+
+    def break_source(self) -> None:
+        self._broken = True
+        self.fake.fail()
+
+    def repair_source(self) -> None:
+        self._broken = False
+        self.fake.recover()
+
+    async def close(self) -> None:
+        await super().close()
+        self.fake.stop()
+
+
+class KubernetesHarness(FollowedHarness):
+    """The kubernetes back end over a `FakeKubernetes`, driven through the official client.
+
+    Each spec is a ready pod named after its identity, with the role label and a
+    `grpc` container port; an outage is the API server answering 503.
+    """
+
+    namespace = "milvus"
+
+    def __init__(self, specs: Sequence[InstanceSpec]) -> None:
+        from kubernetes import config as k8s_config
+
+        from mishards.discovery.backends.kubernetes import KubernetesBackend
+        from mishards.discovery.fakes.kubernetes import FakeKubernetes
+
+        self.fake = FakeKubernetes().start()
+        self._tmp = tempfile.TemporaryDirectory(prefix="mishards-kube-")
+        kubeconfig = self.fake.write_kubeconfig(os.path.join(self._tmp.name, "config"), self.namespace)
+        self._put(specs)
+        settings = Settings(DISCOVERY_KUBERNETES_NAMESPACE=self.namespace, DISCOVERY_KUBERNETES_POLL_INTERVAL=1)
+        backend = KubernetesBackend(settings, api_client=k8s_config.new_client_from_config(config_file=kubeconfig))
+        super().__init__(backend, specs)
+
+    def _put(self, specs: Sequence[InstanceSpec]) -> None:
+        from mishards.discovery.fakes.kubernetes import make_pod
+
+        known = self.fake.pods(self.namespace)
+        wanted = {s.identity: s for s in specs}
+        for name in known:
+            if name not in wanted:
+                self.fake.delete_pod(name, self.namespace)
+        for s in specs:
+            host, port = split_host_port(s.address, 19530)
+            pod = make_pod(s.identity, host, port, s.role, namespace=self.namespace)
+            old = known.get(s.identity)
+            if old is None or (old["metadata"]["labels"], old["status"]["podIP"]) != (
+                pod["metadata"]["labels"],
+                host,
+            ):
+                self.fake.put_pod(pod)
+
+    def set_instances(self, specs: Sequence[InstanceSpec]) -> None:
+        self._put(specs)
+        self._expect(specs)
+
+    def break_source(self) -> None:
+        self._broken = True
+        self.fake.fail()
+
+    def repair_source(self) -> None:
+        self._broken = False
+        self.fake.recover()
+
+    async def close(self) -> None:
+        await super().close()
+        self.fake.stop()
+        self._tmp.cleanup()
+
+
 def _to_yaml(specs: Sequence[InstanceSpec]) -> list[dict[str, str]]:
     return [{"identity": s.identity, "address": s.address, "role": s.role} for s in specs]
 
@@ -187,6 +345,7 @@ async def check_join(factory: HarnessFactory) -> None:
         prober = _prober(harness)
         before = await prober.run_round()
         harness.set_instances([A, B])
+        await harness.settle()
         after = await prober.run_round()
         assert after.version > before.version
         assert _view(after) == _expect([A, B]), after
@@ -203,6 +362,7 @@ async def check_leave(factory: HarnessFactory) -> None:
         prober = _prober(harness)
         before = await prober.run_round()
         harness.set_instances([A, C])
+        await harness.settle()
         after = await prober.run_round()
         assert after.version > before.version
         assert _view(after) == _expect([A, C]), after
@@ -220,7 +380,8 @@ async def check_role_change(factory: HarnessFactory) -> None:
         before = await prober.run_round()
         promoted = InstanceSpec(identity=B.identity, address=B.address, role="writable")
         harness.set_instances([A, promoted])
-        await harness.backend.list_instances()  # the change is visible at once
+        await harness.settle()
+        await harness.backend.list_instances()  # the change is visible once settled
         after = await prober.run_round()
         assert after.version == before.version + 1, (before.version, after.version)
         assert _view(after) == _expect([A, promoted]), after
@@ -237,6 +398,7 @@ async def check_outage(factory: HarnessFactory) -> None:
         prober = _prober(harness)
         healthy = await prober.run_round()
         harness.break_source()
+        await harness.settle()
         try:
             await harness.backend.list_instances()
         except BackendUnavailable as exc:
@@ -248,10 +410,83 @@ async def check_outage(factory: HarnessFactory) -> None:
         assert _view(down) == _view(healthy), "the last known list was not kept"
         assert down.version == healthy.version + 1
         harness.repair_source()
+        await harness.settle()
         repaired = await prober.run_round()
         assert repaired.backend_ok and not repaired.backend_error, repaired
         assert _view(repaired) == _expect([A, B])
         assert repaired.version == down.version + 1
+    finally:
+        await harness.close()
+
+
+async def check_health_loss_and_recovery(factory: HarnessFactory) -> None:
+    """A failing instance is announced DOWN at once, stays listed, and returns after N good probes."""
+    harness = factory([A, B])
+    failing: set[str] = set()
+
+    async def probe(address: str) -> ProbeResult:
+        return ProbeResult(False, "CheckHealth: connection refused") if address in failing else ProbeResult(True)
+
+    try:
+        prober = Prober(harness.backend, probe=probe, interval=3600, timeout=1, healthy_after=2)
+        first = await prober.run_round()
+        assert {i.health for i in first.instances} == {discovery_pb2.HEALTH_UNKNOWN}, first  # damped join
+        healthy = await prober.run_round()
+        assert _view(healthy) == _expect([A, B]), healthy
+        failing.add(B.address)
+        down = await prober.run_round()
+        assert down.version == healthy.version + 1
+        assert _view(down)[B.identity][2] == discovery_pb2.DOWN, down
+        assert _view(down)[A.identity][2] == discovery_pb2.HEALTHY
+        assert [i.reason for i in down.instances if i.identity == B.identity] == ["CheckHealth: connection refused"]
+        failing.clear()
+        damped = await prober.run_round()
+        assert _view(damped)[B.identity][2] == discovery_pb2.DOWN, "a join needs healthy_after good probes"
+        recovered = await prober.run_round()
+        assert _view(recovered) == _expect([A, B]), recovered
+    finally:
+        await harness.close()
+
+
+async def check_watcher_resume(factory: HarnessFactory) -> None:
+    """A WatchInstances stream starts with the full snapshot; a watcher that reconnects
+    after missing changes gets the current snapshot, which holds every one of them."""
+    from mishards.discovery.main import build_service
+
+    harness = factory([A, B])
+    try:
+        if not harness.can_change:
+            raise NotApplicable("source cannot change")
+        settings = Settings(DISCOVERY_PROBE_INTERVAL=3600, DISCOVERY_PROBE_TIMEOUT=1)
+        service = await build_service(settings, backend=harness.backend, probe=_all_healthy, host="127.0.0.1", port=0)
+        await service.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+                stub = discovery_pb2_grpc.DiscoveryStub(channel)
+                stream = stub.WatchInstances(discovery_pb2.WatchInstancesRequest())
+                first = await stream.read()
+                assert _view(first) == _expect([A, B]), first
+                harness.set_instances([A, B, C])
+                await harness.settle()
+                await service.prober.run_round()
+                joined = await stream.read()
+                while _view(joined) != _expect([A, B, C]):
+                    assert joined.version > first.version
+                    joined = await stream.read()
+                stream.cancel()  # the watcher goes away ...
+                harness.set_instances([B, C])  # ... and misses a leave and a role change
+                await harness.settle()
+                await service.prober.run_round()
+                promoted = InstanceSpec(identity=C.identity, address=C.address, role="writable")
+                harness.set_instances([B, promoted])
+                await harness.settle()
+                await service.prober.run_round()
+                resumed = await stub.WatchInstances(discovery_pb2.WatchInstancesRequest()).read()
+                assert resumed.version > joined.version
+                assert _view(resumed) == _expect([B, promoted]), resumed
+                assert resumed == await stub.ListInstances(discovery_pb2.ListInstancesRequest())
+        finally:
+            await service.stop()
     finally:
         await harness.close()
 
@@ -262,4 +497,6 @@ CHECKS: dict[str, Callable[[HarnessFactory], Awaitable[None]]] = {
     "leave": check_leave,
     "role_change": check_role_change,
     "outage": check_outage,
+    "health_loss_and_recovery": check_health_loss_and_recovery,
+    "watcher_resume": check_watcher_resume,
 }

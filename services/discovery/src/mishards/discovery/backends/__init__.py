@@ -35,11 +35,18 @@ __all__ = [
 
 
 def builtin_registry() -> Registry[DiscoveryBackend]:
-    """A fresh registry holding the built-in back ends (static, file, memory)."""
+    """A fresh registry holding the built-in back ends (static, file, memory, consul, kubernetes)."""
+    # Imported here: the Kubernetes client takes half a second to import, and only
+    # the discovery process needs it.
+    from mishards.discovery.backends.consul import ConsulBackend
+    from mishards.discovery.backends.kubernetes import KubernetesBackend
+
     registry: Registry[DiscoveryBackend] = Registry("discovery")
     registry.register("static", StaticBackend)
     registry.register("file", FileBackend)
     registry.register("memory", MemoryBackend)
+    registry.register("consul", ConsulBackend)
+    registry.register("kubernetes", KubernetesBackend)
     return registry
 
 
