@@ -1,0 +1,161 @@
+{{/* Chart name, overridable. */}}
+{{- define "mishards.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* <release>-<chart>, or just <release> when it already contains the chart name. */}}
+{{- define "mishards.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* One name per service, as folder, script, values block and component: <fullname>-router. */}}
+{{- define "mishards.componentName" -}}
+{{- printf "%s-%s" (include "mishards.fullname" .root) .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "mishards.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels: name + instance (+ component, since three services share a release). */}}
+{{- define "mishards.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mishards.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "mishards.labels" -}}
+{{ include "mishards.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: mishards
+helm.sh/chart: {{ include "mishards.chart" .root }}
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "mishards.image" -}}
+{{- $registry := .Values.image.registry -}}
+{{- if .Values.global.imageRegistry -}}{{- $registry = .Values.global.imageRegistry -}}{{- end -}}
+{{- $tag := .Values.image.tag | default .Chart.AppVersion -}}
+{{- if $registry -}}{{ printf "%s/%s:%s" $registry .Values.image.repository $tag }}{{- else -}}{{ printf "%s:%s" .Values.image.repository $tag }}{{- end -}}
+{{- end -}}
+
+{{- define "mishards.discoveryServiceAccountName" -}}
+{{- if .Values.discovery.serviceAccount.create -}}
+{{- .Values.discovery.serviceAccount.name | default (include "mishards.componentName" (dict "root" . "component" "discovery")) -}}
+{{- else -}}
+{{- .Values.discovery.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Stable addresses of the pods of one Milvus set (wo or ro), as the milvus sub-chart names them. */}}
+{{- define "mishards.milvusAddresses" -}}
+{{- $set := .set -}}
+{{- $values := index .root.Values $set -}}
+{{- $name := printf "%s-%s" .root.Release.Name $set -}}
+{{- $addresses := list -}}
+{{- range $i := until (int $values.replicas) -}}
+{{- $addresses = append $addresses (printf "%s-%d.%s-headless.%s.svc:19530" $name $i $name $.root.Release.Namespace) -}}
+{{- end -}}
+{{- join "," $addresses -}}
+{{- end -}}
+
+{{/* The label selector the kubernetes discovery back end lists pods with. */}}
+{{- define "mishards.milvusLabelSelector" -}}
+{{- .Values.discovery.kubernetes.labelSelector | default (printf "app.kubernetes.io/name=milvus,app.kubernetes.io/instance=%s" .Release.Name) -}}
+{{- end -}}
+
+{{/* Database host, port, name, user, and the Secret + key holding the password. */}}
+{{- define "mishards.database" -}}
+{{- if .Values.mysql.enabled -}}
+host: {{ printf "%s-mysql" .Release.Name }}
+port: 3306
+database: {{ .Values.mysql.auth.database }}
+user: {{ .Values.mysql.auth.username }}
+secret: {{ .Values.mysql.auth.existingSecret | default (printf "%s-mysql" .Release.Name) }}
+key: mysql-password
+{{- else -}}
+host: {{ .Values.externalDatabase.host }}
+port: {{ .Values.externalDatabase.port }}
+database: {{ .Values.externalDatabase.database }}
+user: {{ .Values.externalDatabase.user }}
+secret: {{ .Values.externalDatabase.existingSecret | default (printf "%s-database" (include "mishards.fullname" .)) }}
+key: {{ ternary .Values.externalDatabase.existingSecretPasswordKey "mysql-password" (ne .Values.externalDatabase.existingSecret "") }}
+{{- end -}}
+{{- end -}}
+
+{{/* Render-time checks of combinations the schema cannot express; each fails with a fix. */}}
+{{- define "mishards.validateValues" -}}
+{{- if and .Values.mysql.enabled .Values.externalDatabase.host -}}
+{{- fail "mysql.enabled=true and externalDatabase.host are both set: choose the local MySQL (mysql.enabled) or an external one (mysql.enabled=false)" -}}
+{{- end -}}
+{{- if and (not .Values.mysql.enabled) (not .Values.externalDatabase.host) -}}
+{{- fail "mysql.enabled=false needs externalDatabase.host (and externalDatabase.password or externalDatabase.existingSecret)" -}}
+{{- end -}}
+{{- if and (not .Values.mysql.enabled) (not .Values.externalDatabase.password) (not .Values.externalDatabase.existingSecret) -}}
+{{- fail "an external database needs externalDatabase.password or externalDatabase.existingSecret" -}}
+{{- end -}}
+{{- if and (eq .Values.discovery.className "file") (not .Values.discovery.file.path) -}}
+{{- fail "discovery.className=file needs discovery.file.path (a YAML instance list mounted into the discovery pod)" -}}
+{{- end -}}
+{{- if and .Values.router.autoscaling.enabled (gt (int .Values.router.autoscaling.minReplicas) (int .Values.router.autoscaling.maxReplicas)) -}}
+{{- fail "router.autoscaling.minReplicas is above router.autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- if and (eq .Values.discovery.className "kubernetes") (not .Values.discovery.rbac.create) (not .Values.discovery.serviceAccount.name) -}}
+{{- fail "discovery.className=kubernetes with discovery.rbac.create=false needs discovery.serviceAccount.name: an account allowed to list and watch pods" -}}
+{{- end -}}
+{{- if and .Values.jaeger.enabled .Values.config.TRACER_CLASS_NAME (ne .Values.config.TRACER_CLASS_NAME "Jaeger") -}}
+{{- fail "jaeger.enabled=true sends traces to Jaeger: leave config.TRACER_CLASS_NAME empty or set it to Jaeger" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Pod-spec fragments every Mishards Deployment shares. */}}
+{{- define "mishards.podScheduling" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- define "mishards.containerSecurityContext" -}}
+securityContext:
+  runAsNonRoot: true
+  runAsUser: 10001
+  runAsGroup: 10001
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  capabilities:
+    drop: [ALL]
+{{- end -}}
+
+{{/* Environment of every Mishards container: the ConfigMap, the backend token, the log folder. */}}
+{{- define "mishards.commonEnv" -}}
+- name: LOG_PATH
+  value: /var/log/mishards
+{{- if .Values.backendAuth.existingSecret }}
+- name: MILVUS_BACKEND_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.backendAuth.existingSecret }}
+      key: {{ .Values.backendAuth.key }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,306 @@
+"""The Helm chart, rendered offline by Helm's own engine (helm-python-sdk) and checked
+against the Kubernetes schemas (kubernetes-validate)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import helm_python
+import kubernetes_validate
+import pytest
+import yaml
+from conftest import CHART, NAMESPACE, find, objects, render
+
+from mishards.common.settings import describe_settings
+
+SETTING_NAMES = {name for name, _, _ in describe_settings()}
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+KUBE_VERSION = "1.30.0"
+
+
+def ci_values(path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def pod_labels(workload: dict[str, Any]) -> dict[str, str]:
+    return workload["spec"]["template"]["metadata"]["labels"]
+
+
+def container(workload: dict[str, Any], name: str) -> dict[str, Any]:
+    spec = workload["spec"]["template"]["spec"] if workload["kind"] != "Pod" else workload["spec"]
+    return next(c for c in spec["containers"] if c["name"] == name)
+
+
+def selector_matches(selector: str, labels: dict[str, str]) -> bool:
+    """Equality-based label selectors (what the chart renders)."""
+    for term in filter(None, selector.split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key.strip()) != value.strip():
+            return False
+    return True
+
+
+def test_every_ci_scenario_is_covered():
+    assert {p.name for p in CI_VALUES} >= {"default-values.yaml", "gpu-values.yaml", "ro-scaled-values.yaml"}
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.stem)
+def test_every_manifest_is_valid_kubernetes(values_file):
+    rendered = render(ci_values(values_file))
+    docs = objects(rendered)
+    assert docs
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+        assert doc["metadata"]["labels"]["app.kubernetes.io/instance"] == "mishards"
+        assert doc["metadata"].get("namespace") == NAMESPACE
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.stem)
+def test_helm_lint_has_no_errors(values_file):
+    report = helm_python.lint(CHART, values=ci_values(values_file), strict=False, namespace=NAMESPACE)
+    assert report["errors"] == [], report
+    assert not [m for m in report["messages"] if m["severity"] >= 3], report
+
+
+def test_configmap_keys_are_mishards_settings(default_render):
+    for values_file in CI_VALUES:
+        config = find(render(ci_values(values_file)), "ConfigMap", "mishards")
+        unknown = set(config["data"]) - SETTING_NAMES
+        assert not unknown, f"{values_file.name}: not settings of .env.example: {unknown}"
+    env_example = (CHART.parents[1] / ".env.example").read_text()
+    for key in find(default_render, "ConfigMap", "mishards")["data"]:
+        assert f"\n{key}=" in env_example
+
+
+def test_schema_config_names_are_settings():
+    schema = helm_python.Chart.load(CHART).schema
+    assert schema is not None
+    assert set(schema["properties"]["config"]["propertyNames"]["enum"]) <= SETTING_NAMES
+
+
+def test_defaults_wire_services_through_the_configmap(default_render):
+    data = find(default_render, "ConfigMap", "mishards")["data"]
+    assert data["SERVER_PORT"] == "19530"
+    assert data["META_ADDRESS"] == "mishards-meta:19541"
+    assert data["DISCOVERY_ADDRESS"] == "mishards-discovery:19542"
+    for component, port in (("router", 19530), ("meta", 19541), ("discovery", 19542)):
+        deployment = find(default_render, "Deployment", f"mishards-{component}")
+        c = container(deployment, component)
+        assert c["command"] == [f"mishards-{component}"]
+        assert c["envFrom"] == [{"configMapRef": {"name": "mishards"}}]
+        assert c["readinessProbe"]["grpc"]["port"] == port
+        assert "checksum/config" in deployment["spec"]["template"]["metadata"]["annotations"]
+        assert c["securityContext"]["runAsNonRoot"] is True
+        service = find(default_render, "Service", f"mishards-{component}")
+        assert service["spec"]["ports"][0]["port"] == port
+
+
+def test_meta_is_a_singleton_that_reads_its_password_from_a_secret(default_render):
+    meta = find(default_render, "Deployment", "mishards-meta")
+    assert meta["spec"]["replicas"] == 1
+    assert meta["spec"]["strategy"] == {"type": "Recreate"}
+    env = {e["name"]: e for e in container(meta, "meta")["env"]}
+    assert env["MISHARDS_DATABASE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mishards-mysql",
+        "key": "mysql-password",
+    }
+    uri = env["SQLALCHEMY_DATABASE_URI"]["value"]
+    assert uri == "mysql+pymysql://mishards:$(MISHARDS_DATABASE_PASSWORD)@mishards-mysql:3306/mishards?charset=utf8mb4"
+    find(default_render, "StatefulSet", "mishards-mysql")
+    find(default_render, "Secret", "mishards-mysql")
+
+
+def test_external_database_uses_the_existing_secret():
+    rendered = render(ci_values(CHART / "ci" / "external-db-values.yaml"))
+    assert not [d for d in objects(rendered) if d["metadata"]["name"].startswith("mishards-mysql")]
+    env = {e["name"]: e for e in container(find(rendered, "Deployment", "mishards-meta"), "meta")["env"]}
+    assert env["MISHARDS_DATABASE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "mishards-db", "key": "password"}
+    assert "@mysql.databases.svc:3306/mishards" in env["SQLALCHEMY_DATABASE_URI"]["value"]
+    data = find(rendered, "ConfigMap", "mishards")["data"]
+    assert data["TRACER_CLASS_NAME"] == "Jaeger"
+    assert data["TRACING_EXPORTER_ENDPOINT"] == "http://mishards-jaeger:4317"
+    assert data["DEFAULT_SHARDS_NUM"] == "4"
+    find(rendered, "Deployment", "mishards-jaeger")
+
+
+def test_external_password_goes_into_a_chart_secret_not_the_configmap():
+    rendered = render({"mysql": {"enabled": False}, "externalDatabase": {"host": "db", "password": "s3cret"}})
+    secret = find(rendered, "Secret", "mishards-database")
+    assert secret["data"]["mysql-password"] == "czNjcmV0"
+    assert "s3cret" not in yaml.safe_dump(find(rendered, "ConfigMap", "mishards"))
+
+
+def test_milvus_sets_are_statefulsets_with_roles_ports_and_volumes(default_render):
+    for alias, role in (("wo", "writable"), ("ro", "readonly")):
+        sts = find(default_render, "StatefulSet", f"mishards-{alias}")
+        assert sts["spec"]["replicas"] == 1
+        assert sts["spec"]["serviceName"] == f"mishards-{alias}-headless"
+        assert pod_labels(sts)["mishards.io/role"] == role
+        milvus = container(sts, "milvus")
+        assert milvus["image"] == "docker.io/milvusdb/milvus:v2.5.4"
+        assert {"name": "grpc", "containerPort": 19530, "protocol": "TCP"} in milvus["ports"]
+        assert milvus["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+        assert {"name": "metrics", "containerPort": 9091, "protocol": "TCP"} in milvus["ports"]
+        assert "nvidia.com/gpu" not in yaml.safe_dump(milvus)
+        assert sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+        headless = find(default_render, "Service", f"mishards-{alias}-headless")
+        assert headless["spec"]["clusterIP"] == "None"
+        user = yaml.safe_load(find(default_render, "ConfigMap", f"mishards-{alias}")["data"]["user.yaml"])
+        assert user["etcd"]["use"]["embed"] is True
+        assert user["common"]["storageType"] == "local"
+
+
+def test_ro_replicas_scales_the_readonly_statefulset():
+    rendered = render({"ro": {"replicas": 2}})
+    assert find(rendered, "StatefulSet", "mishards-ro")["spec"]["replicas"] == 2
+    assert find(rendered, "StatefulSet", "mishards-wo")["spec"]["replicas"] == 1
+    rendered = render({"wo": {"replicas": 3}})
+    assert find(rendered, "StatefulSet", "mishards-wo")["spec"]["replicas"] == 3
+
+
+def test_gpu_enabled_switches_image_and_requests_gpus():
+    rendered = render({"ro": {"gpu": {"enabled": True, "count": 2, "runtimeClassName": "nvidia"}}})
+    ro = find(rendered, "StatefulSet", "mishards-ro")
+    milvus = container(ro, "milvus")
+    assert milvus["image"] == "docker.io/milvusdb/milvus:v2.5.4-gpu"
+    assert milvus["resources"]["limits"]["nvidia.com/gpu"] == 2
+    assert milvus["resources"]["requests"]["nvidia.com/gpu"] == 2
+    assert ro["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
+    wo = container(find(rendered, "StatefulSet", "mishards-wo"), "milvus")
+    assert wo["image"].endswith(":v2.5.4") and "resources" not in wo
+    everywhere = render({"global": {"gpu": {"enabled": True}}})
+    for alias in ("wo", "ro"):
+        milvus = container(find(everywhere, "StatefulSet", f"mishards-{alias}"), "milvus")
+        assert milvus["image"].endswith("-gpu")
+        assert milvus["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+def test_kubernetes_discovery_has_rbac_and_selects_the_milvus_pods(default_render):
+    data = find(default_render, "ConfigMap", "mishards")["data"]
+    assert data["DISCOVERY_CLASS_NAME"] == "kubernetes"
+    assert data["DISCOVERY_KUBERNETES_IN_CLUSTER"] == "true"
+    assert data["DISCOVERY_KUBERNETES_NAMESPACE"] == NAMESPACE
+    selector = data["DISCOVERY_KUBERNETES_LABEL_SELECTOR"]
+    for alias in ("wo", "ro"):
+        labels = pod_labels(find(default_render, "StatefulSet", f"mishards-{alias}"))
+        assert selector_matches(selector, labels), (selector, labels)
+        assert labels["mishards.io/role"] in ("writable", "readonly")
+    for component in ("router", "meta", "discovery"):
+        labels = pod_labels(find(default_render, "Deployment", f"mishards-{component}"))
+        assert not selector_matches(selector, labels)
+    role = find(default_render, "Role", "mishards-discovery")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
+    binding = find(default_render, "RoleBinding", "mishards-discovery")
+    assert binding["subjects"][0]["name"] == "mishards-discovery"
+    discovery = find(default_render, "Deployment", "mishards-discovery")["spec"]["template"]["spec"]
+    assert discovery["serviceAccountName"] == "mishards-discovery"
+    assert discovery["automountServiceAccountToken"] is True
+
+
+def test_static_discovery_lists_stable_pod_addresses_without_rbac():
+    rendered = render(ci_values(CHART / "ci" / "static-discovery-values.yaml"))
+    data = find(rendered, "ConfigMap", "mishards")["data"]
+    assert data["DISCOVERY_CLASS_NAME"] == "static"
+    assert data["WOSERVER"] == (
+        "mishards-wo-0.mishards-wo-headless.mishards.svc:19530,mishards-wo-1.mishards-wo-headless.mishards.svc:19530"
+    )
+    assert data["DISCOVERY_STATIC_HOSTS"].split(",")[1] == "mishards-ro-1.mishards-ro-headless.mishards.svc:19530"
+    assert not any(k.startswith("DISCOVERY_KUBERNETES_") for k in data)
+    assert not [d for d in objects(rendered) if d["kind"] in ("Role", "RoleBinding")]
+
+
+def test_router_service_type_hpa_and_pdb():
+    rendered = render(ci_values(CHART / "ci" / "ro-scaled-values.yaml"))
+    assert find(rendered, "Service", "mishards-router")["spec"]["type"] == "LoadBalancer"
+    assert "replicas" not in find(rendered, "Deployment", "mishards-router")["spec"]
+    hpa = find(rendered, "HorizontalPodAutoscaler", "mishards-router")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 6)
+    find(rendered, "PodDisruptionBudget", "mishards-router")
+    plain = render({"router": {"replicas": 3}})
+    assert find(plain, "Deployment", "mishards-router")["spec"]["replicas"] == 3
+    assert not [d for d in objects(plain) if d["kind"] in ("HorizontalPodAutoscaler", "PodDisruptionBudget")]
+
+
+def test_helm_test_hook_searches_through_the_router(default_render):
+    pod = find(default_render, "Pod", "mishards-test")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    c = container(pod, "insert-search")
+    assert {"name": "ROUTER_URI", "value": "http://mishards-router:19530"} in c["env"]
+    script = c["args"][0]
+    compile(script, "helm-test", "exec")
+    assert "client.insert(" in script and "client.search(" in script
+
+
+def test_config_change_changes_the_checksum(default_render):
+    before = find(default_render, "Deployment", "mishards-router")["spec"]["template"]["metadata"]["annotations"]
+    after = find(render({"config": {"LOG_LEVEL": "DEBUG"}}), "Deployment", "mishards-router")
+    assert before["checksum/config"] != after["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"ro": {"replicas": -1}}, "/ro/replicas"),
+        ({"wo": {"replicas": -2}}, "/wo/replicas"),
+        ({"router": {"replicas": -1}}, "/router/replicas"),
+        ({"meta": {"replicas": 2}}, "/meta/replicas"),
+        ({"discovery": {"className": "zookeeper"}}, "/discovery/className"),
+        ({"config": {"NOT_A_SETTING": "1"}}, "NOT_A_SETTING"),
+        ({"config": {"SQLALCHEMY_DATABASE_URI": "sqlite://"}}, "SQLALCHEMY_DATABASE_URI"),
+        ({"router": {"service": {"type": "Ingress"}}}, "/router/service/type"),
+        ({"ro": {"gpu": {"count": 0}}}, "/ro/gpu/count"),
+    ],
+)
+def test_schema_rejects_bad_values(values, message):
+    with pytest.raises(helm_python.HelmValuesError, match=message):
+        render(values)
+
+
+def test_schema_accepts_a_user_discovery_class_with_a_plugin_path():
+    rendered = render({"discovery": {"className": "MyDiscovery", "pluginPath": "/plugins"}})
+    data = find(rendered, "ConfigMap", "mishards")["data"]
+    assert (data["DISCOVERY_CLASS_NAME"], data["DISCOVERY_PLUGIN_PATH"]) == ("MyDiscovery", "/plugins")
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"mysql": {"enabled": False}}, "needs externalDatabase.host"),
+        ({"externalDatabase": {"host": "db"}}, "choose the local MySQL"),
+        ({"mysql": {"enabled": False}, "externalDatabase": {"host": "db"}}, "externalDatabase.password"),
+        ({"discovery": {"className": "file"}}, "discovery.file.path"),
+        ({"router": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}}, "minReplicas"),
+        ({"discovery": {"rbac": {"create": False}}}, "serviceAccount.name"),
+    ],
+)
+def test_bad_combinations_fail_at_render_time(values, message):
+    with pytest.raises(helm_python.HelmRenderError, match=message):
+        render(values)
+
+
+def test_every_value_has_a_param_comment():
+    """`## @param` on every leaf of values.yaml (bitnami readme-generator style)."""
+    text = (CHART / "values.yaml").read_text()
+    documented = {line.split()[2] for line in text.splitlines() if line.strip().startswith("## @param")}
+
+    def leaves(node: Any, prefix: str = "") -> list[str]:
+        if isinstance(node, dict) and node and prefix not in documented:
+            return [leaf for k, v in node.items() for leaf in leaves(v, f"{prefix}.{k}" if prefix else k)]
+        return [prefix]
+
+    missing = [leaf for leaf in leaves(yaml.safe_load(text)) if leaf not in documented]
+    assert not missing, missing
+
+
+def test_chart_readme_lists_every_param():
+    readme = (CHART / "README.md").read_text()
+    params = [line.split()[2] for line in (CHART / "values.yaml").read_text().splitlines() if "## @param" in line]
+    missing = [p for p in params if f"`{p}`" not in readme]
+    assert not missing, missing
+
+
+def test_sub_charts_are_all_local():
+    chart = helm_python.Chart.load(CHART)
+    for dep in chart.metadata["dependencies"]:
+        assert not dep.get("repository"), dep
+        assert (CHART / "charts" / dep["name"] / "Chart.yaml").exists()
