@@ -220,9 +220,11 @@ class FakeKubernetes:
     def compact(self) -> None:
         """Forget the event history (as etcd compaction does) and end every watch.
 
-        A watch started again from an older resourceVersion gets 410 Gone.
+        The store has moved on meanwhile, so a watch started again from the
+        resourceVersion its client last saw gets 410 Gone and must list again.
         """
         with self._cond:
+            self._rv += 1  # writes to other objects moved the store on meanwhile
             self._compacted = self._rv
             self._events.clear()
             self._generation += 1
