@@ -26,7 +26,7 @@ unit: install proto-check
 integration: install
 	$(PY) -m pytest -q tests/integration
 
-test: unit integration
+test: unit deploy-tests integration
 
 coverage: install
 	$(PY) -m coverage run -m pytest -q libs/common/tests libs/cli/tests services/meta/tests services/discovery/tests services/router/tests tests/integration
@@ -53,3 +53,38 @@ bench: install
 clean:
 	rm -rf $(VENV) .proto-check .pytest_cache .mypy_cache .ruff_cache .coverage
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# --- Deployment: container image, all-in-one compose, Helm chart (docs/deploy.md) ---
+IMAGE ?= mishards:0.1.0
+COMPOSE ?= docker compose -f deploy/all_in_one/docker-compose.yml
+ROUTER_ADDRESS ?= 127.0.0.1:19530
+START := PYTHON=$(abspath $(PY)) deploy/kubernetes/start.sh
+
+.PHONY: deploy-tests build deploy probe_deploy clean_deploy cluster probe_cluster cluster_status clean_cluster
+
+deploy-tests: install
+	$(PY) -m pytest -q tests/deploy
+
+build:
+	docker build -t $(IMAGE) .
+
+deploy:
+	MISHARDS_IMAGE=$(IMAGE) $(COMPOSE) up -d
+
+probe_deploy: install
+	$(PY) deploy/probe.py $(ROUTER_ADDRESS)
+
+clean_deploy:
+	$(COMPOSE) down -v
+
+cluster: install
+	$(START) install
+
+probe_cluster: install
+	$(START) probe
+
+cluster_status:
+	$(START) status
+
+clean_cluster:
+	$(START) uninstall
