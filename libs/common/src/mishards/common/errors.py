@@ -17,6 +17,8 @@ DATABASE_NOT_FOUND = 800
 PARAMETER_INVALID = 1100
 PARAMETER_MISSING = 1101
 ALIAS_NOT_FOUND = 1600
+ALIAS_NAME_CONFLICT = 1601
+ALIAS_ALREADY_EXISTS = 1602
 FIELD_NOT_FOUND = 1700
 OPERATION_NOT_SUPPORTED = 3000
 # What Milvus answers for a plain (unclassified) error, e.g. a vector length that does not fit the dim.
@@ -65,11 +67,15 @@ def is_error(st: common_pb2.Status) -> bool:
 
 
 def collection_not_found(name: str, db_name: str = "") -> MilvusError:
-    # The same wording Milvus 2.3 uses: "can't find collection[database=default][collection=x]".
+    # The wording of Milvus 2.3.5's merr.WrapErrCollectionNotFound.
     return MilvusError(
         COLLECTION_NOT_FOUND,
-        f"can't find collection[database={db_name or 'default'}][collection={name}]",
+        f"collection not found[database={db_name or 'default'}][collection={name}]",
     )
+
+
+def alias_not_found(alias: str, db_name: str = "") -> MilvusError:
+    return MilvusError(ALIAS_NOT_FOUND, f"alias not found[database={db_name or 'default'}][alias={alias}]")
 
 
 def unsupported(method: str) -> MilvusError:

@@ -62,6 +62,14 @@ class DdlExecutor:
             "DropIndex": self.drop_index,
             "LoadCollection": self.load_collection,
             "ReleaseCollection": self.release_collection,
+            "CreatePartition": self.create_partition,
+            "DropPartition": self.drop_partition,
+            "LoadPartitions": self.load_partitions,
+            "ReleasePartitions": self.release_partitions,
+            "CreateAlias": self.create_alias,
+            "AlterAlias": self.alter_alias,
+            "DropAlias": self.drop_alias,
+            "RenameCollection": self.rename_collection,
             "CreateDatabase": self.create_database,
             "DropDatabase": self.drop_database,
         }
@@ -145,16 +153,14 @@ class DdlExecutor:
         if existing is not None and existing.state == READY:
             if existing.name != req.collection_name:  # an alias has this name
                 raise MilvusError(
-                    errors.PARAMETER_INVALID,
+                    errors.UNEXPECTED,
                     f"collection name [{req.collection_name}] conflicts with an existing alias",
                 )
-            raise (
-                MilvusError(
-                    errors.PARAMETER_INVALID,
-                    f"create duplicate collection with different parameters, collection: {req.collection_name}",
-                )
-                if not _same_schema(existing, schema)
-                else _AlreadyExists()
+            if _same_schema(existing, schema):
+                return OK  # creating an existing collection with the same schema succeeds, as in Milvus
+            raise MilvusError(
+                errors.UNEXPECTED,
+                f"create duplicate collection with different parameters, collection: {req.collection_name}",
             )
         shards_num = req.shards_num or self.settings.DEFAULT_SHARDS_NUM
         writable = sorted(i.identity for i in self.membership.instances(discovery_pb2.WRITABLE))
@@ -210,8 +216,22 @@ class DdlExecutor:
             described.name = req.collection_name
             described.autoID = schema.autoID
         stored = described.SerializeToString() if described is not None else req.schema
+        partitions = await self._partitions_of_first_copy(spec)
+        if partitions:
+            self.store.set_partitions(spec.id, partitions)
         self.store.set_state(spec.id, READY, schema=stored)
         return OK
+
+    async def _partitions_of_first_copy(self, spec: CollectionSpec) -> list[str]:
+        """Partitions Milvus made for the collection (one, or num_partitions with a partition key)."""
+        shard = spec.shards[0]
+        stub = self.backends.stub(self._address(shard.primary))
+        resp = await stub.ShowPartitions(
+            milvus_pb2.ShowPartitionsRequest(collection_name=shard.physical_name), metadata=self._md()
+        )
+        if errors.is_error(resp.status):
+            return []
+        return list(resp.partition_names)
 
     async def _describe_first_copy(self, spec: CollectionSpec) -> schema_pb2.CollectionSchema | None:
         shard = spec.shards[0]
@@ -239,7 +259,7 @@ class DdlExecutor:
         except NotFound:
             return OK  # Milvus 2.3 answers success for a collection that does not exist
         if spec.name != req.collection_name:
-            raise MilvusError(errors.PARAMETER_INVALID, f"cannot drop the collection via alias = {req.collection_name}")
+            raise MilvusError(errors.UNEXPECTED, f"cannot drop the collection via alias = {req.collection_name}")
         self.store.set_state(spec.id, DROPPING)
         failures = await self._drop_copies(spec)
         if failures:
@@ -338,6 +358,114 @@ class DdlExecutor:
         self.store.set_loaded(spec.id, False)
         return OK
 
+    # --- partitions ---------------------------------------------------------------------------------
+
+    def _copy_request(self, req: Any, physical: str) -> Any:
+        out = type(req)()
+        out.CopyFrom(req)
+        if hasattr(out, "db_name"):
+            out.db_name = ""
+        out.collection_name = physical
+        return out
+
+    async def _apply(
+        self,
+        method: str,
+        spec: CollectionSpec,
+        req: Any,
+        tolerate: Callable[[common_pb2.Status], bool] = lambda st: False,
+    ) -> list[tuple[int, common_pb2.Status]]:
+        async def call(stub: Any, physical: str) -> common_pb2.Status:
+            return await getattr(stub, method)(self._copy_request(req, physical), metadata=self._md())
+
+        return await self._on_copies(spec, call, tolerate)
+
+    async def create_partition(self, req: milvus_pb2.CreatePartitionRequest, header_db: str) -> common_pb2.Status:
+        spec = self._collection(_db(req, header_db), req.collection_name)
+        failures = await self._apply("CreatePartition", spec, req)
+        if failures:
+            if req.partition_name not in spec.partitions:  # undo the copies that did create it
+                drop = milvus_pb2.DropPartitionRequest(partition_name=req.partition_name)
+                await self._apply("DropPartition", spec, drop, tolerate=lambda st: True)
+            return failures[0][1]
+        self.store.add_partition(spec.id, req.partition_name)
+        return OK
+
+    async def drop_partition(self, req: milvus_pb2.DropPartitionRequest, header_db: str) -> common_pb2.Status:
+        spec = self._collection(_db(req, header_db), req.collection_name)
+        failures = await self._apply("DropPartition", spec, req)
+        if failures:
+            return failures[0][1]
+        self.store.remove_partition(spec.id, req.partition_name)
+        return OK
+
+    async def load_partitions(self, req: milvus_pb2.LoadPartitionsRequest, header_db: str) -> common_pb2.Status:
+        spec = self._collection(_db(req, header_db), req.collection_name)
+        req.replica_number = 0  # replicas are Mishards copies, not Milvus in-memory replicas
+        failures = await self._apply("LoadPartitions", spec, req)
+        return failures[0][1] if failures else OK
+
+    async def release_partitions(self, req: milvus_pb2.ReleasePartitionsRequest, header_db: str) -> common_pb2.Status:
+        spec = self._collection(_db(req, header_db), req.collection_name)
+        failures = await self._apply("ReleasePartitions", spec, req)
+        return failures[0][1] if failures else OK
+
+    # --- aliases and renames (meta only: physical names never change) ------------------------------
+
+    async def create_alias(self, req: milvus_pb2.CreateAliasRequest, header_db: str) -> common_pb2.Status:
+        db_name = _db(req, header_db)
+        target = self.store.collection_named(db_name, req.collection_name)
+        if target is None or target.state != READY:
+            raise MilvusError(
+                errors.COLLECTION_NOT_FOUND,
+                f"collection not found[database={db_name}][collection={req.collection_name}]",
+            )
+        if self.store.collection_named(db_name, req.alias) is not None:
+            raise MilvusError(
+                errors.ALIAS_NAME_CONFLICT, f"alias and collection name conflict[database={db_name}][alias={req.alias}]"
+            )
+        current = self.store.alias_target(db_name, req.alias)
+        if current is not None and current.id != target.id:
+            raise MilvusError(
+                errors.ALIAS_ALREADY_EXISTS,
+                f"{req.alias} is alias to another collection: {current.name}: alias already exist[database={db_name}][alias={req.alias}]",
+            )
+        self.store.put_alias(db_name, req.alias, target.id)
+        return OK
+
+    async def alter_alias(self, req: milvus_pb2.AlterAliasRequest, header_db: str) -> common_pb2.Status:
+        db_name = _db(req, header_db)
+        if self.store.alias_target(db_name, req.alias) is None:
+            raise errors.alias_not_found(req.alias, db_name)
+        target = self.store.collection_named(db_name, req.collection_name)
+        if target is None or target.state != READY:
+            raise MilvusError(
+                errors.COLLECTION_NOT_FOUND,
+                f"collection not found[database={db_name}][collection={req.collection_name}]",
+            )
+        self.store.put_alias(db_name, req.alias, target.id)
+        return OK
+
+    async def drop_alias(self, req: milvus_pb2.DropAliasRequest, header_db: str) -> common_pb2.Status:
+        self.store.remove_alias(_db(req, header_db), req.alias)
+        return OK
+
+    async def rename_collection(self, req: milvus_pb2.RenameCollectionRequest, header_db: str) -> common_pb2.Status:
+        db_name = _db(req, header_db)
+        new_db = req.newDBName or db_name
+        spec = self.store.collection_named(db_name, req.oldName)
+        if spec is None or spec.state != READY:
+            raise MilvusError(errors.COLLECTION_NOT_FOUND, f"{req.oldName}: collection not found[collection={db_name}]")
+        if new_db not in self.store.list_databases():
+            raise MilvusError(errors.DATABASE_NOT_FOUND, f"database not found[database={new_db}]")
+        if self.store.collection_named(new_db, req.newName) is not None or self.store.alias_target(new_db, req.newName):
+            raise MilvusError(
+                errors.UNEXPECTED,
+                f"duplicated new collection name {new_db}:{req.newName} with other collection name or alias",
+            )
+        self.store.rename_collection(spec.id, new_db, req.newName)
+        return OK
+
     # --- databases -------------------------------------------------------------------------------
 
     async def create_database(self, req: milvus_pb2.CreateDatabaseRequest, header_db: str) -> common_pb2.Status:
@@ -356,16 +484,6 @@ class DdlExecutor:
             )
         self.store.drop_database(req.db_name)
         return OK
-
-
-class _AlreadyExists(MilvusError):
-    """Creating a collection that exists with the same schema succeeds, as in Milvus."""
-
-    def __init__(self) -> None:
-        super().__init__(0, "")
-
-    def to_status(self) -> common_pb2.Status:
-        return common_pb2.Status()
 
 
 def _same_schema(existing: CollectionSpec, requested: schema_pb2.CollectionSchema) -> bool:

@@ -77,6 +77,7 @@ class PartitionRow(Base):
     __tablename__ = "partitions"
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class IndexRow(Base):
@@ -145,7 +146,7 @@ def _spec(row: CollectionRow) -> CollectionSpec:
         loaded=row.loaded,
         state=row.state,
         shards=[ShardSpec(s.idx, s.physical_name, s.primary) for s in row.shards],
-        partitions=sorted(p.name for p in row.partitions),
+        partitions=[p.name for p in sorted(row.partitions, key=lambda p: (p.position, p.name))],
         indexes=[(i.field_name, i.index_name, json.loads(i.params)) for i in row.indexes],
         aliases=sorted(a.alias for a in row.aliases),
     )
@@ -259,7 +260,7 @@ class Store:
             s.flush()
             for k, primary in enumerate(primaries):
                 s.add(ShardRow(collection_id=row.id, idx=k, physical_name=physical_name(row.id, k), primary=primary))
-            s.add(PartitionRow(collection_id=row.id, name="_default"))
+            s.add(PartitionRow(collection_id=row.id, name="_default", position=0))
             self._bump(s, "catalog_version")
             s.flush()
             s.refresh(row)
@@ -315,7 +316,13 @@ class Store:
 
     def add_partition(self, collection_id: int, name: str) -> int:
         with self.session() as s, s.begin():
-            s.merge(PartitionRow(collection_id=collection_id, name=name))
+            if s.get(PartitionRow, (collection_id, name)) is None:
+                last = s.scalars(
+                    select(PartitionRow.position)
+                    .where(PartitionRow.collection_id == collection_id)
+                    .order_by(PartitionRow.position.desc())
+                ).first()
+                s.add(PartitionRow(collection_id=collection_id, name=name, position=(last or 0) + 1))
             return self._bump(s, "catalog_version")
 
     def remove_partition(self, collection_id: int, name: str) -> int:
@@ -343,6 +350,31 @@ class Store:
                 delete(IndexRow).where(IndexRow.collection_id == collection_id, IndexRow.index_name == index_name)
             )
             return self._bump(s, "catalog_version")
+
+    def set_partitions(self, collection_id: int, names: list[str]) -> int:
+        """Replace the partition list (used once a copy reports the partitions Milvus made)."""
+        with self.session() as s, s.begin():
+            s.execute(delete(PartitionRow).where(PartitionRow.collection_id == collection_id))
+            for position, name in enumerate(names):
+                s.add(PartitionRow(collection_id=collection_id, name=name, position=position))
+            return self._bump(s, "catalog_version")
+
+    def alias_target(self, db_name: str, alias: str) -> CollectionSpec | None:
+        """The collection an alias points to, or None when there is no such alias."""
+        with self.session() as s:
+            row = s.get(AliasRow, (db_name, alias))
+            if row is None:
+                return None
+            target = s.get(CollectionRow, row.collection_id)
+            return _spec(target) if target is not None else None
+
+    def collection_named(self, db_name: str, name: str) -> CollectionSpec | None:
+        """The collection with exactly this name (aliases not followed)."""
+        with self.session() as s:
+            row = s.scalars(
+                select(CollectionRow).where(CollectionRow.db_name == db_name, CollectionRow.name == name)
+            ).first()
+            return _spec(row) if row is not None else None
 
     def put_alias(self, db_name: str, alias: str, collection_id: int) -> int:
         with self.session() as s, s.begin():

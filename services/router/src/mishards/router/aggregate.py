@@ -56,6 +56,20 @@ def show_collections(views: list[CollectionView], names: list[str]) -> milvus_pb
     return resp
 
 
+def show_partitions(view: CollectionView, names: list[str]) -> milvus_pb2.ShowPartitionsResponse:
+    resp = milvus_pb2.ShowPartitionsResponse(status=OK)
+    wanted = set(names)
+    for i, name in enumerate(view.message.partitions):
+        if wanted and name not in wanted:
+            continue
+        resp.partition_names.append(name)
+        resp.partitionIDs.append(view.id * 4096 + i)  # stable per collection; backends' ids differ per copy
+        resp.created_timestamps.append(view.message.created_timestamp)
+        resp.created_utc_timestamps.append(view.message.created_timestamp >> 18)
+        resp.inMemory_percentages.append(100 if view.message.loaded else 0)
+    return resp
+
+
 class CopyState:
     """Asks every copy (the primaries until replicas exist) and aggregates."""
 
@@ -156,13 +170,20 @@ class CopyState:
         responses = await self.on_every_copy(
             view, "GetCollectionStatistics", lambda p: milvus_pb2.GetCollectionStatisticsRequest(collection_name=p)
         )
-        total = 0
-        for resp in responses:
-            for kv in resp.stats:
-                if kv.key == "row_count":
-                    total += int(kv.value)
         out = milvus_pb2.GetCollectionStatisticsResponse(status=OK)
-        out.stats.add(key="row_count", value=str(total))
+        out.stats.add(key="row_count", value=str(sum(_row_count(r.stats) for r in responses)))
+        return out
+
+    async def partition_statistics(
+        self, view: CollectionView, partition: str
+    ) -> milvus_pb2.GetPartitionStatisticsResponse:
+        responses = await self.on_every_copy(
+            view,
+            "GetPartitionStatistics",
+            lambda p: milvus_pb2.GetPartitionStatisticsRequest(collection_name=p, partition_name=partition),
+        )
+        out = milvus_pb2.GetPartitionStatisticsResponse(status=OK)
+        out.stats.add(key="row_count", value=str(sum(_row_count(r.stats) for r in responses)))
         return out
 
     async def flush(self, view: CollectionView) -> None:
@@ -191,3 +212,7 @@ class CopyState:
             )
 
         await asyncio.gather(*(wait(s, r) for s, r in zip(view.shards, responses)))
+
+
+def _row_count(stats: Any) -> int:
+    return sum(int(kv.value) for kv in stats if kv.key == "row_count")

@@ -145,6 +145,9 @@ class CatalogCache:
         db = db_name or "default"
         return self._by_name.get((db, name)) or self._by_alias.get((db, name))
 
+    def alias_target(self, db_name: str, alias: str) -> CollectionView | None:
+        return self._by_alias.get((db_name or "default", alias))
+
     def collections(self, db_name: str) -> list[CollectionView]:
         db = db_name or "default"
         return sorted((v for (d, _), v in self._by_name.items() if d == db), key=lambda v: v.id)

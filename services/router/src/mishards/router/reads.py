@@ -117,13 +117,13 @@ class Reader:
             raise MilvusError(errors.PARAMETER_INVALID, "topk and offset must be integers") from None
         if limit <= 0 or limit > MAX_TOPK:
             raise MilvusError(
-                errors.PARAMETER_INVALID,
-                f"topk [{limit}] is invalid, it should be in range [1, {MAX_TOPK}], but got {limit}",
+                errors.UNEXPECTED,
+                f"topk [{limit}] is invalid, top k should be in range [1, {MAX_TOPK}], but got {limit}",
             )
         if offset < 0 or limit + offset > MAX_TOPK:
             raise MilvusError(
-                errors.PARAMETER_INVALID,
-                f"topk + offset [{limit + offset}] is invalid, it should be in range [1, {MAX_TOPK}]",
+                errors.UNEXPECTED,
+                f"offset+topk [{limit + offset}] is invalid, top k should be in range [1, {MAX_TOPK}], but got {limit + offset}",
             )
         metric = self.metric_of(view, params)
         shard_params = dict(params)
@@ -155,12 +155,12 @@ class Reader:
             except ValueError:
                 raise MilvusError(errors.PARAMETER_INVALID, "limit and offset must be integers") from None
         if is_count and limit is not None:
-            raise MilvusError(errors.PARAMETER_INVALID, "count entities with pagination is not allowed")
+            raise MilvusError(errors.UNEXPECTED, "count entities with pagination is not allowed")
         shard_params = dict(params)
         if limit is not None:
             if limit <= 0 or limit + offset > MAX_TOPK or offset < 0:
                 raise MilvusError(
-                    errors.PARAMETER_INVALID,
+                    errors.UNEXPECTED,
                     f"invalid max query result window, (offset+limit) should be in range [1, {MAX_TOPK}], but got {limit + offset}",
                 )
             shard_params["limit"] = str(limit + offset)

@@ -39,6 +39,14 @@ DDL_METHODS = (
     "ReleaseCollection",
     "CreateDatabase",
     "DropDatabase",
+    "CreatePartition",
+    "DropPartition",
+    "LoadPartitions",
+    "ReleasePartitions",
+    "CreateAlias",
+    "AlterAlias",
+    "DropAlias",
+    "RenameCollection",
 )
 
 OK = common_pb2.Status()
@@ -165,6 +173,47 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         views = self.catalog.collections(db_of(request, context))
         return aggregate.show_collections(views, list(request.collection_names))
 
+    async def HasPartition(
+        self, request: milvus_pb2.HasPartitionRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.BoolResponse:
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        return milvus_pb2.BoolResponse(status=OK, value=request.partition_name in view.message.partitions)
+
+    async def ShowPartitions(
+        self, request: milvus_pb2.ShowPartitionsRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.ShowPartitionsResponse:
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        return aggregate.show_partitions(view, list(request.partition_names))
+
+    async def GetPartitionStatistics(
+        self, request: milvus_pb2.GetPartitionStatisticsRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.GetPartitionStatisticsResponse:
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        return await self.copies.partition_statistics(view, request.partition_name)
+
+    async def DescribeAlias(
+        self, request: milvus_pb2.DescribeAliasRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.DescribeAliasResponse:
+        db_name = db_of(request, context)
+        view = self.catalog.alias_target(db_name, request.alias)
+        if view is None:
+            raise errors.alias_not_found(request.alias, db_name)
+        # Milvus 2.3.5 leaves db_name empty here; so do we.
+        return milvus_pb2.DescribeAliasResponse(status=OK, alias=request.alias, collection=view.name)
+
+    async def ListAliases(
+        self, request: milvus_pb2.ListAliasesRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.ListAliasesResponse:
+        db_name = db_of(request, context)
+        if request.collection_name:
+            views = [self.catalog.resolve(db_name, request.collection_name)]
+        else:
+            views = self.catalog.collections(db_name)
+        aliases = sorted(a for v in views for a in v.message.aliases)
+        return milvus_pb2.ListAliasesResponse(
+            status=OK, db_name=db_name, collection_name=request.collection_name, aliases=aliases
+        )
+
     async def ListDatabases(
         self, request: milvus_pb2.ListDatabasesRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.ListDatabasesResponse:
@@ -185,7 +234,9 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
     async def GetLoadState(
         self, request: milvus_pb2.GetLoadStateRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.GetLoadStateResponse:
-        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        view = self.catalog.find(db_of(request, context), request.collection_name)
+        if view is None:  # Milvus 2.3.5 answers success with state NotExist here
+            return milvus_pb2.GetLoadStateResponse(status=OK, state=common_pb2.LoadStateNotExist)
         return await self.copies.load_state(view, request)
 
     async def GetCollectionStatistics(
@@ -206,7 +257,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         upsert = method == "Upsert"
         fields_data = list(request.fields_data)
         num_rows = request.num_rows or writes.columns.num_rows(fields_data)
-        writes.validate_insert(view, fields_data, num_rows, upsert)
+        writes.validate_insert(view, fields_data, num_rows, upsert, request.partition_name)
         if view.auto_id and not upsert:
             keys: Any = await self.ids.allocate(num_rows)
             fields_data.append(writes.int64_field(view.pk_field.name, view.pk_field.fieldID, keys))

@@ -133,10 +133,16 @@ def _vector_rows(fd: schema_pb2.FieldData, dim: int) -> int:
 
 
 def validate_insert(
-    view: CollectionView, fields_data: Sequence[schema_pb2.FieldData], num_rows: int, upsert: bool
+    view: CollectionView,
+    fields_data: Sequence[schema_pb2.FieldData],
+    num_rows: int,
+    upsert: bool,
+    partition: str = "",
 ) -> None:
     """Reject what a single Milvus would reject before any backend sees a part of it."""
     given = {fd.field_name: fd for fd in fields_data}
+    if partition and partition not in view.message.partitions:
+        raise MilvusError(errors.PARTITION_NOT_FOUND, f"partition not found[partition={partition}]")
     for fd in fields_data:
         if fd.is_dynamic or fd.field_name == "$meta":
             if not view.schema.enable_dynamic_field:
@@ -165,7 +171,7 @@ def validate_insert(
         if field.nullable or field.HasField("default_value"):
             continue
         raise MilvusError(
-            errors.PARAMETER_INVALID,
+            errors.SERVICE_NOT_READY,  # sic: Milvus 2.3.5 answers this with code 1
             f"Insert missed an field `{field.name}` to collection without set nullable==true or set default_value",
         )
     if view.auto_id and not upsert and view.pk_field.name in given:

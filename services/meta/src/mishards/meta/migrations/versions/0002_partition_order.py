@@ -1,0 +1,23 @@
+"""Keep partitions in creation order, as Milvus lists them.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("partitions") as batch:
+        batch.add_column(sa.Column("position", sa.Integer, nullable=False, server_default="0"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("partitions") as batch:
+        batch.drop_column("position")
