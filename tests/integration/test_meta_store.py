@@ -86,3 +86,12 @@ def test_migrations_are_idempotent(store: Store) -> None:
     store.migrate()
     store.migrate()
     assert store.list_databases() == ["default"]
+
+
+def test_partitions_keep_creation_order(store: Store) -> None:
+    spec = store.add_collection("default", "parts", b"s", 1, 0, [], 1, ["a:1"])
+    for name in ("zeta", "alpha", "mid", "alpha"):
+        store.add_partition(spec.id, name)
+    assert store.get_collection("default", "parts").partitions == ["_default", "zeta", "alpha", "mid"]
+    store.set_partitions(spec.id, [f"_default_{i}" for i in range(12)])
+    assert store.get_collection("default", "parts").partitions == [f"_default_{i}" for i in range(12)]
