@@ -1,0 +1,1 @@
+"""The Mishards benchmark harness (`make bench`, docs/performance.md)."""

@@ -1,0 +1,37 @@
+"""Cluster configurations the benchmark measures. Add one line to measure another topology.
+
+A configuration that needs a feature not built yet names it in ``requires``; it is
+skipped with that message until the feature is listed in ``BUILT_FEATURES``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Features the harness may rely on. Add "read-replicas" once the replicas issue lands.
+BUILT_FEATURES: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    writable: int
+    readonly: int
+    shards: int
+    description: str
+    requires: str | None = None
+
+    def skip_reason(self, force: bool = False) -> str | None:
+        if self.requires and self.requires not in BUILT_FEATURES and not force:
+            return (
+                f"skipped: needs {self.requires!r}, not built yet "
+                f"(add it to benchmarks.configs.BUILT_FEATURES, or pass --force-configs)"
+            )
+        return None
+
+
+CONFIGS: tuple[ClusterConfig, ...] = (
+    ClusterConfig("1shard", 1, 0, 1, "1 shard on 1 writable instance: the router's pure cost"),
+    ClusterConfig("2shards", 2, 0, 2, "2 shards on 2 writable instances"),
+    ClusterConfig("1wo+2ro", 1, 2, 1, "1 writable + 2 read-only instances (replicas serve reads)", "read-replicas"),
+)
