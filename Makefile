@@ -48,7 +48,7 @@ proto-check: install
 	@rm -rf .proto-check
 
 bench: install
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.run --preset $(or $(BENCH_PRESET),standard) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .proto-check .pytest_cache .mypy_cache .ruff_cache .coverage
