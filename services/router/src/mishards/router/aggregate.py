@@ -13,8 +13,8 @@ from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.router.catalog import CollectionView
+from mishards.router.fanout import call_shards, rename_status
 from mishards.router.topology import Topology
-from mishards.router.writes import rename_status
 
 OK = common_pb2.Status()
 
@@ -79,25 +79,8 @@ class CopyState:
         self.timeout = timeout
 
     async def on_every_copy(self, view: CollectionView, method: str, build: Callable[[str], Any]) -> list[Any]:
-        async def one(shard: Any) -> Any:
-            address = self.topology.primary_address(shard, view.name)
-            stub = self.backends.stub(address)
-            try:
-                return await getattr(stub, method)(
-                    build(shard.physical_name), timeout=self.timeout, metadata=self.backends.metadata()
-                )
-            except Exception as exc:
-                raise MilvusError(
-                    errors.SERVICE_UNAVAILABLE,
-                    f"mishards: shard {shard.index} of {view.name} failed on {address}: {exc}",
-                ) from exc
-
-        responses = await asyncio.gather(*(one(s) for s in view.shards))
-        for resp in responses:
-            st = resp.status if hasattr(resp, "status") else resp
-            if errors.is_error(st):
-                raise MilvusError.from_status(rename_status(st, view))
-        return responses
+        calls = [(s, self.topology.primary_address(s, view.name), build(s.physical_name)) for s in view.shards]
+        return await call_shards(self.backends, view, method, calls, self.timeout)
 
     async def describe_index(
         self, view: CollectionView, req: milvus_pb2.DescribeIndexRequest

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -13,8 +12,8 @@ from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.router import merge
 from mishards.router.catalog import CollectionView
+from mishards.router.fanout import call_shards
 from mishards.router.topology import Topology
-from mishards.router.writes import rename_status
 
 MAX_TOPK = 16384
 
@@ -69,25 +68,8 @@ class Reader:
 
     async def _fan_out(self, view: CollectionView, method: str, build: Any) -> list[Any]:
         """Send `build(physical_name)` to one copy of every shard; raise the first error."""
-        targets = [(s, self.topology.choose_copy(s, view.name)) for s in view.shards]
-
-        async def one(shard: Any, address: str) -> Any:
-            stub = self.backends.stub(address)
-            try:
-                return await getattr(stub, method)(
-                    build(shard.physical_name), timeout=self.timeout, metadata=self.backends.metadata()
-                )
-            except Exception as exc:
-                raise MilvusError(
-                    errors.SERVICE_UNAVAILABLE,
-                    f"mishards: shard {shard.index} of collection {view.name} failed on {address}: {exc}",
-                ) from exc
-
-        responses = await asyncio.gather(*(one(s, a) for s, a in targets))
-        for resp in responses:
-            if errors.is_error(resp.status):
-                raise MilvusError.from_status(rename_status(resp.status, view))
-        return responses
+        calls = [(s, self.topology.choose_copy(s, view.name), build(s.physical_name)) for s in view.shards]
+        return await call_shards(self.backends, view, method, calls, self.timeout)
 
     def metric_of(self, view: CollectionView, params: dict[str, str]) -> str:
         metric = params.get("metric_type", "")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import asyncio
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +17,7 @@ from mishards.common.errors import MilvusError
 from mishards.common.hashing import shards_of
 from mishards.router import columns
 from mishards.router.catalog import CollectionView
+from mishards.router.fanout import call_shards
 from mishards.router.topology import Topology
 
 VECTOR_TYPES = {
@@ -26,17 +26,6 @@ VECTOR_TYPES = {
     schema_pb2.Float16Vector,
     schema_pb2.BFloat16Vector,
 }
-
-
-def rename_status(st: common_pb2.Status, view: CollectionView) -> common_pb2.Status:
-    """A backend status with physical collection names replaced by the client's name."""
-    if not st.reason:
-        return st
-    out = common_pb2.Status()
-    out.CopyFrom(st)
-    for physical in view.physical_names():
-        out.reason = out.reason.replace(physical, view.name)
-    return out
 
 
 class MutationLog(abc.ABC):
@@ -66,24 +55,10 @@ class DirectToPrimaries(MutationLog):
         # Resolve every primary first: a shard that is down fails the write before any part is sent.
         addresses = {k: self.topology.primary_address(shards[k], view.name) for k in parts}
 
-        async def one(k: int) -> Any:
-            stub = self.backends.stub(addresses[k])
-            try:
-                return await getattr(stub, method)(parts[k], timeout=self.timeout, metadata=self.backends.metadata())
-            except Exception as exc:
-                raise MilvusError(
-                    errors.SERVICE_UNAVAILABLE,
-                    f"mishards: shard {k} of collection {view.name} failed on {shards[k].primary}: {exc}",
-                ) from exc
-
         keys = sorted(parts)
-        responses = await asyncio.gather(*(one(k) for k in keys))
-        out = dict(zip(keys, responses))
-        for k in keys:
-            st = out[k].status if hasattr(out[k], "status") else out[k]
-            if errors.is_error(st):
-                raise MilvusError.from_status(rename_status(st, view))
-        return out
+        calls = [(shards[k], addresses[k], parts[k]) for k in keys]
+        responses = await call_shards(self.backends, view, method, calls, self.timeout)
+        return dict(zip(keys, responses))
 
 
 def primary_keys(fields_data: Sequence[schema_pb2.FieldData], pk: schema_pb2.FieldSchema) -> list[Any] | np.ndarray:
