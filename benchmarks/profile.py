@@ -57,6 +57,15 @@ def _short(frame: str) -> str:
     return f"{m['func']} ({path})"
 
 
+# Frames every sample of an asyncio gRPC server carries, or that wait rather than work:
+# left out of the "top" lists so that they show where the router's own time goes.
+_NOISE = ("(asyncio/", "(threading.py)", "(selectors.py)", "(router/main.py)", "(common/server.py)", "<module>")
+
+
+def _is_noise(frame: str) -> bool:
+    return any(n in frame for n in _NOISE)
+
+
 def fold(path: Path) -> dict[str, Any]:
     """Top frames by self samples and by inclusive samples, and the total sample count."""
     self_count: Counter[str] = Counter()
@@ -77,7 +86,11 @@ def fold(path: Path) -> dict[str, Any]:
     return {
         "samples": total,
         "top_self": [(f, n / total) for f, n in self_count.most_common(15)] if total else [],
-        "top_inclusive": [(f, n / total) for f, n in incl_count.most_common(25)] if total else [],
+        "top_inclusive": [(f, n / total) for f, n in incl_count.most_common() if not _is_noise(f)][:25]
+        if total
+        else [],
+        # Thread.run: grpc.aio's poller thread (native code); select: the event loop waiting.
+        "idle_or_native": {f: n / total for f, n in self_count.items() if _is_noise(f)} if total else {},
         "inclusive": {f: n / total for f, n in incl_count.items()} if total else {},
     }
 
