@@ -70,12 +70,12 @@ METRICS: tuple[tuple[str, str, str, int], ...] = (
 def git_state() -> dict[str, Any]:
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.rstrip()
         except (OSError, subprocess.CalledProcessError):
             return ""
 
     changed = [line[3:] for line in git("status", "--porcelain", "--", "services", "libs").splitlines()]
-    return {"commit": git("rev-parse", "--short", "HEAD") or "unknown", "dirty_paths": changed}
+    return {"commit": git("rev-parse", "--short", "HEAD").strip() or "unknown", "dirty_paths": changed}
 
 
 def block_runner(
