@@ -45,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="./data",
         help="data folder of `mishards up`, read for addresses not given",
     )
+    repair = sub.add_parser(
+        "repair", help="let a failed copy apply its log again (retry) or drop the failed entry (skip)"
+    )
+    repair.add_argument("--meta", help="meta address host:port")
+    repair.add_argument("--data", default="./data", help="data folder of `mishards up`, read for the meta address")
+    repair.add_argument("--collection-id", type=int, required=True)
+    repair.add_argument("--shard", type=int, required=True)
+    repair.add_argument("--instance", required=True, help="instance identity of the failed copy")
+    repair.add_argument("--action", choices=("retry", "skip"), required=True)
     return parser
 
 
@@ -150,7 +159,7 @@ def resolve_addresses(args: argparse.Namespace) -> tuple[str, str]:
     meta_port = ports.get("meta", DEFAULT_SERVICE_PORTS["meta"])
     discovery_port = ports.get("discovery", DEFAULT_SERVICE_PORTS["discovery"])
     meta = args.meta or f"{LOCALHOST}:{meta_port}"
-    discovery = args.discovery or f"{LOCALHOST}:{discovery_port}"
+    discovery = getattr(args, "discovery", None) or f"{LOCALHOST}:{discovery_port}"
     return meta, discovery
 
 
@@ -194,6 +203,54 @@ def cmd_status(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         format_table(("IDENTITY", "ADDRESS", "ROLE", "HEALTH", "REASON"), rows),
         file=out,
     )
+    return print_copies(meta, out)
+
+
+def print_copies(meta: str, out: TextIO) -> int:
+    """The copies of every shard: instance, role, state, applied log position and lag."""
+    from mishards.v1 import meta_pb2, meta_pb2_grpc
+
+    try:
+        with grpc.insecure_channel(meta) as channel:
+            answer = meta_pb2_grpc.MetaStub(channel).ListCopies(meta_pb2.ListCopiesRequest(), timeout=5)  # type: ignore[no-untyped-call]
+    except grpc.RpcError as exc:
+        print(f"copies: meta unreachable ({exc.code().name})", file=out)
+        return 1
+    print(f"\nmutation log: {answer.log_entries} entries held", file=out)
+    rows = [
+        (
+            f"{c.db_name}.{c.collection}" if c.collection else str(c.collection_id),
+            str(c.shard),
+            c.instance,
+            c.role,
+            c.state,
+            str(c.applied_seq),
+            str(c.last_seq - c.applied_seq),
+            c.reason,
+        )
+        for c in answer.copies
+    ]
+    print(
+        format_table(("COLLECTION", "SHARD", "INSTANCE", "ROLE", "STATE", "APPLIED", "LAG", "REASON"), rows), file=out
+    )
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Ask meta to retry or skip the entry a failed copy stopped at."""
+    from mishards.v1 import meta_pb2, meta_pb2_grpc
+
+    meta, _ = resolve_addresses(args)
+    request = meta_pb2.RepairShardRequest(
+        collection_id=args.collection_id, shard=args.shard, instance=args.instance, action=args.action
+    )
+    try:
+        with grpc.insecure_channel(meta) as channel:
+            answer = meta_pb2_grpc.MetaStub(channel).RepairShard(request, timeout=30)  # type: ignore[no-untyped-call]
+    except grpc.RpcError as exc:
+        print(f"repair failed: {exc.details()}", file=out)
+        return 1
+    print(answer.message, file=out)
     return 0
 
 
@@ -207,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "up":
         return cmd_up(args)
+    if args.command == "repair":
+        return cmd_repair(args)
     return cmd_status(args)
 
 

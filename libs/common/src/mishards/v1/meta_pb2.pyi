@@ -137,3 +137,95 @@ class ExecuteDdlResponse(_message.Message):
     response: bytes
     catalog_version: int
     def __init__(self, response: _Optional[bytes] = ..., catalog_version: _Optional[int] = ...) -> None: ...
+
+class MutationEntry(_message.Message):
+    __slots__ = ("shard", "method", "request")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    method: str
+    request: bytes
+    def __init__(self, shard: _Optional[int] = ..., method: _Optional[str] = ..., request: _Optional[bytes] = ...) -> None: ...
+
+class AppendMutationsRequest(_message.Message):
+    __slots__ = ("collection_id", "entries")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    collection_id: int
+    entries: _containers.RepeatedCompositeFieldContainer[MutationEntry]
+    def __init__(self, collection_id: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[MutationEntry, _Mapping]]] = ...) -> None: ...
+
+class ShardResult(_message.Message):
+    __slots__ = ("shard", "seq", "responses")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    seq: int
+    responses: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, shard: _Optional[int] = ..., seq: _Optional[int] = ..., responses: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class AppendMutationsResponse(_message.Message):
+    __slots__ = ("status", "timestamp", "shards")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    status: bytes
+    timestamp: int
+    shards: _containers.RepeatedCompositeFieldContainer[ShardResult]
+    def __init__(self, status: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardResult, _Mapping]]] = ...) -> None: ...
+
+class CopyState(_message.Message):
+    __slots__ = ("collection_id", "db_name", "collection", "shard", "instance", "role", "state", "applied_seq", "last_seq", "reason")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    DB_NAME_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    collection_id: int
+    db_name: str
+    collection: str
+    shard: int
+    instance: str
+    role: str
+    state: str
+    applied_seq: int
+    last_seq: int
+    reason: str
+    def __init__(self, collection_id: _Optional[int] = ..., db_name: _Optional[str] = ..., collection: _Optional[str] = ..., shard: _Optional[int] = ..., instance: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., applied_seq: _Optional[int] = ..., last_seq: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ListCopiesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListCopiesResponse(_message.Message):
+    __slots__ = ("copies", "log_entries")
+    COPIES_FIELD_NUMBER: _ClassVar[int]
+    LOG_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    copies: _containers.RepeatedCompositeFieldContainer[CopyState]
+    log_entries: int
+    def __init__(self, copies: _Optional[_Iterable[_Union[CopyState, _Mapping]]] = ..., log_entries: _Optional[int] = ...) -> None: ...
+
+class RepairShardRequest(_message.Message):
+    __slots__ = ("collection_id", "shard", "instance", "action")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    collection_id: int
+    shard: int
+    instance: str
+    action: str
+    def __init__(self, collection_id: _Optional[int] = ..., shard: _Optional[int] = ..., instance: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
+
+class RepairShardResponse(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    def __init__(self, message: _Optional[str] = ...) -> None: ...

@@ -59,6 +59,21 @@ class MetaStub:
                 request_serializer=mishards_dot_v1_dot_meta__pb2.ExecuteDdlRequest.SerializeToString,
                 response_deserializer=mishards_dot_v1_dot_meta__pb2.ExecuteDdlResponse.FromString,
                 _registered_method=True)
+        self.AppendMutations = channel.unary_unary(
+                '/mishards.v1.Meta/AppendMutations',
+                request_serializer=mishards_dot_v1_dot_meta__pb2.AppendMutationsRequest.SerializeToString,
+                response_deserializer=mishards_dot_v1_dot_meta__pb2.AppendMutationsResponse.FromString,
+                _registered_method=True)
+        self.ListCopies = channel.unary_unary(
+                '/mishards.v1.Meta/ListCopies',
+                request_serializer=mishards_dot_v1_dot_meta__pb2.ListCopiesRequest.SerializeToString,
+                response_deserializer=mishards_dot_v1_dot_meta__pb2.ListCopiesResponse.FromString,
+                _registered_method=True)
+        self.RepairShard = channel.unary_unary(
+                '/mishards.v1.Meta/RepairShard',
+                request_serializer=mishards_dot_v1_dot_meta__pb2.RepairShardRequest.SerializeToString,
+                response_deserializer=mishards_dot_v1_dot_meta__pb2.RepairShardResponse.FromString,
+                _registered_method=True)
 
 
 class MetaServicer:
@@ -96,6 +111,28 @@ class MetaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AppendMutations(self, request, context):
+        """Appends a write (one entry per shard) to the mutation log in one transaction and
+        answers once every shard's primary has applied its entries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCopies(self, request, context):
+        """Every copy's instance, role, state and applied log position.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RepairShard(self, request, context):
+        """Operator action on a copy marked failed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetaServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -123,6 +160,21 @@ def add_MetaServicer_to_server(servicer, server):
                     servicer.ExecuteDdl,
                     request_deserializer=mishards_dot_v1_dot_meta__pb2.ExecuteDdlRequest.FromString,
                     response_serializer=mishards_dot_v1_dot_meta__pb2.ExecuteDdlResponse.SerializeToString,
+            ),
+            'AppendMutations': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppendMutations,
+                    request_deserializer=mishards_dot_v1_dot_meta__pb2.AppendMutationsRequest.FromString,
+                    response_serializer=mishards_dot_v1_dot_meta__pb2.AppendMutationsResponse.SerializeToString,
+            ),
+            'ListCopies': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCopies,
+                    request_deserializer=mishards_dot_v1_dot_meta__pb2.ListCopiesRequest.FromString,
+                    response_serializer=mishards_dot_v1_dot_meta__pb2.ListCopiesResponse.SerializeToString,
+            ),
+            'RepairShard': grpc.unary_unary_rpc_method_handler(
+                    servicer.RepairShard,
+                    request_deserializer=mishards_dot_v1_dot_meta__pb2.RepairShardRequest.FromString,
+                    response_serializer=mishards_dot_v1_dot_meta__pb2.RepairShardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -260,6 +312,87 @@ class Meta:
             '/mishards.v1.Meta/ExecuteDdl',
             mishards_dot_v1_dot_meta__pb2.ExecuteDdlRequest.SerializeToString,
             mishards_dot_v1_dot_meta__pb2.ExecuteDdlResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppendMutations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mishards.v1.Meta/AppendMutations',
+            mishards_dot_v1_dot_meta__pb2.AppendMutationsRequest.SerializeToString,
+            mishards_dot_v1_dot_meta__pb2.AppendMutationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCopies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mishards.v1.Meta/ListCopies',
+            mishards_dot_v1_dot_meta__pb2.ListCopiesRequest.SerializeToString,
+            mishards_dot_v1_dot_meta__pb2.ListCopiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RepairShard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mishards.v1.Meta/RepairShard',
+            mishards_dot_v1_dot_meta__pb2.RepairShardRequest.SerializeToString,
+            mishards_dot_v1_dot_meta__pb2.RepairShardResponse.FromString,
             options,
             channel_credentials,
             insecure,

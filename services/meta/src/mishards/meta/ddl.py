@@ -53,6 +53,7 @@ class DdlExecutor:
         self.backends = backends
         self.settings = settings
         self.on_change = on_change
+        self.on_drop: Callable[[int], None] | None = None
         # Meta is a singleton; DDL runs one at a time so that desired state stays simple.
         self._lock = asyncio.Lock()
         self._handlers: dict[str, Callable[[Any, str], Awaitable[pb_message.Message]]] = {
@@ -96,11 +97,22 @@ class DdlExecutor:
 
     # --- helpers -------------------------------------------------------------------------------
 
-    def _address(self, identity: str) -> str:
+    def address_of(self, identity: str) -> str:
         inst = self.membership.by_identity().get(identity)
         if inst is None:
             raise MilvusError(errors.SERVICE_UNAVAILABLE, f"mishards: instance {identity} is not in the membership")
         return inst.address
+
+    def check_primary_serving(self, spec: CollectionSpec, shard: int) -> None:
+        """Fail fast, naming the shard, when the shard's writable instance is not serving."""
+        identity = spec.shards[shard].primary
+        inst = self.membership.by_identity().get(identity)
+        if inst is None or inst.health == discovery_pb2.DOWN:
+            why = f": {inst.reason}" if inst is not None and inst.reason else ""
+            raise MilvusError(
+                errors.SERVICE_UNAVAILABLE,
+                f"mishards: shard {shard} of collection {spec.name} is unavailable (writable instance {identity} is down{why})",
+            )
 
     def _collection(self, db_name: str, name: str) -> CollectionSpec:
         try:
@@ -121,7 +133,7 @@ class DdlExecutor:
 
         async def one(shard: int, identity: str, physical: str) -> tuple[int, common_pb2.Status]:
             try:
-                stub = self.backends.stub(self._address(identity))
+                stub = self.backends.stub(self.address_of(identity))
                 st = await call(stub, physical)
             except MilvusError as exc:
                 st = exc.to_status()
@@ -225,7 +237,7 @@ class DdlExecutor:
     async def _partitions_of_first_copy(self, spec: CollectionSpec) -> list[str]:
         """Partitions Milvus made for the collection (one, or num_partitions with a partition key)."""
         shard = spec.shards[0]
-        stub = self.backends.stub(self._address(shard.primary))
+        stub = self.backends.stub(self.address_of(shard.primary))
         resp = await stub.ShowPartitions(
             milvus_pb2.ShowPartitionsRequest(collection_name=shard.physical_name), metadata=self._md()
         )
@@ -235,7 +247,7 @@ class DdlExecutor:
 
     async def _describe_first_copy(self, spec: CollectionSpec) -> schema_pb2.CollectionSchema | None:
         shard = spec.shards[0]
-        stub = self.backends.stub(self._address(shard.primary))
+        stub = self.backends.stub(self.address_of(shard.primary))
         resp = await stub.DescribeCollection(
             milvus_pb2.DescribeCollectionRequest(collection_name=shard.physical_name), metadata=self._md()
         )
@@ -261,6 +273,8 @@ class DdlExecutor:
         if spec.name != req.collection_name:
             raise MilvusError(errors.UNEXPECTED, f"cannot drop the collection via alias = {req.collection_name}")
         self.store.set_state(spec.id, DROPPING)
+        if self.on_drop is not None:
+            self.on_drop(spec.id)
         failures = await self._drop_copies(spec)
         if failures:
             return failures[0][1]  # stays DROPPING; the reconciler finishes it

@@ -12,6 +12,7 @@ from mishards.common.membership import MembershipWatcher
 from mishards.common.server import Server, create_server, serve
 from mishards.common.settings import Settings, SettingsError, load_settings
 from mishards.meta.ddl import DdlExecutor
+from mishards.meta.mutations import MutationLog
 from mishards.meta.servicer import CatalogFeed, MetaServicer
 from mishards.meta.store import Store
 from mishards.meta.tso import TimestampOracle
@@ -32,16 +33,20 @@ class MetaService:
         self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN)
         self.feed = CatalogFeed(self.store.catalog_version())
         self.ddl = DdlExecutor(self.store, self.tso, self.membership, self.backends, settings, self.feed.publish)
+        self.log = MutationLog(self.store, self.backends, self.ddl.address_of, settings.BACKEND_TIMEOUT)
+        self.ddl.on_drop = self.log.forget_collection
         self.server: Server = create_server(settings.SERVER_HOST, settings.META_SERVER_PORT if port is None else port)
         meta_pb2_grpc.add_MetaServicer_to_server(
-            MetaServicer(self.store, self.tso, self.ddl, self.feed), self.server.server
+            MetaServicer(self.store, self.tso, self.ddl, self.feed, self.log), self.server.server
         )
 
     async def on_start(self) -> None:
         await self.membership.start(wait_first=60.0)
         await self.ddl.reconcile()
+        self.log.start()
 
     async def on_stop(self) -> None:
+        await self.log.stop()
         await self.feed.close()
         await self.membership.stop()
         await self.backends.close()

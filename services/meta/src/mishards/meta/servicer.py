@@ -7,7 +7,10 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from mishards.common import errors
+from mishards.common.errors import MilvusError
 from mishards.meta.ddl import DdlExecutor
+from mishards.meta.mutations import MutationLog
 from mishards.meta.store import CollectionSpec, Store
 from mishards.meta.tso import TimestampOracle
 from mishards.v1 import meta_pb2, meta_pb2_grpc
@@ -74,11 +77,15 @@ class CatalogFeed:
 class MetaServicer(meta_pb2_grpc.MetaServicer):
     """Thin dispatcher over the store, the oracle, the DDL executor and the feed."""
 
-    def __init__(self, store: Store, tso: TimestampOracle, ddl: DdlExecutor, feed: CatalogFeed) -> None:
+    def __init__(
+        self, store: Store, tso: TimestampOracle, ddl: DdlExecutor, feed: CatalogFeed, log: MutationLog
+    ) -> None:
         self.store = store
         self.tso = tso
         self.ddl = ddl
         self.feed = feed
+        self.log = log
+        self._primaries: dict[int, dict[int, str]] = {}
 
     async def GetCatalog(
         self, request: meta_pb2.GetCatalogRequest, context: grpc.aio.ServicerContext
@@ -120,3 +127,56 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
     ) -> meta_pb2.ExecuteDdlResponse:
         response, version = await self.ddl.execute(request.method, request.request, request.db_name)
         return meta_pb2.ExecuteDdlResponse(response=response, catalog_version=version)
+
+    async def AppendMutations(
+        self, request: meta_pb2.AppendMutationsRequest, context: grpc.aio.ServicerContext
+    ) -> meta_pb2.AppendMutationsResponse:
+        try:
+            spec = self.store.collection_by_id(request.collection_id)
+            if spec is None:
+                raise MilvusError(errors.COLLECTION_NOT_FOUND, f"collection {request.collection_id} not found")
+            primaries = {s.index: s.primary for s in spec.shards}
+            entries = []
+            for e in request.entries:
+                if e.shard not in primaries or e.method not in ("Insert", "Upsert", "Delete"):
+                    raise MilvusError(errors.PARAMETER_INVALID, f"bad log entry for shard {e.shard} ({e.method})")
+                self.ddl.check_primary_serving(spec, e.shard)
+                entries.append((e.shard, e.method, e.request))
+            ts = self.tso.get()
+            applied = await self.log.append(spec.id, primaries, entries, ts)
+        except MilvusError as exc:
+            return meta_pb2.AppendMutationsResponse(status=exc.to_status().SerializeToString())
+        out = meta_pb2.AppendMutationsResponse(timestamp=ts)
+        for shard, results in sorted(applied.items()):
+            out.shards.add(shard=shard, seq=results[-1][0], responses=[r for _, r in results])
+        return out
+
+    async def ListCopies(
+        self, request: meta_pb2.ListCopiesRequest, context: grpc.aio.ServicerContext
+    ) -> meta_pb2.ListCopiesResponse:
+        names = {c.id: c for c in self.store.collections()}
+        out = meta_pb2.ListCopiesResponse(log_entries=self.store.log_length())
+        for info in self.store.copies():
+            spec = names.get(info.collection_id)
+            out.copies.add(
+                collection_id=info.collection_id,
+                db_name=spec.db_name if spec else "",
+                collection=spec.name if spec else "",
+                shard=info.shard,
+                instance=info.instance,
+                role=info.role,
+                state=info.state,
+                applied_seq=info.applied_seq,
+                last_seq=info.last_seq,
+                reason=info.reason,
+            )
+        return out
+
+    async def RepairShard(
+        self, request: meta_pb2.RepairShardRequest, context: grpc.aio.ServicerContext
+    ) -> meta_pb2.RepairShardResponse:
+        try:
+            message = await self.log.repair(request.collection_id, request.shard, request.instance, request.action)
+        except MilvusError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.reason)
+        return meta_pb2.RepairShardResponse(message=message)

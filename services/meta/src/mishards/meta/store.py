@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -21,9 +22,11 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     delete,
+    event,
     select,
     update,
 )
+from sqlalchemy.dialects.mysql import LONGBLOB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
@@ -71,6 +74,7 @@ class ShardRow(Base):
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)
     physical_name: Mapped[str] = mapped_column(String(255))
     primary: Mapped[str] = mapped_column(String(255))
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class PartitionRow(Base):
@@ -95,10 +99,61 @@ class AliasRow(Base):
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
 
 
+_PAYLOAD = LargeBinary().with_variant(LONGBLOB(), "mysql", "mariadb")
+
+
+class MutationRow(Base):
+    __tablename__ = "mutations"
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    method: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[bytes] = mapped_column(_PAYLOAD)
+
+
+class CopyRow(Base):
+    __tablename__ = "copies"
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance: Mapped[str] = mapped_column(String(255), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    applied_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class CounterRow(Base):
     __tablename__ = "counters"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# Copy states.
+COPY_READY = "ready"
+COPY_FAILED = "failed"
+
+
+@dataclass
+class LogEntry:
+    collection_id: int
+    shard: int
+    seq: int
+    ts: int
+    method: str
+    payload: bytes
+
+
+@dataclass
+class CopyInfo:
+    collection_id: int
+    shard: int
+    instance: str
+    role: str
+    state: str
+    applied_seq: int
+    reason: str
+    last_seq: int
 
 
 @dataclass
@@ -152,6 +207,15 @@ def _spec(row: CollectionRow) -> CollectionSpec:
     )
 
 
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the appliers read while a write commits. (Foreign keys stay off: batch migrations
+    # recreate tables, and the store deletes child rows itself.)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
 class NotFound(KeyError):
     """The named object is not in the catalog."""
 
@@ -160,8 +224,11 @@ class Store:
     """Catalog persistence. Methods are synchronous and each runs in one transaction."""
 
     def __init__(self, url: str, echo: bool = False) -> None:
-        connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
+        sqlite = url.startswith("sqlite")
+        connect_args: dict[str, object] = {"check_same_thread": False, "timeout": 30} if sqlite else {}
         self.engine: Engine = create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+        if sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
@@ -260,6 +327,7 @@ class Store:
             s.flush()
             for k, primary in enumerate(primaries):
                 s.add(ShardRow(collection_id=row.id, idx=k, physical_name=physical_name(row.id, k), primary=primary))
+                s.add(CopyRow(collection_id=row.id, shard=k, instance=primary, role="primary", state=COPY_READY))
             s.add(PartitionRow(collection_id=row.id, name="_default", position=0))
             self._bump(s, "catalog_version")
             s.flush()
@@ -283,6 +351,8 @@ class Store:
         with self.session() as s, s.begin():
             row = s.get(CollectionRow, collection_id)
             if row is not None:
+                s.execute(delete(MutationRow).where(MutationRow.collection_id == collection_id))
+                s.execute(delete(CopyRow).where(CopyRow.collection_id == collection_id))
                 s.delete(row)
             return self._bump(s, "catalog_version")
 
@@ -306,6 +376,11 @@ class Store:
             if row is None:
                 raise NotFound(f"{db_name}.{name}")
             return _spec(row)
+
+    def collection_by_id(self, collection_id: int) -> CollectionSpec | None:
+        with self.session() as s:
+            row = s.get(CollectionRow, collection_id)
+            return _spec(row) if row is not None and row.state == READY else None
 
     def collections(self, states: tuple[str, ...] = (READY,)) -> list[CollectionSpec]:
         with self.session() as s:
@@ -385,6 +460,100 @@ class Store:
         with self.session() as s, s.begin():
             s.execute(delete(AliasRow).where(AliasRow.db_name == db_name, AliasRow.alias == alias))
             return self._bump(s, "catalog_version")
+
+    # --- the mutation log ---------------------------------------------------------------------------
+
+    def append_mutations(self, collection_id: int, entries: list[tuple[int, str, bytes]], ts: int) -> list[int]:
+        """Append (shard, method, payload) entries in one transaction; returns each entry's seq.
+
+        Raises NotFound when the collection is gone.
+        """
+        with self.session() as s, s.begin():
+            shards = {
+                r.idx: r
+                for r in s.scalars(select(ShardRow).where(ShardRow.collection_id == collection_id).with_for_update())
+            }
+            if not shards:
+                raise NotFound(str(collection_id))
+            seqs = []
+            for shard, method, payload in entries:
+                row = shards[shard]
+                row.last_seq += 1
+                s.add(
+                    MutationRow(
+                        collection_id=collection_id,
+                        shard=shard,
+                        seq=row.last_seq,
+                        ts=ts,
+                        method=method,
+                        payload=payload,
+                    )
+                )
+                seqs.append(row.last_seq)
+            return seqs
+
+    def entries_after(self, collection_id: int, shard: int, after_seq: int, limit: int = 64) -> list[LogEntry]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(MutationRow)
+                .where(
+                    MutationRow.collection_id == collection_id, MutationRow.shard == shard, MutationRow.seq > after_seq
+                )
+                .order_by(MutationRow.seq)
+                .limit(limit)
+            )
+            return [LogEntry(r.collection_id, r.shard, r.seq, r.ts, r.method, r.payload) for r in rows]
+
+    def copies(self) -> list[CopyInfo]:
+        with self.session() as s:
+            last = {(r.collection_id, r.idx): r.last_seq for r in s.scalars(select(ShardRow))}
+            return [
+                CopyInfo(
+                    r.collection_id,
+                    r.shard,
+                    r.instance,
+                    r.role,
+                    r.state,
+                    r.applied_seq,
+                    r.reason or "",
+                    last.get((r.collection_id, r.shard), 0),
+                )
+                for r in s.scalars(select(CopyRow).order_by(CopyRow.collection_id, CopyRow.shard, CopyRow.instance))
+            ]
+
+    def mark_applied(self, collection_id: int, shard: int, instance: str, seq: int) -> None:
+        """Record that a copy applied the log up to `seq`, and drop entries every copy has applied."""
+        with self.session() as s, s.begin():
+            s.execute(
+                update(CopyRow)
+                .where(CopyRow.collection_id == collection_id, CopyRow.shard == shard, CopyRow.instance == instance)
+                .values(applied_seq=seq)
+            )
+            positions = list(
+                s.scalars(
+                    select(CopyRow.applied_seq).where(CopyRow.collection_id == collection_id, CopyRow.shard == shard)
+                )
+            )
+            upto = min(positions) if positions else seq
+            s.execute(
+                delete(MutationRow).where(
+                    MutationRow.collection_id == collection_id, MutationRow.shard == shard, MutationRow.seq <= upto
+                )
+            )
+
+    def set_copy_state(self, collection_id: int, shard: int, instance: str, state: str, reason: str = "") -> None:
+        with self.session() as s, s.begin():
+            s.execute(
+                update(CopyRow)
+                .where(CopyRow.collection_id == collection_id, CopyRow.shard == shard, CopyRow.instance == instance)
+                .values(state=state, reason=reason)
+            )
+
+    def log_length(self) -> int:
+        from sqlalchemy import func
+
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(MutationRow)) or 0)
 
     def iter_all(self) -> Iterator[CollectionSpec]:
         yield from self.collections((CREATING, READY, DROPPING))

@@ -17,7 +17,7 @@ from mishards.router.catalog import CatalogCache
 from mishards.router.ids import IdAllocator
 from mishards.router.servicer import RouterServicer
 from mishards.router.topology import Topology
-from mishards.router.writes import DirectToPrimaries
+from mishards.router.writes import MetaMutationLog
 
 log = logging.getLogger("mishards.router")
 
@@ -36,7 +36,7 @@ class RouterService:
             meta=self.catalog.stub,
             topology=self.topology,
             backends=self.backends,
-            mutation_log=DirectToPrimaries(self.topology, self.backends, settings.BACKEND_TIMEOUT),
+            mutation_log=MetaMutationLog(self.catalog.stub, self.topology, settings.BACKEND_TIMEOUT),
             ids=IdAllocator(self.catalog.stub, settings.ID_BLOCK_SIZE),
             timeout=settings.BACKEND_TIMEOUT,
         )

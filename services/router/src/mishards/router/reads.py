@@ -40,7 +40,10 @@ class SessionClock:
         self.newest_issued = 0
 
     def record(self, physical: str, backend_ts: int, mishards_ts: int) -> None:
-        if backend_ts > self.backend_ts.get(physical, 0):
+        """Remember a write; a backend that gave no timestamp (0) makes Session reads Strong."""
+        if backend_ts == 0:
+            self.backend_ts[physical] = 0
+        elif backend_ts > self.backend_ts.get(physical, 0):
             self.backend_ts[physical] = backend_ts
         self.newest_issued = max(self.newest_issued, mishards_ts)
 
@@ -48,8 +51,9 @@ class SessionClock:
         """Translate the client's consistency into what the backend understands."""
         guarantee = request.guarantee_timestamp
         if request.consistency_level in (common_pb2.Session, common_pb2.Customized) and guarantee > 1:
-            if guarantee <= self.newest_issued:
-                request.guarantee_timestamp = self.backend_ts.get(physical, 1)
+            backend_ts = self.backend_ts.get(physical, 1)
+            if guarantee <= self.newest_issued and backend_ts:
+                request.guarantee_timestamp = backend_ts
             else:
                 request.consistency_level = common_pb2.Strong
                 request.guarantee_timestamp = 0

@@ -17,12 +17,12 @@ from mishards.common.errors import MilvusError
 from mishards.common.milvus_messages import SERVICE, error_response, is_streaming, status_field
 from mishards.router import aggregate, writes
 from mishards.router.aggregate import CopyState
-from mishards.router.catalog import CatalogCache
+from mishards.router.catalog import CatalogCache, CollectionView
 from mishards.router.ddl import hand_to_meta
 from mishards.router.ids import IdAllocator
 from mishards.router.reads import Reader, SessionClock
 from mishards.router.topology import Topology
-from mishards.router.writes import MutationLog
+from mishards.router.writes import AppliedWrite, MutationLog
 from mishards.v1 import discovery_pb2, meta_pb2, meta_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -272,13 +272,16 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
             )
             part.fields_data.extend(writes.columns.take_rows(fields_data, rows))
             parts[shard] = part
-        responses = await self.mutation_log.apply(view, method, parts)
-        ts = await self._timestamp()
-        for shard, resp in responses.items():
-            self.clock.record(view.shards[shard].physical_name, resp.timestamp, ts)
+        applied = await self.mutation_log.apply(view, method, parts)
+        self._record_session(view, applied)
         if upsert:
-            return writes.mutation_result(view.pk_field, keys, ts, upsert=num_rows)
-        return writes.mutation_result(view.pk_field, keys, ts, insert=num_rows)
+            return writes.mutation_result(view.pk_field, keys, applied.timestamp, upsert=num_rows)
+        return writes.mutation_result(view.pk_field, keys, applied.timestamp, insert=num_rows)
+
+    def _record_session(self, view: CollectionView, applied: AppliedWrite) -> None:
+        for shard, responses in applied.responses.items():
+            backend_ts = max((r.timestamp for r in responses), default=0)
+            self.clock.record(view.shards[shard].physical_name, backend_ts, applied.timestamp)
 
     async def Insert(
         self, request: milvus_pb2.InsertRequest, context: grpc.aio.ServicerContext
@@ -311,13 +314,12 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
                 part.db_name = ""
                 part.collection_name = shard.physical_name
                 parts[shard.index] = part
-        responses = await self.mutation_log.apply(view, "Delete", parts) if parts else {}
-        ts = await self._timestamp()
-        for shard, resp in responses.items():
-            self.clock.record(view.shards[shard].physical_name, resp.timestamp, ts)
-        return milvus_pb2.MutationResult(
-            status=OK, delete_cnt=sum(r.delete_cnt for r in responses.values()), timestamp=ts
-        )
+        if not parts:
+            return milvus_pb2.MutationResult(status=OK, timestamp=await self._timestamp())
+        applied = await self.mutation_log.apply(view, "Delete", parts)
+        self._record_session(view, applied)
+        deleted = sum(r.delete_cnt for responses in applied.responses.values() for r in responses)
+        return milvus_pb2.MutationResult(status=OK, delete_cnt=deleted, timestamp=applied.timestamp)
 
     async def Flush(
         self, request: milvus_pb2.FlushRequest, context: grpc.aio.ServicerContext

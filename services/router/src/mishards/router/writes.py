@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,13 +13,13 @@ from google.protobuf import message as pb_message
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from mishards.common import errors
-from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.common.hashing import shards_of
 from mishards.router import columns
 from mishards.router.catalog import CollectionView
-from mishards.router.fanout import call_shards
+from mishards.router.fanout import rename_status
 from mishards.router.topology import Topology
+from mishards.v1 import meta_pb2, meta_pb2_grpc
 
 VECTOR_TYPES = {
     schema_pb2.FloatVector,
@@ -28,37 +29,76 @@ VECTOR_TYPES = {
 }
 
 
-class MutationLog(abc.ABC):
-    """Where a write goes once split: one entry per shard, applied in order on every copy.
+# Log entries stay below this size (MySQL's max_allowed_packet is 16 MB by default).
+ENTRY_BYTES = 8 << 20
 
-    `apply` returns once every shard's primary has applied its part. It raises MilvusError
-    with the backend's status when a shard rejects its part. This first implementation
-    (DirectToPrimaries) sends each part straight to its primary; the durable log of the
-    durable-writes issue replaces it behind this interface.
-    """
+
+@dataclass
+class AppliedWrite:
+    """A write the log holds and every shard's primary has applied."""
+
+    timestamp: int  # Mishards hybrid timestamp of the write
+    responses: dict[int, list[Any]]  # shard -> the primary's MutationResults, in entry order
+
+
+class MutationLog(abc.ABC):
+    """Where a write goes once split: entries per shard, applied in log order on every copy."""
 
     @abc.abstractmethod
-    async def apply(self, view: CollectionView, method: str, parts: dict[int, pb_message.Message]) -> dict[int, Any]:
-        """Apply `parts` (shard index -> physical request) and return shard -> backend response."""
+    async def apply(self, view: CollectionView, method: str, parts: dict[int, pb_message.Message]) -> AppliedWrite:
+        """Log `parts` (shard index -> physical request) as one write and wait for the primaries.
+
+        Raises MilvusError naming the shard when its writable instance is down (nothing is
+        logged then), or with the backend's status when a primary rejects its part.
+        """
 
 
-class DirectToPrimaries(MutationLog):
-    """Applies each shard's part on its primary, all shards concurrently."""
+class MetaMutationLog(MutationLog):
+    """Appends each write to meta's durable log in one call; meta's appliers apply it in order."""
 
-    def __init__(self, topology: Topology, backends: BackendPool, timeout: float) -> None:
+    def __init__(self, meta: meta_pb2_grpc.MetaStub, topology: Topology, timeout: float) -> None:
+        self.meta = meta
         self.topology = topology
-        self.backends = backends
         self.timeout = timeout
 
-    async def apply(self, view: CollectionView, method: str, parts: dict[int, pb_message.Message]) -> dict[int, Any]:
+    async def apply(self, view: CollectionView, method: str, parts: dict[int, pb_message.Message]) -> AppliedWrite:
         shards = view.shards
-        # Resolve every primary first: a shard that is down fails the write before any part is sent.
-        addresses = {k: self.topology.primary_address(shards[k], view.name) for k in parts}
+        for k in parts:  # a shard that is down fails the write before anything is logged
+            self.topology.primary_address(shards[k], view.name)
+        request = meta_pb2.AppendMutationsRequest(collection_id=view.id)
+        for k in sorted(parts):
+            for chunk in split_entry(parts[k], method):
+                request.entries.add(shard=k, method=method, request=chunk.SerializeToString())
+        answer = await self.meta.AppendMutations(request, timeout=self.timeout + 30)
+        if answer.status:
+            st = common_pb2.Status.FromString(answer.status)
+            raise MilvusError.from_status(rename_status(st, view))
+        responses = {
+            result.shard: [milvus_pb2.MutationResult.FromString(r) for r in result.responses]
+            for result in answer.shards
+        }
+        return AppliedWrite(timestamp=answer.timestamp, responses=responses)
 
-        keys = sorted(parts)
-        calls = [(shards[k], addresses[k], parts[k]) for k in keys]
-        responses = await call_shards(self.backends, view, method, calls, self.timeout)
-        return dict(zip(keys, responses))
+
+def split_entry(part: pb_message.Message, method: str) -> list[pb_message.Message]:
+    """One shard's part as log entries of at most ENTRY_BYTES each (rows kept in order)."""
+    size = part.ByteSize()
+    if method == "Delete" or size <= ENTRY_BYTES:
+        return [part]
+    rows = part.num_rows  # type: ignore[attr-defined]
+    pieces = -(-size // ENTRY_BYTES)
+    step = -(-rows // pieces)
+    out = []
+    for start in range(0, rows, step):
+        idx = np.arange(start, min(start + step, rows))
+        chunk = type(part)(
+            collection_name=part.collection_name,  # type: ignore[attr-defined]
+            partition_name=part.partition_name,  # type: ignore[attr-defined]
+            num_rows=len(idx),
+        )
+        chunk.fields_data.extend(columns.take_rows(part.fields_data, idx))  # type: ignore[attr-defined]
+        out.append(chunk)
+    return out
 
 
 def primary_keys(fields_data: Sequence[schema_pb2.FieldData], pk: schema_pb2.FieldSchema) -> list[Any] | np.ndarray:

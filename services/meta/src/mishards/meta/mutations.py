@@ -1,0 +1,260 @@
+"""The mutation log's appliers: every copy applies its shard's entries in log order.
+
+An entry is acknowledged to the router once the shard's primary has applied it. Entries
+that were in the log when meta started may have been applied before a crash; they are
+replayed with inserts turned into upserts, so a replay never duplicates a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from pymilvus.grpc_gen import common_pb2, milvus_pb2
+
+from mishards.common import errors
+from mishards.common.backends import BackendPool
+from mishards.common.errors import MilvusError
+from mishards.meta.store import COPY_FAILED, COPY_READY, LogEntry, NotFound, Store
+
+log = logging.getLogger(__name__)
+
+REQUESTS = {"Insert": milvus_pb2.InsertRequest, "Upsert": milvus_pb2.UpsertRequest, "Delete": milvus_pb2.DeleteRequest}
+# gRPC codes that mean "the instance did not answer": retried until it does.
+TRANSIENT = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+# Milvus codes worth retrying (not ready, rate limits, disk/memory pressure): the backend said "later".
+RETRIABLE_CODES = {1, 2, 4, 8, 9, 12}
+
+
+def upsert_from_insert(request: milvus_pb2.InsertRequest) -> milvus_pb2.UpsertRequest:
+    out = milvus_pb2.UpsertRequest(
+        collection_name=request.collection_name, partition_name=request.partition_name, num_rows=request.num_rows
+    )
+    out.fields_data.extend(request.fields_data)
+    return out
+
+
+@dataclass
+class CopyApplier:
+    """Applies one shard's log to one copy, in order, forever."""
+
+    collection_id: int
+    shard: int
+    instance: str
+    applied_seq: int
+    replay_upto: int  # entries up to here were in the log when meta started
+    failed: str = ""
+    unavailable: str = ""  # set while the copy's instance does not answer; waiters fail fast
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    progress: asyncio.Condition = field(default_factory=asyncio.Condition)
+    responses: dict[int, bytes] = field(default_factory=dict)  # seq -> primary response, until read
+    task: asyncio.Task[None] | None = None
+
+
+class MutationLog:
+    """Appends writes to the log and drives the appliers of every copy."""
+
+    def __init__(
+        self,
+        store: Store,
+        backends: BackendPool,
+        address_of: Callable[[str], str],
+        timeout: float,
+    ) -> None:
+        self.store = store
+        self.backends = backends
+        self.address_of = address_of
+        self.timeout = timeout
+        self.appliers: dict[tuple[int, int, str], CopyApplier] = {}
+
+    def start(self) -> None:
+        """Start an applier for every copy the catalog holds (after a restart: replaying)."""
+        for info in self.store.copies():
+            self._ensure(
+                info.collection_id,
+                info.shard,
+                info.instance,
+                info.applied_seq,
+                info.last_seq,
+                info.reason if info.state == COPY_FAILED else "",
+            )
+
+    def _ensure(
+        self, collection_id: int, shard: int, instance: str, applied: int = 0, replay_upto: int = 0, failed: str = ""
+    ) -> CopyApplier:
+        key = (collection_id, shard, instance)
+        applier = self.appliers.get(key)
+        if applier is None:
+            applier = CopyApplier(collection_id, shard, instance, applied, replay_upto, failed)
+            applier.task = asyncio.create_task(self._run(applier), name=f"apply-{collection_id}-{shard}-{instance}")
+            self.appliers[key] = applier
+            applier.wake.set()
+        return applier
+
+    def forget_collection(self, collection_id: int) -> None:
+        for key in [k for k in self.appliers if k[0] == collection_id]:
+            applier = self.appliers.pop(key)
+            if applier.task:
+                applier.task.cancel()
+
+    async def stop(self) -> None:
+        tasks = [a.task for a in self.appliers.values() if a.task]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.appliers.clear()
+
+    # --- appending ----------------------------------------------------------------------------------
+
+    async def append(
+        self, collection_id: int, primaries: dict[int, str], entries: list[tuple[int, str, bytes]], ts: int
+    ) -> dict[int, list[tuple[int, bytes]]]:
+        """Log the entries durably, then wait until each shard's primary applied them.
+
+        Returns shard -> [(seq, primary response)] in entry order. Raises MilvusError when
+        a shard is failed (before appending), when a primary rejects its entry (the copy is
+        then marked failed), or when a primary does not apply in time (the entry stays in
+        the log and is applied when the instance answers again).
+        """
+        for shard in {e[0] for e in entries}:
+            applier = self._ensure(collection_id, shard, primaries[shard])
+            if applier.failed:
+                raise MilvusError(
+                    errors.SERVICE_UNAVAILABLE,
+                    f"mishards: shard {shard} is failed and takes no writes until an operator repairs it: {applier.failed}",
+                )
+        try:
+            seqs = await asyncio.to_thread(self.store.append_mutations, collection_id, entries, ts)
+        except NotFound:
+            raise MilvusError(errors.COLLECTION_NOT_FOUND, "collection not found") from None
+        wanted: dict[int, list[int]] = {}
+        for (shard, _, _), seq in zip(entries, seqs):
+            wanted.setdefault(shard, []).append(seq)
+        for shard in wanted:
+            applier = self.appliers[(collection_id, shard, primaries[shard])]
+            applier.unavailable = ""  # membership says the primary serves: give it a fresh chance
+            applier.wake.set()
+
+        async def wait(shard: int) -> list[tuple[int, bytes]]:
+            applier = self.appliers[(collection_id, shard, primaries[shard])]
+            last = wanted[shard][-1]
+            async with applier.progress:
+                await asyncio.wait_for(
+                    applier.progress.wait_for(lambda: applier.applied_seq >= last or bool(applier.failed)),
+                    self.timeout,
+                )
+            if applier.applied_seq < last:
+                raise MilvusError(
+                    errors.SERVICE_UNAVAILABLE, f"mishards: shard {shard} rejected the write: {applier.failed}"
+                )
+            return [(seq, applier.responses.pop(seq, b"")) for seq in wanted[shard]]
+
+        try:
+            results = await asyncio.gather(*(wait(shard) for shard in wanted))
+        except TimeoutError:
+            raise MilvusError(
+                errors.SERVICE_UNAVAILABLE,
+                "mishards: a shard's primary did not apply the write in time; it is logged and will be applied "
+                "when the instance answers",
+            ) from None
+        return dict(zip(wanted, results))
+
+    # --- applying -----------------------------------------------------------------------------------
+
+    async def _run(self, a: CopyApplier) -> None:
+        backoff = 0.2
+        while True:
+            if a.failed:
+                await a.wake.wait()
+                a.wake.clear()
+                continue
+            entries = await asyncio.to_thread(self.store.entries_after, a.collection_id, a.shard, a.applied_seq)
+            if not entries:
+                await a.wake.wait()
+                a.wake.clear()
+                continue
+            for entry in entries:
+                try:
+                    response = await self._apply(a, entry)
+                except _Transient as exc:
+                    log.warning("copy %s of shard %d/%d: %s; retrying", a.instance, a.collection_id, a.shard, exc)
+                    async with a.progress:
+                        a.unavailable = str(exc)
+                        a.progress.notify_all()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    break
+                except MilvusError as exc:
+                    reason = f"entry {entry.seq} ({entry.method}) rejected by {a.instance}: {exc.reason}"
+                    log.error("copy of shard %d/%d failed: %s", a.collection_id, a.shard, reason)
+                    await asyncio.to_thread(
+                        self.store.set_copy_state, a.collection_id, a.shard, a.instance, COPY_FAILED, reason
+                    )
+                    async with a.progress:
+                        a.failed = reason
+                        a.progress.notify_all()
+                    break
+                backoff = 0.2
+                await asyncio.to_thread(self.store.mark_applied, a.collection_id, a.shard, a.instance, entry.seq)
+                async with a.progress:
+                    a.unavailable = ""
+                    a.applied_seq = entry.seq
+                    a.responses[entry.seq] = response
+                    # keep only recent responses: waiters read theirs right away
+                    for old in [s for s in a.responses if s < entry.seq - 4096]:
+                        del a.responses[old]
+                    a.progress.notify_all()
+
+    async def _apply(self, a: CopyApplier, entry: LogEntry) -> bytes:
+        request: Any = REQUESTS[entry.method].FromString(entry.payload)
+        method = entry.method
+        if method == "Insert" and entry.seq <= a.replay_upto:
+            request, method = upsert_from_insert(request), "Upsert"  # may have been applied before a crash
+        try:
+            stub = self.backends.stub(self.address_of(a.instance))
+            response = await getattr(stub, method)(request, timeout=self.timeout, metadata=self.backends.metadata())
+        except MilvusError as exc:  # instance not in the membership (yet)
+            raise _Transient(exc.reason) from exc
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in TRANSIENT:
+                raise _Transient(f"{exc.code().name}: {exc.details()}") from exc
+            raise MilvusError(errors.SERVICE_INTERNAL, str(exc.details())) from exc
+        st: common_pb2.Status = response.status
+        if errors.is_error(st):
+            if st.code in RETRIABLE_CODES:
+                raise _Transient(st.reason)
+            raise MilvusError.from_status(st)
+        return bytes(response.SerializeToString())
+
+    # --- operators ----------------------------------------------------------------------------------
+
+    async def repair(self, collection_id: int, shard: int, instance: str, action: str) -> str:
+        applier = self.appliers.get((collection_id, shard, instance))
+        if applier is None or not applier.failed:
+            return "the copy is not failed"
+        if action == "skip":
+            entries = await asyncio.to_thread(self.store.entries_after, collection_id, shard, applier.applied_seq, 1)
+            if entries:
+                await asyncio.to_thread(self.store.mark_applied, collection_id, shard, instance, entries[0].seq)
+                applier.applied_seq = entries[0].seq
+        elif action != "retry":
+            raise MilvusError(errors.PARAMETER_INVALID, f"unknown repair action {action!r} (retry or skip)")
+        await asyncio.to_thread(self.store.set_copy_state, collection_id, shard, instance, COPY_READY, "")
+        applier.failed = ""
+        applier.wake.set()
+        return f"copy {instance} of shard {shard} is ready again ({action})"
+
+
+class _Transient(Exception):
+    """The instance did not answer or asked to retry later."""
