@@ -215,6 +215,7 @@ def run_config(
     forwarder: Child | None = None
     clients: dict[str, MilvusClient] = {}
     result: dict[str, Any] = {"config": cfg.__dict__}
+    ok = False
     try:
         t0 = time.perf_counter()
         cluster.start()
@@ -265,6 +266,7 @@ def run_config(
         want_profile = args.profile == "always" or (args.profile == "auto" and any(t["met"] is False for t in targets))
         if want_profile and router_pid:
             result["profiles"] = profile_router(arms[2], ops, preset, router_pid, cfg.name, stamp, targets, args)
+        ok = True
     finally:
         for client in clients.values():
             try:
@@ -274,8 +276,10 @@ def run_config(
         if forwarder is not None:
             forwarder.stop()
         cluster.stop()
-        if not args.keep:
+        if ok and not args.keep:
             shutil.rmtree(root, ignore_errors=True)
+        elif not ok:
+            print(f"  kept {root} (logs of every service under logs/ and instances/)", file=sys.stderr)
     return result
 
 
@@ -365,7 +369,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"\n=== {cfg.name}: {cfg.description}\n  {reason}")
                     report["configs"][cfg.name] = {"config": cfg.__dict__, "skipped": reason}
                     continue
-                report["configs"][cfg.name] = run_config(cfg, preset, ops, data, args, stamp)
+                try:
+                    report["configs"][cfg.name] = run_config(cfg, preset, ops, data, args, stamp)
+                except Exception as exc:  # one configuration failing must not lose the others
+                    print(f"  FAILED: {exc!r} (cluster folder and logs kept, see above)", file=sys.stderr)
+                    report["configs"][cfg.name] = {"config": cfg.__dict__, "error": repr(exc)}
         if not args.no_scaling:
             report["scaling"] = run_scaling(preset, RESULTS_DIR, stamp, profile_at_max=args.profile != "never")
             report["scaling_targets"] = evaluate_targets("scaling", report)
