@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
 
 from benchmarks.presets import Preset
 
@@ -36,7 +37,16 @@ def create_collection(client: MilvusClient, name: str, preset: Preset, shards: i
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=preset.dim)
     schema.add_field("tag", DataType.INT64)
-    client.create_collection(name, schema=schema, shards_num=shards, consistency_level=CONSISTENCY)
+    # Right after start, meta may not have seen the first healthy probe of every instance yet.
+    deadline = time.monotonic() + 60.0
+    while True:
+        try:
+            client.create_collection(name, schema=schema, shards_num=shards, consistency_level=CONSISTENCY)
+            return
+        except MilvusException as exc:
+            if "no healthy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
 
 
 def insert_all(client: MilvusClient, name: str, data: np.ndarray, batch: int) -> float:
