@@ -63,6 +63,9 @@ class SyntheticCluster(Cluster):
                 self.log_dir / "synthetic.out",
             )
             self.fleet.start(lambda: all(grpc_milvus_healthy(i.address, 1.0) for i in self.instances))
+            # Newer Cluster versions publish the instances in a file that discovery follows.
+            if hasattr(self, "write_instances_file"):
+                self.write_instances_file()
             self.services.clear()
             for name in SERVICES:
                 self.start_service(name)
