@@ -21,7 +21,7 @@ class BackendPool:
     def stub(self, address: str) -> milvus_pb2_grpc.MilvusServiceStub:
         stub = self._stubs.get(address)
         if stub is None:
-            channel = insecure_channel(address)
+            channel = insecure_channel(address, traced=False)
             self._channels[address] = channel
             stub = milvus_pb2_grpc.MilvusServiceStub(channel)
             self._stubs[address] = stub

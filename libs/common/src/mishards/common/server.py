@@ -103,6 +103,18 @@ async def serve(
     log.info("%s stopped", name)
 
 
-def insecure_channel(address: str, extra: list[tuple[str, int]] | None = None) -> grpc.aio.Channel:
-    """An asyncio channel with the project's size and keepalive options."""
-    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS + (extra or []))
+def insecure_channel(
+    address: str, extra: list[tuple[str, int]] | None = None, *, traced: bool = True
+) -> grpc.aio.Channel:
+    """An asyncio channel with the project's size and keepalive options.
+
+    `traced` channels (to meta and discovery) open a client span per call and carry the
+    trace context in the metadata; the router's Milvus channels are traced by `call_shards`.
+    """
+    from mishards.common.interceptors import client_interceptors
+
+    return grpc.aio.insecure_channel(
+        address,
+        options=CHANNEL_OPTIONS + (extra or []),
+        interceptors=client_interceptors() if traced else None,
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -79,9 +80,7 @@ class Settings:
     """Every setting of every service, with the defaults of the README table."""
 
     DEBUG: bool = field(default=False, metadata=_meta("bool", "debug mode: more logging, tracebacks in logs"))
-    TIMEZONE: str = field(
-        default="UTC", metadata=_meta("str", "time zone of log timestamps (validated now, used from a later release)")
-    )
+    TIMEZONE: str = field(default="UTC", metadata=_meta("str", "time zone of log timestamps"))
     MAX_RETRY: int = field(
         default=3,
         metadata=_meta("int", "retries of a failed backend read (validated now, used from a later release)", 0, 100),
@@ -160,35 +159,31 @@ class Settings:
     )
     TRACER_PLUGIN_PATH: str = field(
         default="",
-        metadata=_meta("str", "folder searched for a user tracer class (validated now, used from a later release)"),
+        metadata=_meta("str", "folder searched for a user tracer class (TRACER_CLASS_NAME names it)"),
     )
     TRACER_CLASS_NAME: str = field(
         default="",
-        metadata=_meta(
-            "str", "tracer: empty disables tracing, Jaeger exports OTLP (validated now, used from a later release)"
-        ),
+        metadata=_meta("str", "tracer: empty disables tracing, Jaeger exports OTLP"),
     )
-    TRACING_SERVICE_NAME: str = field(
-        default="mishards", metadata=_meta("str", "service name of traces (validated now, used from a later release)")
-    )
+    TRACING_SERVICE_NAME: str = field(default="mishards", metadata=_meta("str", "service name of traces"))
     TRACING_SAMPLER_TYPE: str = field(
         default="const",
         metadata=_meta(
             "str",
-            "sampler (validated now, used from a later release)",
+            "sampler, as Jaeger defines them: const (PARAM 1 samples all, 0 none), probabilistic (PARAM = ratio), ratelimiting (PARAM = traces per second)",
             choices=("const", "probabilistic", "ratelimiting"),
         ),
     )
     TRACING_SAMPLER_PARAM: float = field(
-        default=1.0, metadata=_meta("float", "sampler parameter (validated now, used from a later release)", 0)
+        default=1.0, metadata=_meta("float", "sampler parameter (see TRACING_SAMPLER_TYPE)", 0)
     )
     TRACING_LOG_PAYLOAD: bool = field(
         default=False,
-        metadata=_meta("bool", "attach request summaries to spans (validated now, used from a later release)"),
+        metadata=_meta("bool", "attach request summaries to spans (collection, nq, topk, row counts; never vectors)"),
     )
     TRACING_EXPORTER_ENDPOINT: str = field(
         default="http://127.0.0.1:4317",
-        metadata=_meta("str", "OTLP endpoint (validated now, used from a later release)"),
+        metadata=_meta("str", "OTLP/gRPC endpoint of the trace collector (Jaeger accepts OTLP)"),
     )
     LOG_LEVEL: str = field(
         default="INFO", metadata=_meta("str", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -197,6 +192,14 @@ class Settings:
     LOG_NAME: str = field(
         default="logfile", metadata=_meta("str", "log file name prefix (the service name is appended)")
     )
+    LOG_FORMAT: str = field(
+        default="text",
+        metadata=_meta("str", "log line format: text, or json (one JSON object per line)", choices=("text", "json")),
+    )
+    LOG_MAX_BYTES: int = field(
+        default=50 << 20, metadata=_meta("int", "size at which a log file is rotated (bytes)", 1024)
+    )
+    LOG_BACKUP_COUNT: int = field(default=5, metadata=_meta("int", "rotated log files kept", 0, 1000))
     ROUTER_PLUGIN_PATH: str = field(
         default="",
         metadata=_meta(
@@ -221,7 +224,7 @@ class Settings:
         default=0,
         metadata=_meta(
             "int",
-            "Prometheus port; 0 means the service's default (router 9191, meta 9192, discovery 9193) (validated now, used from a later release)",
+            "HTTP port of /metrics (and the router's topology page); 0 means the service's default (router 9191, meta 9192, discovery 9193)",
             *PORT,
         ),
     )
@@ -230,7 +233,11 @@ class Settings:
     )
     READ_REPLICAS: int = field(
         default=1,
-        metadata=_meta("int", "read-only replicas per shard (validated now, used from a later release)", 0, 16),
+        metadata=_meta("int", "read-only replicas per shard (capped by the read-only instances present)", 0, 16),
+    )
+    REPLICA_MAX_LAG: int = field(
+        default=10000,
+        metadata=_meta("int", "log entries a replica may fall behind before it is refilled from a snapshot", 1),
     )
     MILVUS_BACKEND_TOKEN: str = field(
         default="", metadata=_meta("str", "token sent to backends (user:password or API key)")
@@ -265,6 +272,7 @@ def _coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
     if kind == "list":
         return _parse_list(raw)
     value = "" if raw is None else str(raw).strip()
+    _check_str(name, value)
     choices = meta["choices"]
     if choices:
         canon = value.upper() if name == "LOG_LEVEL" else value
@@ -272,6 +280,16 @@ def _coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
             raise SettingsError(f"setting {name}={raw!r} is not one of {', '.join(choices)}")
         return canon
     return value
+
+
+def _check_str(name: str, value: str) -> None:
+    if name == "TIMEZONE":
+        try:
+            zoneinfo.ZoneInfo(value or "UTC")
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"setting TIMEZONE={value!r} is not a time zone (e.g. UTC, Europe/Berlin)") from None
+    if name == "TRACING_EXPORTER_ENDPOINT" and value and not value.startswith(("http://", "https://")):
+        raise SettingsError(f"setting TRACING_EXPORTER_ENDPOINT={value!r} must start with http:// or https://")
 
 
 def settings_from_mapping(values: Mapping[str, Any]) -> Settings:

@@ -7,10 +7,13 @@ import logging
 import sys
 from dataclasses import dataclass
 
+from mishards.common.interceptors import TelemetryServerInterceptor
 from mishards.common.logs import setup_logging
+from mishards.common.metrics import HttpServer, default_port
 from mishards.common.plugins import PluginError
 from mishards.common.server import Server, create_server, serve
 from mishards.common.settings import Settings, SettingsError, load_settings
+from mishards.common.tracing import setup_tracing_or_exit
 from mishards.discovery.backends import DiscoveryBackend, create_backend
 from mishards.discovery.membership import MembershipBoard
 from mishards.discovery.prober import HealthChecker, ProbeFn, Prober
@@ -91,6 +94,7 @@ async def build_service(
     bound = create_server(
         settings.SERVER_HOST if host is None else host,
         settings.DISCOVERY_SERVER_PORT if port is None else port,
+        interceptors=[TelemetryServerInterceptor(SERVICE_NAME)],
     )
     # grpc's health servicer starts out SERVING; say so only after the first round.
     await bound.set_serving(False)
@@ -104,11 +108,21 @@ async def build_service(
 async def run(settings: Settings, backend: DiscoveryBackend | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then drain for GRACE_PERIOD seconds."""
     service = await build_service(settings, backend=backend)
+    http = HttpServer(settings.SERVER_HOST, default_port(settings.METRICS_PORT, SERVICE_NAME))
+
+    async def on_start() -> None:
+        await http.start()
+        await service.start_probing()
+
+    async def on_stop() -> None:
+        await service.close()
+        await http.stop()
+
     await serve(
         service.server,
         SERVICE_NAME,
-        on_start=service.start_probing,
-        on_stop=service.close,
+        on_start=on_start,
+        on_stop=on_stop,
         grace=settings.GRACE_PERIOD,
         on_drain=service.board.close,
     )
@@ -124,6 +138,7 @@ def main() -> None:
     try:
         settings = load_settings()
         setup_logging(settings, SERVICE_NAME)
+        setup_tracing_or_exit(settings, SERVICE_NAME)
         backend = create_backend(settings)
     except (SettingsError, PluginError) as exc:
         _fail(exc, 2)

@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import grpc
 
+from mishards.common import metrics
 from mishards.common.server import insecure_channel
 from mishards.discovery.backends.base import (
     BackendUnavailable,
@@ -94,7 +95,7 @@ class MilvusHealthChecker:
 
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = insecure_channel(address)
+            channel = self._channels[address] = insecure_channel(address, traced=False)
         stub = milvus_pb2_grpc.MilvusServiceStub(channel)
         try:
             response = await stub.CheckHealth(milvus_pb2.CheckHealthRequest(), timeout=timeout)
@@ -290,6 +291,7 @@ class Prober:
     def _apply(self, tracked: _Tracked, result: ProbeResult) -> None:
         identity = tracked.spec.identity
         if not result.healthy:
+            metrics.DISCOVERY_PROBE_FAILURES.labels(identity).inc()
             reason = result.reason or "unhealthy"
             if tracked.health != discovery_pb2.DOWN:
                 log.warning("instance %s is down: %s", identity, reason)
@@ -310,6 +312,19 @@ class Prober:
             backend_ok=self._backend_ok,
             backend_error=self._backend_error,
         )
+        record_membership(self.board.current())
+
+
+def record_membership(membership: discovery_pb2.Membership) -> None:
+    """Set the membership gauges: instances by role and health, and the version."""
+    counts = {(role, health): 0 for role in ("writable", "readonly") for health in ("healthy", "down", "unknown")}
+    for inst in membership.instances:
+        role = "writable" if inst.role == discovery_pb2.WRITABLE else "readonly"
+        health = {discovery_pb2.HEALTHY: "healthy", discovery_pb2.DOWN: "down"}.get(inst.health, "unknown")
+        counts[(role, health)] += 1
+    for (role, health), count in counts.items():
+        metrics.DISCOVERY_INSTANCES.labels(role, health).set(count)
+    metrics.DISCOVERY_MEMBERSHIP_VERSION.set(membership.version)
 
 
 def _check_unique(specs: list[InstanceSpec]) -> None:

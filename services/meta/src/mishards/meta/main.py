@@ -7,10 +7,13 @@ import logging
 import sys
 
 from mishards.common.backends import BackendPool
+from mishards.common.interceptors import TelemetryServerInterceptor
 from mishards.common.logs import setup_logging
 from mishards.common.membership import MembershipWatcher
+from mishards.common.metrics import HttpServer, default_port
 from mishards.common.server import Server, create_server, serve
 from mishards.common.settings import Settings, SettingsError, load_settings
+from mishards.common.tracing import setup_tracing_or_exit
 from mishards.meta.ddl import DdlExecutor
 from mishards.meta.mutations import MutationLog
 from mishards.meta.servicer import CatalogFeed, MetaServicer
@@ -24,7 +27,7 @@ log = logging.getLogger("mishards.meta")
 class MetaService:
     """Everything meta runs, built from settings; `start()`/`stop()` for tests and main."""
 
-    def __init__(self, settings: Settings, port: int | None = None) -> None:
+    def __init__(self, settings: Settings, port: int | None = None, metrics_port: int | None = None) -> None:
         self.settings = settings
         self.store = Store(settings.SQLALCHEMY_DATABASE_URI, echo=settings.SQL_ECHO)
         self.store.migrate()
@@ -35,12 +38,19 @@ class MetaService:
         self.ddl = DdlExecutor(self.store, self.tso, self.membership, self.backends, settings, self.feed.publish)
         self.log = MutationLog(self.store, self.backends, self.ddl.address_of, settings.BACKEND_TIMEOUT)
         self.ddl.on_drop = self.log.forget_collection
-        self.server: Server = create_server(settings.SERVER_HOST, settings.META_SERVER_PORT if port is None else port)
+        http_port = default_port(settings.METRICS_PORT, "meta") if metrics_port is None else metrics_port
+        self.http = HttpServer(settings.SERVER_HOST, http_port)
+        self.server: Server = create_server(
+            settings.SERVER_HOST,
+            settings.META_SERVER_PORT if port is None else port,
+            interceptors=[TelemetryServerInterceptor("meta")],
+        )
         meta_pb2_grpc.add_MetaServicer_to_server(
             MetaServicer(self.store, self.tso, self.ddl, self.feed, self.log), self.server.server
         )
 
     async def on_start(self) -> None:
+        await self.http.start()
         await self.membership.start(wait_first=60.0)
         await self.ddl.reconcile()
         self.log.start()
@@ -51,6 +61,7 @@ class MetaService:
         await self.membership.stop()
         await self.backends.close()
         self.store.engine.dispose()
+        await self.http.stop()
 
     async def run(self) -> None:
         await serve(self.server, "meta", self.on_start, self.on_stop, self.settings.GRACE_PERIOD)
@@ -63,6 +74,7 @@ def main() -> None:
         print(f"mishards-meta: {exc}", file=sys.stderr)
         sys.exit(2)
     setup_logging(settings, "meta")
+    setup_tracing_or_exit(settings, "meta")
     asyncio.run(_amain(settings))
 
 

@@ -9,14 +9,18 @@ import sys
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from mishards.common.backends import BackendPool
+from mishards.common.interceptors import TelemetryServerInterceptor
 from mishards.common.logs import setup_logging
 from mishards.common.membership import MembershipWatcher
+from mishards.common.metrics import HttpServer, default_port
 from mishards.common.server import Server, create_server, serve
 from mishards.common.settings import Settings, SettingsError, load_settings
+from mishards.common.tracing import setup_tracing_or_exit
 from mishards.router.catalog import CatalogCache
 from mishards.router.ids import IdAllocator
 from mishards.router.servicer import RouterServicer
 from mishards.router.topology import Topology
+from mishards.router.topology_page import RecentErrors, TopologyPage, meta_copy_states
 from mishards.router.writes import MetaMutationLog
 
 log = logging.getLogger("mishards.router")
@@ -25,7 +29,7 @@ log = logging.getLogger("mishards.router")
 class RouterService:
     """Everything the router runs, built from settings (construct inside a running loop)."""
 
-    def __init__(self, settings: Settings, port: int | None = None) -> None:
+    def __init__(self, settings: Settings, port: int | None = None, metrics_port: int | None = None) -> None:
         self.settings = settings
         self.catalog = CatalogCache(settings.META_ADDRESS)
         self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS)
@@ -40,10 +44,19 @@ class RouterService:
             ids=IdAllocator(self.catalog.stub, settings.ID_BLOCK_SIZE),
             timeout=settings.BACKEND_TIMEOUT,
         )
-        self.server: Server = create_server(settings.SERVER_HOST, settings.SERVER_PORT if port is None else port)
+        # Telemetry: spans, request ids and RPC metrics; /metrics and the topology page (port 0: any free one).
+        self.errors = RecentErrors()
+        telemetry = TelemetryServerInterceptor("router", on_error=self.errors.record, count_rows=True)
+        self.page = TopologyPage(self.membership, self.catalog, self.errors, meta_copy_states(self.catalog.stub))
+        http_port = default_port(settings.METRICS_PORT, "router") if metrics_port is None else metrics_port
+        self.http = HttpServer(settings.SERVER_HOST, http_port, self.page.routes())
+        self.server: Server = create_server(
+            settings.SERVER_HOST, settings.SERVER_PORT if port is None else port, interceptors=[telemetry]
+        )
         milvus_pb2_grpc.add_MilvusServiceServicer_to_server(self.servicer, self.server.server)
 
     async def on_start(self) -> None:
+        await self.http.start()
         await self.membership.start(wait_first=60.0)
         await self.catalog.start()
 
@@ -51,6 +64,7 @@ class RouterService:
         await self.catalog.stop()
         await self.membership.stop()
         await self.backends.close()
+        await self.http.stop()
 
     async def run(self) -> None:
         await serve(self.server, "router", self.on_start, self.on_stop, self.settings.GRACE_PERIOD)
@@ -63,6 +77,7 @@ def main() -> None:
         print(f"mishards-router: {exc}", file=sys.stderr)
         sys.exit(2)
     setup_logging(settings, "router")
+    setup_tracing_or_exit(settings, "router")
     asyncio.run(_amain(settings))
 
 

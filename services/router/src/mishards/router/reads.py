@@ -12,7 +12,7 @@ from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.router import merge
 from mishards.router.catalog import CollectionView
-from mishards.router.fanout import call_shards
+from mishards.router.fanout import call_shards, merge_span
 from mishards.router.topology import Topology
 
 MAX_TOPK = 16384
@@ -126,7 +126,8 @@ class Reader:
             return out
 
         responses = await self._fan_out(view, "Search", build)
-        merged = merge.merge_search_results([r.results for r in responses], req.nq, limit, offset, metric)
+        with merge_span("search", len(responses)):
+            merged = merge.merge_search_results([r.results for r in responses], req.nq, limit, offset, metric)
         return milvus_pb2.SearchResults(status=common_pb2.Status(), results=merged, collection_name=view.name)
 
     async def query(self, view: CollectionView, req: milvus_pb2.QueryRequest) -> milvus_pb2.QueryResults:
@@ -163,10 +164,11 @@ class Reader:
 
         responses = await self._fan_out(view, "Query", build)
         parts = [list(r.fields_data) for r in responses]
-        if is_count:
-            fields = merge.sum_counts(parts)
-        else:
-            fields = merge.merge_query_results(parts, view.pk_field.name, limit, offset)
+        with merge_span("count" if is_count else "query", len(parts)):
+            if is_count:
+                fields = merge.sum_counts(parts)
+            else:
+                fields = merge.merge_query_results(parts, view.pk_field.name, limit, offset)
         first = responses[0]
         out = milvus_pb2.QueryResults(status=common_pb2.Status(), collection_name=view.name)
         out.fields_data.extend(fields)
