@@ -304,3 +304,18 @@ def test_sub_charts_are_all_local():
     for dep in chart.metadata["dependencies"]:
         assert not dep.get("repository"), dep
         assert (CHART / "charts" / dep["name"] / "Chart.yaml").exists()
+
+
+def test_dashboard_configmap_ships_the_grafana_dashboard(default_render):
+    import json
+
+    from conftest import REPO
+
+    config = find(default_render, "ConfigMap", "mishards-dashboards")
+    assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
+    source = REPO / "deploy" / "dashboards" / "mishards.json"
+    assert json.loads(config["data"]["mishards.json"]) == json.loads(source.read_text())
+    # One source of truth: the chart's copy (Helm reads files inside the chart only) equals deploy/'s.
+    assert (CHART / "dashboards" / "mishards.json").read_bytes() == source.read_bytes()
+    off = render({"dashboards": {"enabled": False}})
+    assert not [o for o in objects(off) if o["metadata"]["name"] == "mishards-dashboards"]
