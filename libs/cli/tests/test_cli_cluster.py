@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mishards.cli.cluster import CLUSTER_FILE, Cluster, ServiceError, grpc_serving
 from mishards.cli.launcher import read_record
@@ -75,7 +76,9 @@ def test_start_passes_the_settings_and_stop_ends_every_process(
             _env(cluster, "meta"),
             _env(cluster, "router"),
         )
-        assert disc["DISCOVERY_CLASS_NAME"] == "static"
+        assert disc["DISCOVERY_CLASS_NAME"] == "file"
+        listed = yaml.safe_load(Path(disc["DISCOVERY_FILE_PATH"]).read_text())
+        assert [(r["address"], r["role"]) for r in listed] == [(i.address, i.role) for i in cluster.instances]
         assert disc["DISCOVERY_SERVER_PORT"] == cluster.discovery_address.rsplit(":", 1)[1]
         assert disc["DISCOVERY_PROBE_INTERVAL"] == "1"
         assert meta["DISCOVERY_ADDRESS"] == router["DISCOVERY_ADDRESS"] == cluster.discovery_address

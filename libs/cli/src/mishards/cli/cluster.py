@@ -305,6 +305,56 @@ class Cluster:
         self.ports = ports
         return ports
 
+    # -- membership -------------------------------------------------------------
+
+    @property
+    def instances_file(self) -> Path:
+        """The instance list the discovery service follows (its `file` back end)."""
+        return self.root_dir / "instances.yaml"
+
+    def write_instances_file(self, instances: Sequence[MilvusInstance] | None = None) -> None:
+        """Publish the instances to discovery (atomically: a reader never sees half a file)."""
+        rows = [
+            f"- {{address: '{i.address}', role: {i.role}}}"
+            for i in (self.instances if instances is None else instances)
+        ]
+        tmp = self.instances_file.with_suffix(".tmp")
+        tmp.write_text("\n".join(rows) + "\n" if rows else "[]\n")
+        os.replace(tmp, self.instances_file)
+
+    def add_readonly(self, count: int = 1) -> list[MilvusInstance]:
+        """Start `count` more read-only instances and announce them to the running cluster."""
+        from mishards.cli.launcher import BACKENDS, instance_dir
+        from mishards.cli.ports import PortAllocator
+
+        allocator = PortAllocator(*self.port_range)
+        for inst in self.instances:
+            allocator.reserve(inst.ports.values())
+        taken = {i.data_dir for i in self.instances}
+        added: list[MilvusInstance] = []
+        index = 0
+        while len(added) < count:
+            folder = instance_dir(self.root_dir, "readonly", index)
+            index += 1
+            if folder in taken:
+                continue
+            added.append(BACKENDS[self.backend].open(folder, "readonly", allocator))
+        bring_up_instances(added, self.start_timeout)
+        self.instances.extend(added)
+        self.readonly += len(added)
+        self.write_instances_file()
+        return added
+
+    def remove_instance(self, instance: MilvusInstance) -> None:
+        """Withdraw an instance from discovery (its replicas are drained) and stop it."""
+        self.instances = [i for i in self.instances if i is not instance]
+        if instance.role == "readonly":
+            self.readonly -= 1
+        else:
+            self.writable -= 1
+        self.write_instances_file()
+        instance.stop()
+
     # -- services ---------------------------------------------------------------
 
     def _service_env(self, name: str) -> dict[str, str]:
@@ -315,8 +365,10 @@ class Cluster:
             METRICS_PORT=str(self.ports[f"{name}_metrics"]),
         )
         if name == "discovery":
+            # The file back end, so that instances can join a running cluster (add_readonly).
             env.update(
-                DISCOVERY_CLASS_NAME="static",
+                DISCOVERY_CLASS_NAME="file",
+                DISCOVERY_FILE_PATH=str(self.instances_file),
                 WOSERVER=",".join(i.address for i in self.writable_instances),
                 DISCOVERY_STATIC_HOSTS=",".join(i.address for i in self.readonly_instances),
                 DISCOVERY_SERVER_PORT=str(self.ports["discovery"]),
@@ -400,6 +452,7 @@ class Cluster:
                 self.backend,
                 self.port_range,
             )
+            self.write_instances_file()
             self.services.clear()
             # Build the services (their env names the instances) before starting
             # anything heavy, so a missing console script fails fast.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -21,7 +22,14 @@ from mishards.cli.cluster import (
     ServiceError,
     grpc_serving,
 )
-from mishards.cli.launcher import BACKENDS, InstanceError, read_record
+from mishards.cli.launcher import (
+    BACKENDS,
+    InstanceError,
+    MilvusInstance,
+    bring_up_instances,
+    read_record,
+    stop_instances,
+)
 from mishards.cli.ports import LOCALHOST, PortRangeExhausted
 
 
@@ -36,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--readonly", type=_count, default=0, help="read-only instances")
     up.add_argument("--backend", choices=sorted(BACKENDS), default="milvus")
     up.add_argument("--port", type=_port, default=DEFAULT_ROUTER_PORT, help="router port (0: any)")
+    up.add_argument(
+        "--add-readonly",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="add N read-only instances to the cluster already running on --data (until Ctrl-C)",
+    )
 
     status = sub.add_parser("status", help="show the discovery membership")
     status.add_argument("--meta", help="meta address host:port")
@@ -84,6 +99,8 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 def cmd_up(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run the cluster in the foreground until Ctrl-C or SIGTERM."""
+    if args.add_readonly:
+        return cmd_add_readonly(args, out)
     cluster = Cluster(
         args.data,
         writable=args.writable,
@@ -113,6 +130,65 @@ def cmd_up(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     print("Mishards stopped.", file=out, flush=True)
+    return code
+
+
+def cmd_add_readonly(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Start read-only instances, announce them to a running cluster, withdraw them on Ctrl-C."""
+    import yaml
+
+    from mishards.cli.launcher import instance_dir
+    from mishards.cli.ports import PortAllocator
+
+    root = Path(args.data).absolute()
+    listing = root / "instances.yaml"
+    if not listing.exists():
+        print(f"mishards up --add-readonly: no running cluster in {root} (start one with mishards up)", file=sys.stderr)
+        return 1
+    announced = {str(row.get("address")) for row in yaml.safe_load(listing.read_text()) or []}
+    allocator = PortAllocator()
+    added: list[MilvusInstance] = []
+    index = 0
+    while len(added) < args.add_readonly:
+        folder = instance_dir(root, "readonly", index)
+        index += 1
+        record = read_record(folder / "instance.json") or {}
+        ports = record.get("ports") if isinstance(record, dict) else None
+        if isinstance(ports, dict) and f"{LOCALHOST}:{ports.get('proxy_port', ports.get('port'))}" in announced:
+            continue  # that folder belongs to an instance the cluster runs
+        added.append(BACKENDS[args.backend].open(folder, "readonly", allocator))
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def publish(extra: list[str], gone: set[str]) -> None:
+        rows = [r for r in yaml.safe_load(listing.read_text()) or [] if str(r.get("address")) not in gone]
+        rows += [{"address": a, "role": "readonly"} for a in extra]
+        tmp = listing.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(rows) if rows else "[]\n")
+        os.replace(tmp, listing)
+
+    code = 0
+    try:
+        bring_up_instances(added, 180.0)
+        publish([i.address for i in added], set())
+        for inst in added:
+            print(f"  readonly   {inst.address}  pid {inst.pid}  joined ({inst.data_dir})", file=out, flush=True)
+        print("Read-only instances added; replicas are being placed (see mishards status). Ctrl-C withdraws them.",
+              file=out, flush=True)  # fmt: skip
+        while True:
+            time.sleep(1.0)
+    except _Stop:
+        pass
+    except (InstanceError, PortRangeExhausted) as exc:
+        print(f"mishards up --add-readonly failed: {exc}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        if listing.exists():
+            publish([], {i.address for i in added})
+        stop_instances(added)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return code
 
 
@@ -203,10 +279,11 @@ def cmd_status(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         format_table(("IDENTITY", "ADDRESS", "ROLE", "HEALTH", "REASON"), rows),
         file=out,
     )
-    return print_copies(meta, out)
+    print_copies(meta, out)
+    return 0
 
 
-def print_copies(meta: str, out: TextIO) -> int:
+def print_copies(meta: str, out: TextIO) -> None:
     """The copies of every shard: instance, role, state, applied log position and lag."""
     from mishards.v1 import meta_pb2, meta_pb2_grpc
 
@@ -215,7 +292,7 @@ def print_copies(meta: str, out: TextIO) -> int:
             answer = meta_pb2_grpc.MetaStub(channel).ListCopies(meta_pb2.ListCopiesRequest(), timeout=5)  # type: ignore[no-untyped-call]
     except grpc.RpcError as exc:
         print(f"copies: meta unreachable ({exc.code().name})", file=out)
-        return 1
+        return
     print(f"\nmutation log: {answer.log_entries} entries held", file=out)
     rows = [
         (
@@ -233,7 +310,6 @@ def print_copies(meta: str, out: TextIO) -> int:
     print(
         format_table(("COLLECTION", "SHARD", "INSTANCE", "ROLE", "STATE", "APPLIED", "LAG", "REASON"), rows), file=out
     )
-    return 0
 
 
 def cmd_repair(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

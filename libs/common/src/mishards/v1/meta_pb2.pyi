@@ -177,7 +177,7 @@ class AppendMutationsResponse(_message.Message):
     def __init__(self, status: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardResult, _Mapping]]] = ...) -> None: ...
 
 class CopyState(_message.Message):
-    __slots__ = ("collection_id", "db_name", "collection", "shard", "instance", "role", "state", "applied_seq", "last_seq", "reason")
+    __slots__ = ("collection_id", "db_name", "collection", "shard", "instance", "role", "state", "applied_seq", "last_seq", "reason", "fill_progress")
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     DB_NAME_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +188,7 @@ class CopyState(_message.Message):
     APPLIED_SEQ_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    FILL_PROGRESS_FIELD_NUMBER: _ClassVar[int]
     collection_id: int
     db_name: str
     collection: str
@@ -198,7 +199,8 @@ class CopyState(_message.Message):
     applied_seq: int
     last_seq: int
     reason: str
-    def __init__(self, collection_id: _Optional[int] = ..., db_name: _Optional[str] = ..., collection: _Optional[str] = ..., shard: _Optional[int] = ..., instance: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., applied_seq: _Optional[int] = ..., last_seq: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    fill_progress: float
+    def __init__(self, collection_id: _Optional[int] = ..., db_name: _Optional[str] = ..., collection: _Optional[str] = ..., shard: _Optional[int] = ..., instance: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., applied_seq: _Optional[int] = ..., last_seq: _Optional[int] = ..., reason: _Optional[str] = ..., fill_progress: _Optional[float] = ...) -> None: ...
 
 class ListCopiesRequest(_message.Message):
     __slots__ = ()

@@ -22,7 +22,17 @@ from mishards.common.membership import MembershipWatcher
 from mishards.common.milvus_messages import error_response, request_class
 from mishards.common.settings import Settings
 from mishards.meta import placement
-from mishards.meta.store import CREATING, DROPPING, READY, CollectionSpec, NotFound, Store
+from mishards.meta.store import (
+    COPY_FILLING,
+    COPY_READY,
+    COPY_STALE,
+    CREATING,
+    DROPPING,
+    READY,
+    CollectionSpec,
+    NotFound,
+    Store,
+)
 from mishards.meta.tso import TimestampOracle
 from mishards.v1 import discovery_pb2
 
@@ -144,7 +154,35 @@ class DdlExecutor:
             return shard, OK
 
         results = await asyncio.gather(*(one(s.index, s.primary, s.physical_name) for s in spec.shards))
-        return [(k, st) for k, st in results if errors.is_error(st)]
+        failures = [(k, st) for k, st in results if errors.is_error(st)]
+        if not failures:
+            await self._on_replicas(spec, call, tolerate)
+        return failures
+
+    async def _on_replicas(
+        self,
+        spec: CollectionSpec,
+        call: Callable[[Any, str], Awaitable[common_pb2.Status]],
+        tolerate: Callable[[common_pb2.Status], bool],
+    ) -> None:
+        """Apply a change the primaries took to every replica; a replica that misses it is refilled."""
+        physical = {s.index: s.physical_name for s in spec.shards}
+        replicas = [
+            c for c in self.store.copies()
+            if c.collection_id == spec.id and c.role == "replica" and c.state in (COPY_READY, COPY_STALE)
+            and c.shard in physical
+        ]  # fmt: skip
+
+        async def one(shard: int, instance: str) -> None:
+            try:
+                st = await call(self.backends.stub(self.address_of(instance)), physical[shard])
+            except Exception as exc:
+                st = errors.status(errors.SERVICE_UNAVAILABLE, str(exc))
+            if errors.is_error(st) and not tolerate(st):
+                log.warning("replica %s of %s/%d missed a DDL (%s): refilling", instance, spec.name, shard, st.reason)
+                self.store.set_copy_state(spec.id, shard, instance, COPY_FILLING, f"missed a DDL: {st.reason}")
+
+        await asyncio.gather(*(one(c.shard, c.instance) for c in replicas))
 
     def _md(self) -> tuple[tuple[str, str], ...]:
         return self.backends.metadata()

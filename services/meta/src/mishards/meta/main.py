@@ -16,6 +16,7 @@ from mishards.common.settings import Settings, SettingsError, load_settings
 from mishards.common.tracing import setup_tracing_or_exit
 from mishards.meta.ddl import DdlExecutor
 from mishards.meta.mutations import MutationLog
+from mishards.meta.replicas import ReplicaManager
 from mishards.meta.servicer import CatalogFeed, MetaServicer
 from mishards.meta.store import Store
 from mishards.meta.tso import TimestampOracle
@@ -38,6 +39,9 @@ class MetaService:
         self.ddl = DdlExecutor(self.store, self.tso, self.membership, self.backends, settings, self.feed.publish)
         self.log = MutationLog(self.store, self.backends, self.ddl.address_of, settings.BACKEND_TIMEOUT)
         self.ddl.on_drop = self.log.forget_collection
+        self.replicas = ReplicaManager(
+            self.store, self.membership, self.backends, self.log, settings, self.feed.publish
+        )
         http_port = default_port(settings.METRICS_PORT, "meta") if metrics_port is None else metrics_port
         self.http = HttpServer(settings.SERVER_HOST, http_port)
         self.server: Server = create_server(
@@ -45,17 +49,19 @@ class MetaService:
             settings.META_SERVER_PORT if port is None else port,
             interceptors=[TelemetryServerInterceptor("meta")],
         )
-        meta_pb2_grpc.add_MetaServicer_to_server(
-            MetaServicer(self.store, self.tso, self.ddl, self.feed, self.log), self.server.server
-        )
+        self.servicer = MetaServicer(self.store, self.tso, self.ddl, self.feed, self.log)
+        self.servicer.fill_progress = self.replicas.progress
+        meta_pb2_grpc.add_MetaServicer_to_server(self.servicer, self.server.server)
 
     async def on_start(self) -> None:
         await self.http.start()
         await self.membership.start(wait_first=60.0)
         await self.ddl.reconcile()
         self.log.start()
+        self.replicas.start()
 
     async def on_stop(self) -> None:
+        await self.replicas.stop()
         await self.log.stop()
         await self.feed.close()
         await self.membership.stop()

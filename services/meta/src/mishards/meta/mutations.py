@@ -19,7 +19,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
-from mishards.meta.store import COPY_FAILED, COPY_READY, LogEntry, NotFound, Store
+from mishards.meta.store import COPY_FAILED, COPY_FILLING, COPY_READY, LogEntry, NotFound, Store
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ class MutationLog:
     def start(self) -> None:
         """Start an applier for every copy the catalog holds (after a restart: replaying)."""
         for info in self.store.copies():
+            if info.state == COPY_FILLING:
+                continue  # the replica manager fills it again from a fresh snapshot
             self._ensure(
                 info.collection_id,
                 info.shard,
@@ -101,6 +103,19 @@ class MutationLog:
             self.appliers[key] = applier
             applier.wake.set()
         return applier
+
+    def ensure_copy(self, collection_id: int, shard: int, instance: str, applied: int, replay_upto: int) -> CopyApplier:
+        """Start applying the log to a (re)filled copy from `applied`; inserts up to `replay_upto` become upserts."""
+        self.remove_copy(collection_id, shard, instance)
+        return self._ensure(collection_id, shard, instance, applied, replay_upto)
+
+    def remove_copy(self, collection_id: int, shard: int, instance: str) -> None:
+        applier = self.appliers.pop((collection_id, shard, instance), None)
+        if applier is not None and applier.task:
+            applier.task.cancel()
+
+    def applier(self, collection_id: int, shard: int, instance: str) -> CopyApplier | None:
+        return self.appliers.get((collection_id, shard, instance))
 
     def forget_collection(self, collection_id: int) -> None:
         for key in [k for k in self.appliers if k[0] == collection_id]:
@@ -144,7 +159,9 @@ class MutationLog:
         for shard in wanted:
             applier = self.appliers[(collection_id, shard, primaries[shard])]
             applier.unavailable = ""  # membership says the primary serves: give it a fresh chance
-            applier.wake.set()
+            for key, other in self.appliers.items():  # replicas follow the same log
+                if key[0] == collection_id and key[1] == shard:
+                    other.wake.set()
 
         async def wait(shard: int) -> list[tuple[int, bytes]]:
             applier = self.appliers[(collection_id, shard, primaries[shard])]

@@ -11,14 +11,14 @@ from mishards.common import errors
 from mishards.common.errors import MilvusError
 from mishards.meta.ddl import DdlExecutor
 from mishards.meta.mutations import MutationLog
-from mishards.meta.store import CollectionSpec, Store
+from mishards.meta.store import COPY_READY, CollectionSpec, Store
 from mishards.meta.tso import TimestampOracle
 from mishards.v1 import meta_pb2, meta_pb2_grpc
 
 MAX_ID_BLOCK = 10_000_000
 
 
-def collection_message(spec: CollectionSpec) -> meta_pb2.Collection:
+def collection_message(spec: CollectionSpec, ready_replicas: dict[tuple[int, int], list[str]]) -> meta_pb2.Collection:
     return meta_pb2.Collection(
         id=spec.id,
         db_name=spec.db_name,
@@ -27,7 +27,12 @@ def collection_message(spec: CollectionSpec) -> meta_pb2.Collection:
         shards_num=spec.shards_num,
         consistency_level=spec.consistency_level,
         shards=[
-            meta_pb2.ShardPlacement(index=s.index, physical_name=s.physical_name, primary=s.primary)
+            meta_pb2.ShardPlacement(
+                index=s.index,
+                physical_name=s.physical_name,
+                primary=s.primary,
+                replicas=ready_replicas.get((spec.id, s.index), []),
+            )
             for s in spec.shards
         ],
         aliases=spec.aliases,
@@ -85,7 +90,8 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         self.ddl = ddl
         self.feed = feed
         self.log = log
-        self._primaries: dict[int, dict[int, str]] = {}
+        # (collection, shard, instance) -> fraction copied, for replicas filling (the replica manager's)
+        self.fill_progress: dict[tuple[int, int, str], float] = {}
 
     async def GetCatalog(
         self, request: meta_pb2.GetCatalogRequest, context: grpc.aio.ServicerContext
@@ -94,8 +100,15 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         return meta_pb2.Catalog(
             version=version,
             databases=self.store.list_databases(),
-            collections=[collection_message(c) for c in self.store.collections()],
+            collections=[collection_message(c, self._ready_replicas()) for c in self.store.collections()],
         )
+
+    def _ready_replicas(self) -> dict[tuple[int, int], list[str]]:
+        ready: dict[tuple[int, int], list[str]] = {}
+        for c in self.store.copies():
+            if c.role == "replica" and c.state == COPY_READY:
+                ready.setdefault((c.collection_id, c.shard), []).append(c.instance)
+        return ready
 
     async def WatchCatalog(
         self, request: meta_pb2.WatchCatalogRequest, context: grpc.aio.ServicerContext
@@ -169,6 +182,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
                 applied_seq=info.applied_seq,
                 last_seq=info.last_seq,
                 reason=info.reason,
+                fill_progress=self.fill_progress.get((info.collection_id, info.shard, info.instance), 0.0),
             )
         return out
 

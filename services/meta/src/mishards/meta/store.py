@@ -132,6 +132,8 @@ class CounterRow(Base):
 # Copy states.
 COPY_READY = "ready"
 COPY_FAILED = "failed"
+COPY_FILLING = "filling"  # a new replica: created, filled from a snapshot, indexed, loaded, catching up
+COPY_STALE = "stale"  # a replica out of rotation: its instance stopped answering; back when caught up
 
 
 @dataclass
@@ -540,6 +542,42 @@ class Store:
                     MutationRow.collection_id == collection_id, MutationRow.shard == shard, MutationRow.seq <= upto
                 )
             )
+
+    def add_copy(self, collection_id: int, shard: int, instance: str, role: str, state: str) -> None:
+        with self.session() as s, s.begin():
+            s.merge(
+                CopyRow(
+                    collection_id=collection_id,
+                    shard=shard,
+                    instance=instance,
+                    role=role,
+                    state=state,
+                    applied_seq=0,
+                    reason="",
+                )
+            )
+
+    def remove_copy(self, collection_id: int, shard: int, instance: str) -> int:
+        with self.session() as s, s.begin():
+            s.execute(
+                delete(CopyRow).where(
+                    CopyRow.collection_id == collection_id, CopyRow.shard == shard, CopyRow.instance == instance
+                )
+            )
+            return self._bump(s, "catalog_version")
+
+    def set_copy_position(self, collection_id: int, shard: int, instance: str, seq: int) -> None:
+        """Set where a (re)filled copy starts applying the log; it holds the log from there."""
+        with self.session() as s, s.begin():
+            s.execute(
+                update(CopyRow)
+                .where(CopyRow.collection_id == collection_id, CopyRow.shard == shard, CopyRow.instance == instance)
+                .values(applied_seq=seq)
+            )
+
+    def bump_catalog_version(self) -> int:
+        with self.session() as s, s.begin():
+            return self._bump(s, "catalog_version")
 
     def set_copy_state(self, collection_id: int, shard: int, instance: str, state: str, reason: str = "") -> None:
         with self.session() as s, s.begin():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import message as pb_message
@@ -45,24 +46,59 @@ def _status(response: Any) -> common_pb2.Status:
     return response if isinstance(response, common_pb2.Status) else response.status
 
 
+@dataclass(frozen=True)
+class Target:
+    """One copy a shard's request may go to."""
+
+    address: str
+    role: str = "primary"  # or "replica"
+
+
+@dataclass
+class Failover:
+    """How a read survives a copy that does not answer: the next copy, up to `retries` more tries."""
+
+    retries: int = 0
+    backoff: float = 0.05
+    on_failure: Callable[[str], None] | None = None  # told the address that did not answer
+    started: Callable[[str], None] | None = None  # outstanding-request accounting of the read router
+    finished: Callable[[str], None] | None = None
+
+
+NO_FAILOVER = Failover()
+# Backend answers that mean "this copy cannot serve now" rather than "your request is wrong".
+# A copy's collection missing on its backend means the copy moved away (the catalog says it exists).
+COPY_UNAVAILABLE_CODES = {
+    errors.SERVICE_NOT_READY,
+    errors.SERVICE_UNAVAILABLE,
+    errors.COLLECTION_NOT_FOUND,
+    errors.COLLECTION_NOT_LOADED,
+    503,
+}
+
+
 async def call_shards(
     backends: BackendPool,
     view: CollectionView,
     method: str,
-    calls: Sequence[tuple[meta_pb2.ShardPlacement, str, pb_message.Message]],
+    calls: Sequence[tuple[meta_pb2.ShardPlacement, str | Sequence[Target], pb_message.Message]],
     timeout: float,
+    failover: Failover = NO_FAILOVER,
 ) -> list[Any]:
-    """Send each (shard, address, request) at once; responses in the same order.
+    """Send each shard's request to its first copy, all shards at once; responses in order.
 
-    Raises MilvusError: SERVICE_UNAVAILABLE naming the shard when an instance does not
-    answer, else the first backend error status (with the client's collection name).
-    Each call is a child span (instance, shard, copy role, retry count) measured in
+    A copy that does not answer (or answers that it cannot serve) is left for the shard's
+    next copy, after a short backoff, up to `failover.retries` more tries. Raises
+    MilvusError: SERVICE_UNAVAILABLE naming the shard when no copy answered, else the first
+    backend error status (with the client's collection name). Each try is a child span
+    (instance, shard, copy role, retry count) measured in
     `mishards_router_backend_call_duration_seconds` / `..._backend_errors_total`.
     """
     tracer = tracing.get_tracer()
     metrics.FANOUT_WIDTH.labels(method).observe(len(calls))
 
-    async def one(shard: meta_pb2.ShardPlacement, address: str, request: pb_message.Message) -> Any:
+    async def attempt(shard: meta_pb2.ShardPlacement, target: Target, request: pb_message.Message, retry: int) -> Any:
+        address = target.address
         stub = backends.stub(address)
         attributes: dict[str, str | int] = {
             "rpc.system": "grpc",
@@ -71,8 +107,8 @@ async def call_shards(
             "mishards.collection": view.name,
             "mishards.instance": address,
             "mishards.shard": shard.index,
-            "mishards.copy_role": "primary",
-            "mishards.retry_count": 0,
+            "mishards.copy_role": target.role,
+            "mishards.retry_count": retry,
         }
         with tracer.start_as_current_span(
             f"shard {method}",
@@ -82,6 +118,8 @@ async def call_shards(
             set_status_on_exception=False,
         ) as span:
             started = time.perf_counter()
+            if failover.started:
+                failover.started(address)
             try:
                 response = await getattr(stub, method)(request, timeout=timeout, metadata=backends.metadata())
             except Exception as exc:
@@ -92,6 +130,8 @@ async def call_shards(
                     f"mishards: shard {shard.index} of collection {view.name} failed on {address}: {exc}",
                 ) from exc
             finally:
+                if failover.finished:
+                    failover.finished(address)
                 metrics.BACKEND_DURATION.labels(address, method).observe(time.perf_counter() - started)
             st = _status(response)
             if errors.is_error(st):
@@ -99,7 +139,26 @@ async def call_shards(
                 span.set_status(Status(StatusCode.ERROR, st.reason[:256]))
             return response
 
-    responses = await asyncio.gather(*(one(s, a, r) for s, a, r in calls))
+    async def one(shard: meta_pb2.ShardPlacement, targets: str | Sequence[Target], request: pb_message.Message) -> Any:
+        copies = [Target(targets)] if isinstance(targets, str) else list(targets)
+        retry = 0
+        while True:
+            target = copies[retry % len(copies)]
+            try:
+                response = await attempt(shard, target, request, retry)
+                st = _status(response)
+                if not (errors.is_error(st) and st.code in COPY_UNAVAILABLE_CODES and retry < failover.retries):
+                    return response
+            except MilvusError:
+                if retry >= failover.retries:
+                    raise
+            if failover.on_failure:
+                failover.on_failure(target.address)
+            metrics.RETRIES.labels(method).inc()
+            await asyncio.sleep(failover.backoff * (2 ** min(retry, 5)))
+            retry += 1
+
+    responses = await asyncio.gather(*(one(s, t, r) for s, t, r in calls))
     for response in responses:
         st = _status(response)
         if errors.is_error(st):

@@ -19,6 +19,7 @@ from mishards.common.tracing import setup_tracing_or_exit
 from mishards.router.catalog import CatalogCache
 from mishards.router.ids import IdAllocator
 from mishards.router.servicer import RouterServicer
+from mishards.router.strategies import create_read_router
 from mishards.router.topology import Topology
 from mishards.router.topology_page import RecentErrors, TopologyPage, meta_copy_states
 from mishards.router.writes import MetaMutationLog
@@ -34,7 +35,7 @@ class RouterService:
         self.catalog = CatalogCache(settings.META_ADDRESS)
         self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS)
         self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN)
-        self.topology = Topology(self.membership)
+        self.topology = Topology(self.membership, create_read_router(settings))
         self.servicer = RouterServicer(
             catalog=self.catalog,
             meta=self.catalog.stub,
@@ -43,6 +44,7 @@ class RouterService:
             mutation_log=MetaMutationLog(self.catalog.stub, self.topology, settings.BACKEND_TIMEOUT),
             ids=IdAllocator(self.catalog.stub, settings.ID_BLOCK_SIZE),
             timeout=settings.BACKEND_TIMEOUT,
+            retries=settings.MAX_RETRY,
         )
         # Telemetry: spans, request ids and RPC metrics; /metrics and the topology page (port 0: any free one).
         self.errors = RecentErrors()

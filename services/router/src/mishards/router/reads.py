@@ -12,7 +12,7 @@ from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.router import merge
 from mishards.router.catalog import CollectionView
-from mishards.router.fanout import call_shards, merge_span
+from mishards.router.fanout import Failover, call_shards, merge_span
 from mishards.router.topology import Topology
 
 MAX_TOPK = 16384
@@ -64,16 +64,32 @@ class SessionClock:
 class Reader:
     """Search and query across shards."""
 
-    def __init__(self, topology: Topology, backends: BackendPool, clock: SessionClock, timeout: float) -> None:
+    def __init__(
+        self, topology: Topology, backends: BackendPool, clock: SessionClock, timeout: float, retries: int = 0
+    ) -> None:
         self.topology = topology
         self.backends = backends
         self.clock = clock
         self.timeout = timeout
+        self.failover = Failover(
+            retries=retries,
+            on_failure=topology.suspect,
+            started=topology.started,
+            finished=topology.finished,
+        )
 
-    async def _fan_out(self, view: CollectionView, method: str, build: Any) -> list[Any]:
-        """Send `build(physical_name)` to one copy of every shard; raise the first error."""
-        calls = [(s, self.topology.choose_copy(s, view.name), build(s.physical_name)) for s in view.shards]
-        return await call_shards(self.backends, view, method, calls, self.timeout)
+    async def _fan_out(self, view: CollectionView, method: str, request: Any, build: Any) -> list[Any]:
+        """Send `build(physical_name)` to one copy of every shard; raise the first error.
+
+        Strong and Session reads go to the primaries, whose applied writes include every
+        acknowledged one; Bounded and Eventually reads go to ready replicas first.
+        """
+        level = view.message.consistency_level if request.use_default_consistency else request.consistency_level
+        primary_only = level in (common_pb2.Strong, common_pb2.Session, common_pb2.Customized)
+        calls = [
+            (s, self.topology.read_targets(s, view.name, primary_only), build(s.physical_name)) for s in view.shards
+        ]
+        return await call_shards(self.backends, view, method, calls, self.timeout, self.failover)
 
     def metric_of(self, view: CollectionView, params: dict[str, str]) -> str:
         metric = params.get("metric_type", "")
@@ -125,7 +141,7 @@ class Reader:
             self.clock.apply(out, physical)
             return out
 
-        responses = await self._fan_out(view, "Search", build)
+        responses = await self._fan_out(view, "Search", req, build)
         with merge_span("search", len(responses)):
             merged = merge.merge_search_results([r.results for r in responses], req.nq, limit, offset, metric)
         return milvus_pb2.SearchResults(status=common_pb2.Status(), results=merged, collection_name=view.name)
@@ -162,7 +178,7 @@ class Reader:
             self.clock.apply(out, physical)
             return out
 
-        responses = await self._fan_out(view, "Query", build)
+        responses = await self._fan_out(view, "Query", req, build)
         parts = [list(r.fields_data) for r in responses]
         with merge_span("count" if is_count else "query", len(parts)):
             if is_count:

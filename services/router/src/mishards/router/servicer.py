@@ -98,6 +98,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         mutation_log: MutationLog,
         ids: IdAllocator,
         timeout: float,
+        retries: int = 0,
     ) -> None:
         self.catalog = catalog
         self.meta = meta
@@ -106,7 +107,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         self.mutation_log = mutation_log
         self.ids = ids
         self.clock = SessionClock()
-        self.reader = Reader(topology, backends, self.clock, timeout)
+        self.reader = Reader(topology, backends, self.clock, timeout, retries)
         self.copies = CopyState(topology, backends, timeout)
 
     async def _timestamp(self) -> int:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import time
+
 from mishards.common import errors
 from mishards.common.errors import MilvusError
 from mishards.common.membership import MembershipWatcher
+from mishards.router.fanout import Target
+from mishards.router.strategies import ReadRouter
 from mishards.v1 import discovery_pb2, meta_pb2
+
+SUSPECT_SECONDS = 5.0
 
 
 class Topology:
     """Maps shard placements (instance identities) to live addresses."""
 
-    def __init__(self, membership: MembershipWatcher) -> None:
+    def __init__(self, membership: MembershipWatcher, strategy: ReadRouter) -> None:
         self.membership = membership
+        self.strategy = strategy
+        self._suspect_until: dict[str, float] = {}
+        self._identity_of: dict[str, str] = {}
 
     def primary_address(self, shard: meta_pb2.ShardPlacement, collection: str) -> str:
         """The address of the shard's primary; a clear Milvus error when it is not serving."""
@@ -26,6 +35,39 @@ class Topology:
             )
         return inst.address
 
-    def choose_copy(self, shard: meta_pb2.ShardPlacement, collection: str) -> str:
-        """The copy that serves a read of this shard (the primary until replicas exist)."""
-        return self.primary_address(shard, collection)
+    def read_targets(self, shard: meta_pb2.ShardPlacement, collection: str, primary_only: bool) -> list[Target]:
+        """The copies to try for a read of this shard, best first.
+
+        Ready replicas on healthy instances come first, ordered by the read strategy, then
+        the primary; `primary_only` (Strong and Session reads) uses the primary alone.
+        Copies that just failed to answer go last until their quarantine ends.
+        """
+        members = self.membership.by_identity()
+        targets: list[Target] = []
+        if not primary_only and shard.replicas:
+            healthy = [r for r in shard.replicas if r in members and members[r].health == discovery_pb2.HEALTHY]
+            for identity in self.strategy.order(shard.physical_name, healthy):
+                self._identity_of[members[identity].address] = identity
+                targets.append(Target(members[identity].address, "replica"))
+        primary = members.get(shard.primary)
+        if primary is not None and primary.health != discovery_pb2.DOWN:
+            targets.append(Target(primary.address, "primary"))
+        if not targets:
+            raise MilvusError(
+                errors.SERVICE_UNAVAILABLE,
+                f"mishards: shard {shard.index} of collection {collection} has no copy that can serve a read",
+            )
+        now = time.monotonic()
+        return sorted(targets, key=lambda t: self._suspect_until.get(t.address, 0.0) > now)
+
+    def started(self, address: str) -> None:
+        if address in self._identity_of:
+            self.strategy.started(self._identity_of[address])
+
+    def finished(self, address: str) -> None:
+        if address in self._identity_of:
+            self.strategy.finished(self._identity_of[address])
+
+    def suspect(self, address: str) -> None:
+        """Take a copy that did not answer out of first choice for a few seconds."""
+        self._suspect_until[address] = time.monotonic() + SUSPECT_SECONDS

@@ -1,0 +1,379 @@
+"""Read-only replicas: placement by consistent hashing, fill from a snapshot, catch up, rotation.
+
+A replica of shard k lives on a read-only instance chosen by rendezvous hashing over the
+instance identities (the top READ_REPLICAS scores), so an instance joining or leaving moves
+only the replicas that hash to it. A new replica is created, filled from a snapshot of the
+primary, indexed with the collection's index specs, loaded, caught up from the log and only
+then marked ready; the router reads only ready replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
+
+from mishards.common import errors
+from mishards.common.backends import BackendPool
+from mishards.common.errors import MilvusError
+from mishards.common.membership import MembershipWatcher
+from mishards.common.settings import Settings
+from mishards.meta.mutations import MutationLog
+from mishards.meta.placement import rendezvous_score
+from mishards.meta.store import COPY_FILLING, COPY_READY, COPY_STALE, CollectionSpec, Store
+from mishards.v1 import discovery_pb2
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_BATCH_BYTES = 16 << 20
+# How long a drained replica's physical collection outlives its catalog entry.
+DRAIN_GRACE_SECONDS = 10.0
+
+
+def place_replicas(collection_id: int, shard: int, readonly: list[str], count: int) -> list[str]:
+    """The read-only instances that hold shard `shard`'s replicas (highest rendezvous scores)."""
+    ranked = sorted(set(readonly), key=lambda i: rendezvous_score(str(collection_id), shard, i), reverse=True)
+    return ranked[:count]
+
+
+class ReplicaManager:
+    """Drives every shard's replica set towards its placement and keeps rotation states true."""
+
+    def __init__(
+        self,
+        store: Store,
+        membership: MembershipWatcher,
+        backends: BackendPool,
+        mutation_log: MutationLog,
+        settings: Settings,
+        on_change: Callable[[int], Awaitable[None]],
+        interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.membership = membership
+        self.backends = backends
+        self.log = mutation_log
+        self.settings = settings
+        self.on_change = on_change
+        self.interval = interval
+        self.progress: dict[tuple[int, int, str], float] = {}  # filling copies: fraction of rows copied
+        self._fills: dict[tuple[int, int, str], asyncio.Task[None]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._drops: set[asyncio.Task[None]] = set()
+        self.wake = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="replica-manager")
+
+    async def stop(self) -> None:
+        tasks = [t for t in [self._task, *self._fills.values(), *self._drops] if t]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("replica reconcile failed")
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.interval)
+            except TimeoutError:
+                pass
+            self.wake.clear()
+
+    async def reconcile(self) -> None:
+        """One pass: place, drain, fill, and move replicas in and out of rotation."""
+        members = self.membership.membership
+        if not members.instances:
+            return  # no membership yet (or discovery down with nothing known): change nothing
+        readonly = sorted(i.identity for i in members.instances if i.role == discovery_pb2.READONLY)
+        healthy = {i.identity for i in members.instances if i.health == discovery_pb2.HEALTHY}
+        collections = {c.id: c for c in self.store.collections()}
+        copies = await asyncio.to_thread(self.store.copies)
+        replicas = {(c.collection_id, c.shard, c.instance): c for c in copies if c.role == "replica"}
+        changed = False
+        for spec in collections.values():
+            for shard in spec.shards:
+                wanted = place_replicas(spec.id, shard.index, readonly, self.settings.READ_REPLICAS)
+                for instance in wanted:
+                    key = (spec.id, shard.index, instance)
+                    if key not in replicas:
+                        await asyncio.to_thread(
+                            self.store.add_copy, spec.id, shard.index, instance, "replica", COPY_FILLING
+                        )
+                        self._start_fill(spec, shard.index, instance)
+                    elif replicas[key].state == COPY_FILLING and key not in self._fills and instance in healthy:
+                        self._start_fill(spec, shard.index, instance)  # meta restarted mid-fill
+                for cid, k, instance in list(replicas):
+                    if cid == spec.id and k == shard.index and instance not in wanted:
+                        await self._drain(spec, k, instance)
+                        changed = True
+        for cid, k, instance in list(replicas):
+            if cid not in collections:
+                self.log.remove_copy(cid, k, instance)
+        # rotation: out while the instance does not answer or lags, back once caught up
+        for key, info in replicas.items():
+            cid, k, instance = key
+            if cid not in collections or key in self._fills:
+                continue
+            applier = self.log.applier(cid, k, instance)
+            lag = info.last_seq - info.applied_seq
+            if info.state == COPY_READY and (instance not in healthy or (applier and applier.unavailable)):
+                await asyncio.to_thread(
+                    self.store.set_copy_state, cid, k, instance, COPY_STALE, "instance not answering"
+                )
+                changed = True
+            elif info.state == COPY_READY and lag > self.settings.REPLICA_MAX_LAG:
+                log.info("replica %s of %d/%d is %d entries behind: refilling", instance, cid, k, lag)
+                await asyncio.to_thread(self.store.set_copy_state, cid, k, instance, COPY_FILLING, f"lag {lag}")
+                self._start_fill(collections[cid], k, instance)
+                changed = True
+            elif info.state == COPY_STALE and instance in healthy:
+                if lag > self.settings.REPLICA_MAX_LAG:
+                    await asyncio.to_thread(self.store.set_copy_state, cid, k, instance, COPY_FILLING, f"lag {lag}")
+                    self._start_fill(collections[cid], k, instance)
+                elif applier is None:
+                    self.log.ensure_copy(cid, k, instance, info.applied_seq, info.last_seq)
+                elif lag == 0 and not applier.unavailable:
+                    await asyncio.to_thread(self.store.set_copy_state, cid, k, instance, COPY_READY, "")
+                    changed = True
+        if changed:
+            await self.on_change(await asyncio.to_thread(self.store.bump_catalog_version))
+
+    def _start_fill(self, spec: CollectionSpec, shard: int, instance: str) -> None:
+        key = (spec.id, shard, instance)
+        if key in self._fills:
+            return
+        self.log.remove_copy(spec.id, shard, instance)
+        task = asyncio.create_task(self._fill_guarded(spec, shard, instance), name=f"fill-{key}")
+        self._fills[key] = task
+
+    async def _fill_guarded(self, spec: CollectionSpec, shard: int, instance: str) -> None:
+        key = (spec.id, shard, instance)
+        try:
+            await self.fill(spec, shard, instance)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("filling replica %s of %s/%d failed: %s; will retry", instance, spec.name, shard, exc)
+            await asyncio.sleep(2)
+        finally:
+            self._fills.pop(key, None)
+            self.progress.pop(key, None)
+
+    async def _drain(self, spec: CollectionSpec, shard: int, instance: str) -> None:
+        log.info("draining replica %s of %s/%d", instance, spec.name, shard)
+        fill = self._fills.pop((spec.id, shard, instance), None)
+        if fill:
+            fill.cancel()
+        self.log.remove_copy(spec.id, shard, instance)
+        await asyncio.to_thread(self.store.remove_copy, spec.id, shard, instance)
+        await self.on_change(await asyncio.to_thread(self.store.bump_catalog_version))
+        # Routers drop the copy from rotation when they see the new catalog; the physical
+        # collection goes only after that, so no read in flight finds it missing.
+        task = asyncio.create_task(self._drop_later(spec.shards[shard].physical_name, instance))
+        self._drops.add(task)
+        task.add_done_callback(self._drops.discard)
+
+    async def _drop_later(self, physical: str, instance: str) -> None:
+        await asyncio.sleep(DRAIN_GRACE_SECONDS)
+        inst = self.membership.by_identity().get(instance)
+        if inst is None or inst.health != discovery_pb2.HEALTHY:
+            return
+        try:
+            await self.backends.stub(inst.address).DropCollection(
+                milvus_pb2.DropCollectionRequest(collection_name=physical),
+                timeout=30,
+                metadata=self.backends.metadata(),
+            )
+        except Exception as exc:  # the copy is out of the catalog either way
+            log.warning("could not drop drained replica on %s: %s", instance, exc)
+
+    # --- filling ------------------------------------------------------------------------------------
+
+    def _address(self, identity: str) -> str:
+        inst = self.membership.by_identity().get(identity)
+        if inst is None or inst.health != discovery_pb2.HEALTHY:
+            raise MilvusError(errors.SERVICE_UNAVAILABLE, f"instance {identity} is not serving")
+        return inst.address
+
+    async def _call(self, address: str, method: str, request: Any) -> Any:
+        response = await getattr(self.backends.stub(address), method)(
+            request, timeout=self.settings.BACKEND_TIMEOUT, metadata=self.backends.metadata()
+        )
+        st = response if isinstance(response, common_pb2.Status) else response.status
+        if errors.is_error(st):
+            raise MilvusError.from_status(st)
+        return response
+
+    async def fill(self, spec: CollectionSpec, shard: int, instance: str) -> None:
+        """Create, fill from a snapshot, index, load, catch up, then mark the replica ready."""
+        key = (spec.id, shard, instance)
+        self.progress[key] = 0.0
+        physical = spec.shards[shard].physical_name
+        source = self._address(spec.shards[shard].primary)
+        target = self._address(instance)
+        described = await self._call(
+            source, "DescribeCollection", milvus_pb2.DescribeCollectionRequest(collection_name=physical)
+        )
+        schema: schema_pb2.CollectionSchema = described.schema
+        # 1. a fresh physical collection (a leftover of an earlier fill is dropped)
+        await self._call(target, "DropCollection", milvus_pb2.DropCollectionRequest(collection_name=physical))
+        partition_key = any(f.is_partition_key for f in schema.fields)
+        create = milvus_pb2.CreateCollectionRequest(
+            collection_name=physical,
+            schema=schema.SerializeToString(),
+            shards_num=1,
+            consistency_level=spec.consistency_level,
+            num_partitions=len(spec.partitions) if partition_key else 0,
+        )
+        for k, v in spec.properties:
+            create.properties.add(key=k, value=v)
+        await self._call(target, "CreateCollection", create)
+        if not partition_key:
+            for partition in spec.partitions:
+                if partition != "_default":
+                    await self._call(
+                        target,
+                        "CreatePartition",
+                        milvus_pb2.CreatePartitionRequest(collection_name=physical, partition_name=partition),
+                    )
+        # 2. the snapshot starts at what the primary has applied; later entries are replayed
+        primary = self.log.applier(spec.id, shard, spec.shards[shard].primary)
+        start = (
+            primary.applied_seq
+            if primary
+            else max(
+                (
+                    c.applied_seq
+                    for c in self.store.copies()
+                    if c.collection_id == spec.id and c.shard == shard and c.role == "primary"
+                ),
+                default=0,
+            )
+        )
+        await asyncio.to_thread(self.store.set_copy_position, spec.id, shard, instance, start)
+        await self._copy_rows(spec, shard, schema, source, target, physical, partition_key, key)
+        # 3. indexes, then load
+        for field_name, index_name, params in spec.indexes:
+            request = milvus_pb2.CreateIndexRequest(
+                collection_name=physical, field_name=field_name, index_name=index_name
+            )
+            for k, v in params.items():
+                request.extra_params.add(key=k, value=v)
+            await self._call(target, "CreateIndex", request)
+        if spec.loaded:
+            await self._call(target, "LoadCollection", milvus_pb2.LoadCollectionRequest(collection_name=physical))
+            while True:
+                progress = await self._call(
+                    target, "GetLoadingProgress", milvus_pb2.GetLoadingProgressRequest(collection_name=physical)
+                )
+                if progress.progress >= 100:
+                    break
+                await asyncio.sleep(0.3)
+        # 4. catch up from the log (inserts replayed as upserts), then into rotation
+        last = max(
+            (c.last_seq for c in self.store.copies() if c.collection_id == spec.id and c.shard == shard), default=0
+        )
+        applier = self.log.ensure_copy(spec.id, shard, instance, start, replay_upto=last)
+        while True:
+            copies = await asyncio.to_thread(self.store.copies)
+            mine = next((c for c in copies if (c.collection_id, c.shard, c.instance) == key), None)
+            if mine is None:
+                return  # drained meanwhile
+            if applier.failed:
+                raise MilvusError(errors.SERVICE_INTERNAL, applier.failed)
+            if mine.applied_seq >= mine.last_seq:
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.to_thread(self.store.set_copy_state, spec.id, shard, instance, COPY_READY, "")
+        self.progress.pop(key, None)
+        log.info("replica %s of %s/%d is ready", instance, spec.name, shard)
+        await self.on_change(await asyncio.to_thread(self.store.bump_catalog_version))
+
+    async def _copy_rows(
+        self,
+        spec: CollectionSpec,
+        shard: int,
+        schema: schema_pb2.CollectionSchema,
+        source: str,
+        target: str,
+        physical: str,
+        partition_key: bool,
+        key: tuple[int, int, str],
+    ) -> None:
+        pk = next(f for f in schema.fields if f.is_primary_key)
+        fields = [f.name for f in schema.fields] + (["$meta"] if schema.enable_dynamic_field else [])
+        row_bytes = 64 + sum(_field_bytes(f) for f in schema.fields)
+        batch = max(100, min(16384, SNAPSHOT_BATCH_BYTES // row_bytes))
+        stats = await self._call(
+            source, "GetCollectionStatistics", milvus_pb2.GetCollectionStatisticsRequest(collection_name=physical)
+        )
+        total = max(1, sum(int(kv.value) for kv in stats.stats if kv.key == "row_count"))
+        copied = 0
+        int_pk = pk.data_type == schema_pb2.Int64
+        for partition in [""] if partition_key else spec.partitions:
+            # Batches in primary-key order. Milvus cannot parse the int64 minimum as a literal,
+            # so the row that may hold it is fetched alone first.
+            exprs = [f"not ({pk.name} >= -9223372036854775807)"] if int_pk else []
+            start = f"{pk.name} >= -9223372036854775807" if int_pk else f'{pk.name} >= ""'
+            last: Any = None
+            while True:
+                if exprs:
+                    expr, paged = exprs.pop(), False
+                elif last is None:
+                    expr, paged = start, True
+                else:
+                    expr, paged = (f"{pk.name} > {last}" if int_pk else f'{pk.name} > "{_quote(last)}"'), True
+                query = milvus_pb2.QueryRequest(
+                    collection_name=physical,
+                    expr=expr,
+                    output_fields=fields,
+                    partition_names=[partition] if partition else [],
+                    consistency_level=common_pb2.Strong,
+                )
+                query.query_params.add(key="limit", value=str(batch))
+                answer = await self._call(source, "Query", query)
+                columns = list(answer.fields_data)
+                pk_column = next((c for c in columns if c.field_name == pk.name), None)
+                keys: list[Any] = []
+                if pk_column is not None:
+                    keys = (
+                        list(pk_column.scalars.long_data.data) if int_pk else list(pk_column.scalars.string_data.data)
+                    )
+                if keys:
+                    insert = milvus_pb2.InsertRequest(
+                        collection_name=physical, partition_name=partition, num_rows=len(keys)
+                    )
+                    insert.fields_data.extend(columns)
+                    await self._call(target, "Insert", insert)
+                    copied += len(keys)
+                    self.progress[key] = min(1.0, copied / total)
+                if not paged:
+                    continue
+                if len(keys) < batch:
+                    break
+                last = max(keys)
+
+
+def _field_bytes(field: schema_pb2.FieldSchema) -> int:
+    dim = next((int(kv.value) for kv in field.type_params if kv.key == "dim"), 0)
+    if field.data_type == schema_pb2.FloatVector:
+        return 4 * dim
+    if field.data_type in (schema_pb2.Float16Vector, schema_pb2.BFloat16Vector):
+        return 2 * dim
+    if field.data_type == schema_pb2.BinaryVector:
+        return dim // 8
+    max_length = next((int(kv.value) for kv in field.type_params if kv.key == "max_length"), 0)
+    return max(8, max_length // 4) if max_length else 64
+
+
+def _quote(key: str) -> str:
+    return key.replace("\\", "\\\\").replace('"', '\\"')
