@@ -61,12 +61,19 @@ def assert_search_equal(
             if gi == len(groups_r) - 1:
                 assert len(gr) == len(gd)
                 continue
-            assert {h["id"] for h in gr} == {h["id"] for h in gd}, f"query {qi}: ids differ in tie group {gi}"
-        by_id = {h["id"]: h for h in dq}
+            assert {hit_id(h) for h in gr} == {hit_id(h) for h in gd}, f"query {qi}: ids differ in tie group {gi}"
+        by_id = {hit_id(h): h for h in dq}
         for h in rq:
-            if h["id"] in by_id:
+            if hit_id(h) in by_id:
                 for f in fields:
-                    assert h["entity"].get(f) == by_id[h["id"]]["entity"].get(f), f"field {f} of id {h['id']} differs"
+                    assert h["entity"].get(f) == by_id[hit_id(h)]["entity"].get(f), f"field {f} of {hit_id(h)} differs"
+
+
+def hit_id(hit: dict[str, Any]) -> Any:
+    """A hit's primary key (pymilvus names it after the primary field)."""
+    if "id" in hit:
+        return hit["id"]
+    return next(v for k, v in hit.items() if k not in ("distance", "entity"))
 
 
 def _tie_groups(hits: list[dict[str, Any]], tol: float) -> list[list[dict[str, Any]]]:

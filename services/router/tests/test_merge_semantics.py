@@ -144,6 +144,7 @@ def _group_reference(
     ip: bool,
     group_size: int,
     kind: str,
+    strict: bool = False,
 ) -> list[list[Hit]]:
     out = []
     for q in range(nq):
@@ -158,7 +159,8 @@ def _group_reference(
             members = groups.setdefault(_group_value(h[0], kind), [])
             if len(members) < group_size:
                 members.append(h)
-        kept = list(groups.values())[offset : offset + limit]
+        full = [m for m in groups.values() if not strict or len(m) >= group_size]
+        kept = full[offset : offset + limit]
         out.append([h for members in kept for h in members])
     return out
 
@@ -190,7 +192,7 @@ def test_group_by_merge_equals_reference(
     shards = data.draw(_sources(nq, str_pk, ip, (offset + limit) * group_size, FEW_SCORES))
     parts = [_answer(s, str_pk, kind) for s in shards]
     res = merge_group_by_results(parts, nq, limit, offset, metric, group_size=group_size, strict_group_size=strict)
-    want = _group_reference(shards, nq, limit, offset, ip, group_size, kind)
+    want = _group_reference(shards, nq, limit, offset, ip, group_size, kind, strict)
     assert _hits_of(res) == want
     assert list(res.topks) == [len(w) for w in want]
     assert (res.num_queries, res.top_k) == (nq, limit)

@@ -81,6 +81,7 @@ class DdlExecutor:
             "AlterAlias": self.alter_alias,
             "DropAlias": self.drop_alias,
             "RenameCollection": self.rename_collection,
+            "AlterCollection": self.alter_collection,
             "CreateDatabase": self.create_database,
             "DropDatabase": self.drop_database,
         }
@@ -516,6 +517,28 @@ class DdlExecutor:
                 f"duplicated new collection name {new_db}:{req.newName} with other collection name or alias",
             )
         self.store.rename_collection(spec.id, new_db, req.newName)
+        return OK
+
+    async def alter_collection(self, req: milvus_pb2.AlterCollectionRequest, header_db: str) -> common_pb2.Status:
+        """Set (properties) or remove (delete_keys) collection properties on every copy, then record them."""
+        spec = self._collection(_db(req, header_db), req.collection_name)
+
+        async def alter(stub: Any, physical: str) -> common_pb2.Status:
+            out = milvus_pb2.AlterCollectionRequest()
+            out.CopyFrom(req)
+            out.db_name = ""
+            out.collection_name = physical
+            out.collectionID = 0
+            return await stub.AlterCollection(out, metadata=self._md())
+
+        failures = await self._on_copies(spec, alter)
+        if failures:
+            return failures[0][1]
+        properties = dict(spec.properties)
+        properties.update((kv.key, kv.value) for kv in req.properties)
+        for key in req.delete_keys:
+            properties.pop(key, None)
+        self.store.set_properties(spec.id, sorted(properties.items()))
         return OK
 
     # --- databases -------------------------------------------------------------------------------

@@ -344,6 +344,13 @@ class Store:
             s.execute(update(CollectionRow).where(CollectionRow.id == collection_id).values(**values))
             return self._bump(s, "catalog_version")
 
+    def set_properties(self, collection_id: int, properties: list[tuple[str, str]]) -> int:
+        with self.session() as s, s.begin():
+            s.execute(
+                update(CollectionRow).where(CollectionRow.id == collection_id).values(properties=json.dumps(properties))
+            )
+            return self._bump(s, "catalog_version")
+
     def set_loaded(self, collection_id: int, loaded: bool) -> int:
         with self.session() as s, s.begin():
             s.execute(update(CollectionRow).where(CollectionRow.id == collection_id).values(loaded=loaded))

@@ -77,6 +77,8 @@ class CopyState:
         self.topology = topology
         self.backends = backends
         self.timeout = timeout
+        # router-side compaction jobs: job id -> [(address, that backend's compaction id)]
+        self._compactions: dict[int, list[tuple[str, int]]] = {}
 
     async def on_every_copy(self, view: CollectionView, method: str, build: Callable[[str], Any]) -> list[Any]:
         calls = [(s, self.topology.primary_address(s, view.name), build(s.physical_name)) for s in view.shards]
@@ -167,6 +169,50 @@ class CopyState:
         )
         out = milvus_pb2.GetPartitionStatisticsResponse(status=OK)
         out.stats.add(key="row_count", value=str(sum(_row_count(r.stats) for r in responses)))
+        return out
+
+    async def compact(self, view: CollectionView, job_id: int) -> milvus_pb2.ManualCompactionResponse:
+        """Compact every copy; the job id names the per-copy compactions for GetCompactionState."""
+        described = await self.on_every_copy(
+            view, "DescribeCollection", lambda p: milvus_pb2.DescribeCollectionRequest(collection_name=p)
+        )
+        by_physical = {s.physical_name: d.collectionID for s, d in zip(view.shards, described)}
+        responses = await self.on_every_copy(
+            view,
+            "ManualCompaction",
+            lambda p: milvus_pb2.ManualCompactionRequest(collectionID=by_physical[p], collection_name=p),
+        )
+        self._compactions[job_id] = [
+            (self.topology.primary_address(s, view.name), r.compactionID) for s, r in zip(view.shards, responses)
+        ]
+        while len(self._compactions) > 1024:  # remember recent jobs only
+            self._compactions.pop(next(iter(self._compactions)))
+        return milvus_pb2.ManualCompactionResponse(
+            status=OK, compactionID=job_id, compactionPlanCount=sum(r.compactionPlanCount for r in responses)
+        )
+
+    async def compaction_state(self, job_id: int) -> milvus_pb2.GetCompactionStateResponse:
+        jobs = self._compactions.get(job_id)
+        if jobs is None:
+            return milvus_pb2.GetCompactionStateResponse(status=OK, state=common_pb2.Completed)
+        states = []
+        for address, compaction_id in jobs:
+            states.append(
+                await self.backends.stub(address).GetCompactionState(
+                    milvus_pb2.GetCompactionStateRequest(compactionID=compaction_id),
+                    timeout=self.timeout,
+                    metadata=self.backends.metadata(),
+                )
+            )
+        done = all(st.state == common_pb2.Completed for st in states)
+        out = milvus_pb2.GetCompactionStateResponse(
+            status=OK, state=common_pb2.Completed if done else common_pb2.Executing
+        )
+        for st in states:
+            out.executingPlanNo += st.executingPlanNo
+            out.timeoutPlanNo += st.timeoutPlanNo
+            out.completedPlanNo += st.completedPlanNo
+            out.failedPlanNo += st.failedPlanNo
         return out
 
     async def flush(self, view: CollectionView) -> None:

@@ -281,14 +281,13 @@ def merge_group_by_results(
     answer lists a group's hits together, best first, groups in order; ``topks[i]`` is the
     number of hits of query i. Output fields and group-by values travel with their hit.
 
-    ``strict_group_size`` changes nothing here: Milvus honours it while searching
-    (each backend keeps looking until its groups are full), and neither the proxy's nor
-    segcore's reduce drops groups that stayed short, so the merge does not either.
+    With ``strict_group_size`` groups that hold fewer than ``group_size`` hits are left
+    out before ``offset`` and ``limit`` apply, as a single milvus-lite answers (the
+    router first fills the winning groups exactly; see ``Reader._group_by``).
     """
     _check_window(nq, limit, offset)
     if group_size < 1:
         raise ValueError("group_size must be at least 1")
-    del strict_group_size  # see the docstring: a search-time option, not a merge one
     hits = _collect(parts, nq)
     out = _result(parts, nq, limit)
     if not hits.used:
@@ -306,11 +305,14 @@ def merge_group_by_results(
     within = position - run_start[run]  # rank of a hit within its group
     # rank of each group within its query, by the position of its best hit
     best = by_group[run_start]
-    by_best = np.argsort(best, kind="stable")
+    eligible = np.arange(len(best))
+    if strict_group_size:  # only groups that reached group_size compete
+        eligible = np.flatnonzero(np.diff(np.append(run_start, n)) >= group_size)
+    by_best = eligible[np.argsort(best[eligible], kind="stable")]
     group_query = query[best]
-    per_query = np.bincount(group_query, minlength=nq)
-    group_rank = np.empty(len(best), dtype=np.int64)
-    group_rank[by_best] = np.arange(len(best)) - (np.cumsum(per_query) - per_query)[group_query[by_best]]
+    per_query = np.bincount(group_query[eligible], minlength=nq)
+    group_rank = np.full(len(best), -1, dtype=np.int64)  # -1: not a candidate
+    group_rank[by_best] = np.arange(len(by_best)) - (np.cumsum(per_query) - per_query)[group_query[by_best]]
     hit_rank = group_rank[run]
     keep = (within < group_size) & (hit_rank >= offset) & (hit_rank < offset + limit)
     kept = by_group[keep]
@@ -600,3 +602,11 @@ def sum_counts(
         out.type = template.type
     out.scalars.long_data.data.append(total)
     return [out]
+
+
+def group_values(result: schema_pb2.SearchResultData) -> list[Any]:
+    """The group-by value of every hit of a (merged) answer; [] when it carries none or several columns."""
+    if len(result.group_by_field_values) or not result.HasField("group_by_field_value"):
+        return []
+    n = sum(result.topks)
+    return [v.decode() if isinstance(v, bytes) else v for v in _column_keys(result.group_by_field_value, n)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -16,6 +17,16 @@ from mishards.router.fanout import Failover, call_shards, merge_span
 from mishards.router.topology import Topology
 
 MAX_TOPK = 16384
+# Search parameters about the client's own session with one Milvus: never forwarded. The
+# collection id is Mishards' logical id; search-iterator v2 state is per backend (pymilvus
+# falls back to its v1 iterator when no v2 token comes back).
+BACKEND_ONLY_KEYS = {
+    "collection_id",
+    "search_iter_v2",
+    "search_iter_batch_size",
+    "search_iter_last_bound",
+    "search_iter_id",
+}
 
 
 def params_of(kvs: Any) -> dict[str, str]:
@@ -128,7 +139,7 @@ class Reader:
                 f"offset+topk [{limit + offset}] is invalid, top k should be in range [1, {MAX_TOPK}], but got {limit + offset}",
             )
         metric = self.metric_of(view, params)
-        shard_params = dict(params)
+        shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
         shard_params["topk"] = str(limit + offset)
         shard_params["offset"] = "0"
 
@@ -142,9 +153,60 @@ class Reader:
             return out
 
         responses = await self._fan_out(view, "Search", req, build)
-        with merge_span("search", len(responses)):
-            merged = merge.merge_search_results([r.results for r in responses], req.nq, limit, offset, metric)
+        parts = [r.results for r in responses]
+        if params.get("group_by_field"):
+            merged = await self._group_by(view, req, params, parts, limit, offset, metric, build)
+        else:
+            with merge_span("search", len(responses)):
+                merged = merge.merge_search_results(parts, req.nq, limit, offset, metric)
         return milvus_pb2.SearchResults(status=common_pb2.Status(), results=merged, collection_name=view.name)
+
+    async def _group_by(
+        self,
+        view: CollectionView,
+        req: milvus_pb2.SearchRequest,
+        params: dict[str, str],
+        parts: list[Any],
+        limit: int,
+        offset: int,
+        metric: str,
+        build: Any,
+    ) -> Any:
+        """Group-by search, exact across shards.
+
+        Each shard returns its own best groups; the groups that win overall are right, but
+        a shard may hold hits of a winning group that is not among its own best. With
+        group_size > 1 a second round asks every shard for hits of the winning groups only.
+        """
+        if not any(p.HasField("group_by_field_value") or len(p.group_by_field_values) for p in parts):
+            # the backends ignored group_by_field (Milvus 2.3 has no group-by): answer as they do
+            with merge_span("search", len(parts)):
+                return merge.merge_search_results(parts, req.nq, limit, offset, metric)
+        group_size = int(params.get("group_size", "1") or 1)
+        strict = params.get("strict_group_size", "false").lower() == "true"
+        with merge_span("group_by", len(parts)):
+            merged = merge.merge_group_by_results(parts, req.nq, limit + offset, 0, metric, group_size, False)
+        values = merge.group_values(merged)
+        field = params["group_by_field"]
+        if group_size > 1 and values and None not in values and field in view.fields_by_name:
+            # the winning groups, filled from every shard
+            restrict = f"{field} in [{', '.join(_literal(v) for v in sorted(set(values), key=repr))}]"
+            expr = f"({req.dsl}) and ({restrict})" if req.dsl else restrict
+            second = dict(params)
+            second["topk"] = str(len(set(values)))
+            second["offset"] = "0"
+
+            def build_second(physical: str) -> milvus_pb2.SearchRequest:
+                out = build(physical)
+                out.dsl = expr
+                out.dsl_type = common_pb2.BoolExprV1
+                _set_params(out.search_params, {k: v for k, v in second.items() if k not in BACKEND_ONLY_KEYS})
+                return out
+
+            responses = await self._fan_out(view, "Search", req, build_second)
+            parts = [r.results for r in responses]
+        with merge_span("group_by", len(parts)):
+            return merge.merge_group_by_results(parts, req.nq, limit, offset, metric, group_size, strict)
 
     async def query(self, view: CollectionView, req: milvus_pb2.QueryRequest) -> milvus_pb2.QueryResults:
         params = params_of(req.query_params)
@@ -159,7 +221,7 @@ class Reader:
                 raise MilvusError(errors.PARAMETER_INVALID, "limit and offset must be integers") from None
         if is_count and limit is not None:
             raise MilvusError(errors.UNEXPECTED, "count entities with pagination is not allowed")
-        shard_params = dict(params)
+        shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
         if limit is not None:
             if limit <= 0 or limit + offset > MAX_TOPK or offset < 0:
                 raise MilvusError(
@@ -192,3 +254,60 @@ class Reader:
         if hasattr(first, "primary_field_name"):
             out.primary_field_name = first.primary_field_name
         return out
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
+def _rank_param(rank: dict[str, str], key: str, default: Any) -> Any:
+    if key not in rank:
+        return default
+    try:
+        return json.loads(rank[key])
+    except ValueError:
+        return rank[key]
+
+
+async def hybrid_search(
+    reader: Reader, view: CollectionView, req: milvus_pb2.HybridSearchRequest
+) -> milvus_pb2.SearchResults:
+    """Each sub-search is merged across shards first, then the merged lists are reranked."""
+    if req.HasField("function_score") or len(req.function_chains):
+        raise errors.unsupported("HybridSearch with a function reranker")
+    rank = params_of(req.rank_params)
+    if "group_by_field" in rank:
+        raise errors.unsupported("HybridSearch with group_by_field")
+    limit = int(_rank_param(rank, "limit", 10))
+    offset = int(_rank_param(rank, "offset", 0))
+    round_decimal = int(_rank_param(rank, "round_decimal", -1))
+    strategy = str(_rank_param(rank, "strategy", "rrf"))
+    rank_args = _rank_param(rank, "params", {}) or {}
+    if not req.requests:
+        raise MilvusError(errors.PARAMETER_INVALID, "hybrid search needs at least one sub-search")
+    subs = []
+    for sub_req in req.requests:
+        sub = milvus_pb2.SearchRequest()
+        sub.CopyFrom(sub_req)
+        sub.collection_name = req.collection_name
+        if req.partition_names:
+            del sub.partition_names[:]
+            sub.partition_names.extend(req.partition_names)
+        del sub.output_fields[:]
+        sub.output_fields.extend(req.output_fields)
+        sub.consistency_level = req.consistency_level
+        sub.use_default_consistency = req.use_default_consistency
+        sub.guarantee_timestamp = req.guarantee_timestamp
+        subs.append(sub)
+    answers = await asyncio.gather(*(reader.search(view, sub) for sub in subs))
+    metrics = [reader.metric_of(view, params_of(sub.search_params)) for sub in subs]
+    nq = subs[0].nq or answers[0].results.num_queries
+    with merge_span("hybrid", len(answers)):
+        merged = merge.rerank_hybrid(
+            [a.results for a in answers], nq, strategy, rank_args, metrics, limit, offset, round_decimal
+        )
+    return milvus_pb2.SearchResults(status=common_pb2.Status(), results=merged, collection_name=view.name)

@@ -20,7 +20,7 @@ from mishards.router.aggregate import CopyState
 from mishards.router.catalog import CatalogCache, CollectionView
 from mishards.router.ddl import hand_to_meta
 from mishards.router.ids import IdAllocator
-from mishards.router.reads import Reader, SessionClock
+from mishards.router.reads import Reader, SessionClock, hybrid_search
 from mishards.router.topology import Topology
 from mishards.router.writes import AppliedWrite, MutationLog
 from mishards.v1 import discovery_pb2, meta_pb2, meta_pb2_grpc
@@ -47,6 +47,7 @@ DDL_METHODS = (
     "AlterAlias",
     "DropAlias",
     "RenameCollection",
+    "AlterCollection",
 )
 
 OK = common_pb2.Status()
@@ -351,6 +352,31 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
     ) -> milvus_pb2.SearchResults:
         view = self.catalog.resolve(db_of(request, context), request.collection_name)
         return await self.reader.search(view, request)
+
+    async def HybridSearch(
+        self, request: milvus_pb2.HybridSearchRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.SearchResults:
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        return await hybrid_search(self.reader, view, request)
+
+    async def ManualCompaction(
+        self, request: milvus_pb2.ManualCompactionRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.ManualCompactionResponse:
+        view = self._view_by_name_or_id(request, context)
+        return await self.copies.compact(view, await self._timestamp())
+
+    async def GetCompactionState(
+        self, request: milvus_pb2.GetCompactionStateRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.GetCompactionStateResponse:
+        return await self.copies.compaction_state(request.compactionID)
+
+    def _view_by_name_or_id(self, request: Any, context: grpc.aio.ServicerContext) -> CollectionView:
+        if request.collection_name:
+            return self.catalog.resolve(db_of(request, context), request.collection_name)
+        for view in self.catalog.collections(db_of(request, context)):
+            if view.id == request.collectionID:
+                return view
+        raise errors.collection_not_found(str(request.collectionID), db_of(request, context))
 
     async def Query(
         self, request: milvus_pb2.QueryRequest, context: grpc.aio.ServicerContext
