@@ -22,6 +22,8 @@ class MembershipWatcher:
     def __init__(self, address: str) -> None:
         self.address = address
         self.membership = discovery_pb2.Membership()
+        self._index: dict[str, discovery_pb2.Instance] = {}
+        self._index_of: discovery_pb2.Membership | None = None
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._channel: grpc.aio.Channel | None = None
@@ -57,7 +59,12 @@ class MembershipWatcher:
         return out
 
     def by_identity(self) -> dict[str, discovery_pb2.Instance]:
-        return {inst.identity: inst for inst in self.membership.instances}
+        """Instances by identity (built once per membership snapshot: the read path asks per shard)."""
+        snapshot = self.membership
+        if self._index_of is not snapshot:
+            self._index = {inst.identity: inst for inst in snapshot.instances}
+            self._index_of = snapshot
+        return self._index
 
     async def _run(self) -> None:
         delay = 0.2

@@ -140,8 +140,10 @@ class Reader:
             )
         metric = self.metric_of(view, params)
         shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
-        shard_params["topk"] = str(limit + offset)
-        shard_params["offset"] = "0"
+        single = view.shards_num == 1 and not params.get("group_by_field")
+        if not single:  # one shard is one Milvus: its answer needs no merge
+            shard_params["topk"] = str(limit + offset)
+            shard_params["offset"] = "0"
 
         def build(physical: str) -> milvus_pb2.SearchRequest:
             out = milvus_pb2.SearchRequest()
@@ -154,7 +156,9 @@ class Reader:
 
         responses = await self._fan_out(view, "Search", req, build)
         parts = [r.results for r in responses]
-        if params.get("group_by_field"):
+        if single:
+            merged = parts[0]
+        elif params.get("group_by_field"):
             merged = await self._group_by(view, req, params, parts, limit, offset, metric, build)
         else:
             with merge_span("search", len(responses)):
@@ -222,14 +226,16 @@ class Reader:
         if is_count and limit is not None:
             raise MilvusError(errors.UNEXPECTED, "count entities with pagination is not allowed")
         shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
+        single = view.shards_num == 1  # one shard is one Milvus: its answer needs no merge
         if limit is not None:
             if limit <= 0 or limit + offset > MAX_TOPK or offset < 0:
                 raise MilvusError(
                     errors.UNEXPECTED,
                     f"invalid max query result window, (offset+limit) should be in range [1, {MAX_TOPK}], but got {limit + offset}",
                 )
-            shard_params["limit"] = str(limit + offset)
-            shard_params.pop("offset", None)
+            if not single:
+                shard_params["limit"] = str(limit + offset)
+                shard_params.pop("offset", None)
 
         def build(physical: str) -> milvus_pb2.QueryRequest:
             out = milvus_pb2.QueryRequest()
@@ -241,6 +247,10 @@ class Reader:
             return out
 
         responses = await self._fan_out(view, "Query", req, build)
+        if single:
+            answer: milvus_pb2.QueryResults = responses[0]
+            answer.collection_name = view.name
+            return answer
         parts = [list(r.fields_data) for r in responses]
         with merge_span("count" if is_count else "query", len(parts)):
             if is_count:
