@@ -362,3 +362,21 @@ def test_limits(clients: tuple[str, MilvusClient, MilvusClient]) -> None:
     assert len(r[0]) == len(d[0]) == ROWS
     for c in (router, direct):
         c.drop_collection(name)
+
+
+def test_one_shard_collection_answers_as_its_milvus(clients: tuple[str, MilvusClient, MilvusClient]) -> None:
+    _, router, direct = clients
+    name = new_name()
+    for c in (router, direct):
+        c.create_collection(name, dimension=DIM, consistency_level="Strong", num_shards=1)
+        c.insert(name, [{"id": i, "vector": [float((i * 7) % 13), 1.0, float(i % 5), 0.5] * 2} for i in range(120)])
+    assert router.describe_collection(name)["num_shards"] == 1
+    q = [[3.0, 1.0, 2.0, 0.5] * 2]
+    r, d = both(router, direct, lambda c: c.search(name, data=q, limit=7, offset=4))
+    assert_search_equal(r, d)
+    r, d = both(router, direct, lambda c: c.query(name, filter="id >= 10", limit=9, offset=3))
+    assert [x["id"] for x in r] == [x["id"] for x in d]
+    r, d = both(router, direct, lambda c: c.query(name, filter="", output_fields=["count(*)"]))
+    assert r[0]["count(*)"] == d[0]["count(*)"] == 120
+    for c in (router, direct):
+        c.drop_collection(name)
