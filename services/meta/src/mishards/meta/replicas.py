@@ -16,14 +16,14 @@ from typing import Any
 
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
-from mishards.common import errors
+from mishards.common import errors, metrics
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.common.membership import MembershipWatcher
 from mishards.common.settings import Settings
 from mishards.meta.mutations import MutationLog
 from mishards.meta.placement import rendezvous_score
-from mishards.meta.store import COPY_FILLING, COPY_READY, COPY_STALE, CollectionSpec, Store
+from mishards.meta.store import COPY_FILLING, COPY_READY, COPY_STALE, CollectionSpec, CopyInfo, Store
 from mishards.v1 import discovery_pb2
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ class ReplicaManager:
         healthy = {i.identity for i in members.instances if i.health == discovery_pb2.HEALTHY}
         collections = {c.id: c for c in self.store.collections()}
         copies = await asyncio.to_thread(self.store.copies)
+        _export_log_metrics(copies, collections)
         replicas = {(c.collection_id, c.shard, c.instance): c for c in copies if c.role == "replica"}
         changed = False
         for spec in collections.values():
@@ -361,6 +362,21 @@ class ReplicaManager:
                 if len(keys) < batch:
                     break
                 last = max(keys)
+
+
+def _export_log_metrics(copies: list[CopyInfo], collections: dict[int, CollectionSpec]) -> None:
+    """Log length per shard and replica lag per copy, for /metrics."""
+    held: dict[tuple[str, str], int] = {}
+    metrics.REPLICA_LAG.clear()
+    for c in copies:
+        name = collections[c.collection_id].name if c.collection_id in collections else str(c.collection_id)
+        key = (name, str(c.shard))
+        held[key] = max(held.get(key, 0), c.last_seq - c.applied_seq)
+        if c.role == "replica":
+            metrics.REPLICA_LAG.labels(name, str(c.shard), c.instance).set(c.last_seq - c.applied_seq)
+    metrics.META_LOG_LENGTH.clear()
+    for (name, shard), entries in held.items():
+        metrics.META_LOG_LENGTH.labels(name, shard).set(entries)
 
 
 def _field_bytes(field: schema_pb2.FieldSchema) -> int:
