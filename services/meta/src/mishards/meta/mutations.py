@@ -23,6 +23,7 @@ from mishards.meta.store import COPY_FAILED, COPY_FILLING, COPY_READY, LogEntry,
 
 log = logging.getLogger(__name__)
 
+INBOX_LIMIT = 256  # appended entries held in memory per copy; beyond that the copy reads the log
 REQUESTS = {"Insert": milvus_pb2.InsertRequest, "Upsert": milvus_pb2.UpsertRequest, "Delete": milvus_pb2.DeleteRequest}
 # gRPC codes that mean "the instance did not answer": retried until it does.
 TRANSIENT = {
@@ -60,6 +61,18 @@ class CopyApplier:
     progress: asyncio.Condition = field(default_factory=asyncio.Condition)
     responses: dict[int, bytes] = field(default_factory=dict)  # seq -> primary response, until read
     task: asyncio.Task[None] | None = None
+    inbox: dict[int, LogEntry] = field(default_factory=dict)  # just appended: no need to read them back
+
+    def take_inbox(self) -> list[LogEntry]:
+        """The appended entries that follow the applied position without a gap (then emptied)."""
+        out = []
+        seq = self.applied_seq + 1
+        while seq in self.inbox:
+            out.append(self.inbox.pop(seq))
+            seq += 1
+        if not out:
+            self.inbox.clear()  # a gap: the log in the database is the source
+        return out
 
 
 class MutationLog:
@@ -154,8 +167,12 @@ class MutationLog:
         except NotFound:
             raise MilvusError(errors.COLLECTION_NOT_FOUND, "collection not found") from None
         wanted: dict[int, list[int]] = {}
-        for (shard, _, _), seq in zip(entries, seqs):
+        for (shard, method, payload), seq in zip(entries, seqs):
             wanted.setdefault(shard, []).append(seq)
+            entry = LogEntry(collection_id, shard, seq, ts, method, payload)
+            for key, copy_applier in self.appliers.items():
+                if key[0] == collection_id and key[1] == shard and len(copy_applier.inbox) < INBOX_LIMIT:
+                    copy_applier.inbox[seq] = entry
         for shard in wanted:
             applier = self.appliers[(collection_id, shard, primaries[shard])]
             applier.unavailable = ""  # membership says the primary serves: give it a fresh chance
@@ -196,11 +213,14 @@ class MutationLog:
                 await a.wake.wait()
                 a.wake.clear()
                 continue
-            entries = await asyncio.to_thread(self.store.entries_after, a.collection_id, a.shard, a.applied_seq)
+            entries = a.take_inbox() or await asyncio.to_thread(
+                self.store.entries_after, a.collection_id, a.shard, a.applied_seq
+            )
             if not entries:
                 await a.wake.wait()
                 a.wake.clear()
                 continue
+            applied_upto = 0
             for entry in entries:
                 try:
                     response = await self._apply(a, entry)
@@ -223,7 +243,8 @@ class MutationLog:
                         a.progress.notify_all()
                     break
                 backoff = 0.2
-                await asyncio.to_thread(self.store.mark_applied, a.collection_id, a.shard, a.instance, entry.seq)
+                applied_upto = entry.seq
+                # Waiters hear at once: the entry is in the log and the copy applied it.
                 async with a.progress:
                     a.unavailable = ""
                     a.applied_seq = entry.seq
@@ -232,6 +253,9 @@ class MutationLog:
                     for old in [s for s in a.responses if s < entry.seq - 4096]:
                         del a.responses[old]
                     a.progress.notify_all()
+            if applied_upto:
+                # The recorded position may trail what was applied: replay after a crash is idempotent.
+                await asyncio.to_thread(self.store.mark_applied, a.collection_id, a.shard, a.instance, applied_upto)
 
     async def _apply(self, a: CopyApplier, entry: LogEntry) -> bytes:
         request: Any = REQUESTS[entry.method].FromString(entry.payload)
