@@ -70,6 +70,19 @@ def show_partitions(view: CollectionView, names: list[str]) -> milvus_pb2.ShowPa
     return resp
 
 
+def for_copy(request: Any) -> Callable[[str], Any]:
+    """A builder of `request` addressed to one copy (its physical name, the default database)."""
+
+    def build(physical: str) -> Any:
+        out = type(request)()
+        out.CopyFrom(request)
+        out.db_name = ""
+        out.collection_name = physical
+        return out
+
+    return build
+
+
 class CopyState:
     """Asks every copy (the primaries until replicas exist) and aggregates."""
 
@@ -87,13 +100,7 @@ class CopyState:
     async def describe_index(
         self, view: CollectionView, req: milvus_pb2.DescribeIndexRequest
     ) -> milvus_pb2.DescribeIndexResponse:
-        def build(physical: str) -> milvus_pb2.DescribeIndexRequest:
-            out = milvus_pb2.DescribeIndexRequest()
-            out.CopyFrom(req)
-            out.db_name = ""
-            out.collection_name = physical
-            return out
-
+        build = for_copy(req)
         responses = await self.on_every_copy(view, "DescribeIndex", build)
         merged = milvus_pb2.DescribeIndexResponse(status=OK)
         merged.index_descriptions.extend(responses[0].index_descriptions)
@@ -117,13 +124,7 @@ class CopyState:
     async def loading_progress(
         self, view: CollectionView, req: milvus_pb2.GetLoadingProgressRequest
     ) -> milvus_pb2.GetLoadingProgressResponse:
-        def build(physical: str) -> milvus_pb2.GetLoadingProgressRequest:
-            out = milvus_pb2.GetLoadingProgressRequest()
-            out.CopyFrom(req)
-            out.db_name = ""
-            out.collection_name = physical
-            return out
-
+        build = for_copy(req)
         responses = await self.on_every_copy(view, "GetLoadingProgress", build)
         return milvus_pb2.GetLoadingProgressResponse(
             status=OK,
@@ -134,13 +135,7 @@ class CopyState:
     async def load_state(
         self, view: CollectionView, req: milvus_pb2.GetLoadStateRequest
     ) -> milvus_pb2.GetLoadStateResponse:
-        def build(physical: str) -> milvus_pb2.GetLoadStateRequest:
-            out = milvus_pb2.GetLoadStateRequest()
-            out.CopyFrom(req)
-            out.db_name = ""
-            out.collection_name = physical
-            return out
-
+        build = for_copy(req)
         responses = await self.on_every_copy(view, "GetLoadState", build)
         states = {r.state for r in responses}
         if states == {common_pb2.LoadStateLoaded}:
