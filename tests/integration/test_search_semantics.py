@@ -380,3 +380,40 @@ def test_one_shard_collection_answers_as_its_milvus(clients: tuple[str, MilvusCl
     assert r[0]["count(*)"] == d[0]["count(*)"] == 120
     for c in (router, direct):
         c.drop_collection(name)
+
+
+@pytest.mark.parametrize("index_type,params,search", [
+    ("IVF_FLAT", {"nlist": 16}, {"nprobe": 8}),
+    ("HNSW", {"M": 16, "efConstruction": 64}, {"ef": 64}),
+])  # fmt: skip
+def test_approximate_indexes_recall_like_one_milvus(
+    clients: tuple[str, MilvusClient, MilvusClient], index_type: str, params: dict[str, int], search: dict[str, int]
+) -> None:
+    """Recall@10 against numpy brute force: the router within 0.02 of the single instance."""
+    backend, router, direct = clients
+    if backend == "milvus-lite":
+        pytest.skip("milvus-lite searches exactly whatever the index type; recall is checked on milvus")
+    name = new_name()
+    rng = np.random.default_rng(21)
+    base = rng.normal(size=(3000, 32)).astype(np.float32)
+    queries = rng.normal(size=(20, 32)).astype(np.float32)
+    for c in (router, direct):
+        c.create_collection(name, dimension=32, consistency_level="Strong", metric_type="L2")
+        c.release_collection(name)
+        c.drop_index(name, "vector")
+        p = c.prepare_index_params()
+        p.add_index("vector", index_type=index_type, metric_type="L2", params=params)
+        c.create_index(name, p)
+        c.load_collection(name)
+        c.insert(name, [{"id": i, "vector": base[i].tolist()} for i in range(len(base))])
+        c.flush(name)
+    truth = np.argsort(((queries[:, None, :] - base[None, :, :]) ** 2).sum(-1), axis=1)[:, :10]
+
+    def recall(c: MilvusClient) -> float:
+        res = c.search(name, data=queries.tolist(), limit=10, search_params={"metric_type": "L2", "params": search})
+        return float(np.mean([len({hit_id(h) for h in hits} & set(t.tolist())) / 10 for hits, t in zip(res, truth)]))
+
+    r, d = recall(router), recall(direct)
+    assert r >= d - 0.02, (index_type, r, d)
+    for c in (router, direct):
+        c.drop_collection(name)
