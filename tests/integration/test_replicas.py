@@ -25,13 +25,14 @@ DIM = 8
 
 @pytest.fixture(scope="module")
 def rcluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """1 writable + 2 read-only instances, 2 shards, 1 replica per shard."""
+    """1 writable + 2 read-only instances, 2 shards, a replica of each shard on every read-only instance."""
     c = Cluster(
         root_dir=str(tmp_path_factory.mktemp("replicas")),
         writable=1,
         readonly=2,
         router_port=0,
-        extra_env={"DEFAULT_SHARDS_NUM": "2", "READ_REPLICAS": "1", "MAX_RETRY": "3"},
+        # every read-only instance holds a replica of every shard, so one that joins gets replicas for sure
+        extra_env={"DEFAULT_SHARDS_NUM": "2", "READ_REPLICAS": "3", "MAX_RETRY": "3"},
     )
     c.start()
     try:
