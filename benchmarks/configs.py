@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Features the harness may rely on. Add "read-replicas" once the replicas issue lands.
-BUILT_FEATURES: frozenset[str] = frozenset()
+# Features the harness may rely on.
+BUILT_FEATURES: frozenset[str] = frozenset({"read-replicas"})
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,24 @@ def check_recall(clients: dict[str, MilvusClient], preset: Preset, data: Any) ->
     }
 
 
+def wait_replicas_ready(cluster: Cluster, count: int, timeout: float = 3600.0) -> None:
+    """Until `count` replica copies are ready and caught up (meta's ListCopies)."""
+    import grpc
+
+    from mishards.v1 import meta_pb2, meta_pb2_grpc
+
+    deadline = time.time() + timeout
+    with grpc.insecure_channel(cluster.meta_address) as channel:
+        stub = meta_pb2_grpc.MetaStub(channel)
+        while time.time() < deadline:
+            copies = stub.ListCopies(meta_pb2.ListCopiesRequest(), timeout=10).copies
+            ready = [c for c in copies if c.role == "replica" and c.state == "ready" and c.applied_seq == c.last_seq]
+            if len(ready) >= count:
+                return
+            time.sleep(1.0)
+    raise TimeoutError("replicas did not become ready")
+
+
 def run_config(
     cfg: ClusterConfig, preset: Preset, ops: Operations, data: Any, args: argparse.Namespace, stamp: str
 ) -> dict[str, Any]:
@@ -210,7 +228,11 @@ def run_config(
         readonly=cfg.readonly,
         backend="milvus",
         router_port=0,
-        extra_env={"DEFAULT_SHARDS_NUM": str(cfg.shards), "LOG_LEVEL": "WARNING"},
+        extra_env={
+            "DEFAULT_SHARDS_NUM": str(cfg.shards),
+            "READ_REPLICAS": str(cfg.readonly),
+            "LOG_LEVEL": "WARNING",
+        },
     )
     forwarder: Child | None = None
     clients: dict[str, MilvusClient] = {}
@@ -237,6 +259,13 @@ def run_config(
         t0 = time.perf_counter()
         result["load"] = load_data(clients, cfg, preset, data)
         print(f"  data loaded and indexed in {time.perf_counter() - t0:.0f}s")
+        if cfg.readonly:
+            t0 = time.perf_counter()
+            wait_replicas_ready(cluster, cfg.readonly * cfg.shards)
+            result["replica_fill_seconds"] = time.perf_counter() - t0
+            print(
+                f"  replicas filled, indexed, loaded and caught up {result['replica_fill_seconds']:.0f}s after the load"
+            )
         result["recall"] = check_recall(clients, preset, data)
         print("  recall@10: " + ", ".join(f"{k} {v:.4f}" for k, v in result["recall"].items()))
         direct_cursor = WriteCursor()  # direct and forwarder write to the same physical collection
