@@ -18,6 +18,8 @@ from pymilvus.exceptions import MilvusException
 from mishards.cli.cluster import Cluster
 from mishards.cli.launcher import MilvusInstance
 from mishards.cli.ports import port_accepts
+from mishards.common.settings import load_settings
+from mishards.router.strategies import ConsistentHashRouter
 from mishards.v1 import meta_pb2, meta_pb2_grpc
 
 DIM = 8
@@ -183,10 +185,28 @@ def test_scale_out_under_load(rcluster: Cluster) -> None:
             t.join(60)
     assert not reader_errors, reader_errors[:3]
     wait_replicas_ready(rcluster, collection_id, replicas=2)
+    # the new replica serves: find a collection with a shard whose first choice it is
+    probe_name, probe_id = name, collection_id
+    for attempt in range(12):
+        ready = [c for c in copies(rcluster, probe_id) if c.role == "replica" and c.state == "ready"]
+        firsts = {
+            ConsistentHashRouter(load_settings({}, None)).order(
+                f"mishards_{probe_id}_s{k}", sorted(c.instance for c in ready if c.shard == k)
+            )[0]
+            for k in (0, 1)
+        }
+        if new.identity in firsts:
+            break
+        probe_name = f"{name}_probe{attempt}"
+        probe_id = make_collection(client, probe_name)
+        client.insert(probe_name, rows(0, 50))
+        wait_replicas_ready(rcluster, probe_id, replicas=6)
+    assert new.identity in firsts, "no shard prefers the new instance (hashing)"
+    wait_visible(client, probe_name, 50 if probe_name != name else 500 + len(acked))
     before = requests_served(new, "Search")
     q = rows(0, 1)[0]["vector"]
     for _ in range(10):
-        client.search(name, data=[q], limit=5, consistency_level="Bounded")
+        client.search(probe_name, data=[q], limit=5, consistency_level="Bounded")
     assert requests_served(new, "Search") > before, "the new replica does not serve"
     total = 500 + len(acked)
     wait_visible(client, name, total)

@@ -398,15 +398,18 @@ def test_approximate_indexes_recall_like_one_milvus(
     base = rng.normal(size=(3000, 32)).astype(np.float32)
     queries = rng.normal(size=(20, 32)).astype(np.float32)
     for c in (router, direct):
-        c.create_collection(name, dimension=32, consistency_level="Strong", metric_type="L2")
-        c.release_collection(name)
-        c.drop_index(name, "vector")
+        # data first, index built over sealed segments, then load: both sides search the index
+        schema = c.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=32)
+        c.create_collection(name, schema=schema, consistency_level="Strong")
+        for start in range(0, len(base), 1000):
+            c.insert(name, [{"id": i, "vector": base[i].tolist()} for i in range(start, start + 1000)])
+        c.flush(name)
         p = c.prepare_index_params()
         p.add_index("vector", index_type=index_type, metric_type="L2", params=params)
-        c.create_index(name, p)
+        c.create_index(name, p)  # waits until every segment is indexed
         c.load_collection(name)
-        c.insert(name, [{"id": i, "vector": base[i].tolist()} for i in range(len(base))])
-        c.flush(name)
     truth = np.argsort(((queries[:, None, :] - base[None, :, :]) ** 2).sum(-1), axis=1)[:, :10]
 
     def recall(c: MilvusClient) -> float:
