@@ -224,8 +224,10 @@ def test_failover_when_a_read_only_instance_dies(rcluster: Cluster) -> None:
     client.insert(name, rows(0, 800))
     state = wait_replicas_ready(rcluster, collection_id, replicas=2)
     wait_visible(client, name, 800)
-    serving = {c.instance for c in state if c.role == "replica"}
-    victim = next(i for i in rcluster.readonly_instances if i.identity in serving)
+    # the victim is the replica shard 0's reads go to first, so it must serve again after its restart
+    ready0 = sorted(c.instance for c in state if c.role == "replica" and c.shard == 0)
+    first = ConsistentHashRouter(load_settings({}, None)).order(f"mishards_{collection_id}_s0", ready0)[0]
+    victim = next(i for i in rcluster.readonly_instances if i.identity == first)
     errors_seen: list[str] = []
     done = 0
     stop = threading.Event()
