@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
 
 from mishards.common.backends import BackendPool
+from mishards.common.entry import run_service
 from mishards.common.interceptors import TelemetryServerInterceptor
-from mishards.common.logs import setup_logging
 from mishards.common.membership import MembershipWatcher
 from mishards.common.metrics import HttpServer, default_port
 from mishards.common.server import Server, create_server, serve
-from mishards.common.settings import Settings, SettingsError, load_settings
-from mishards.common.tracing import setup_tracing_or_exit
+from mishards.common.settings import Settings
 from mishards.meta.ddl import DdlExecutor
 from mishards.meta.mutations import MutationLog
 from mishards.meta.replicas import ReplicaManager
@@ -74,24 +71,7 @@ class MetaService:
 
 
 def main() -> None:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"mishards-meta: {exc}", file=sys.stderr)
-        sys.exit(2)
-    setup_logging(settings, "meta")
-    setup_tracing_or_exit(settings, "meta")
-    asyncio.run(_amain(settings))
-
-
-async def _amain(settings: Settings) -> None:
-    try:
-        service = MetaService(settings)
-    except Exception as exc:
-        log.error("meta cannot start: %s", exc)
-        print(f"mishards-meta: cannot start: {exc}", file=sys.stderr)
-        sys.exit(2)
-    await service.run()
+    run_service("meta", MetaService)
 
 
 if __name__ == "__main__":

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
 
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from mishards.common.backends import BackendPool
+from mishards.common.entry import run_service
 from mishards.common.interceptors import TelemetryServerInterceptor
-from mishards.common.logs import setup_logging
 from mishards.common.membership import MembershipWatcher
 from mishards.common.metrics import HttpServer, default_port
 from mishards.common.server import Server, create_server, serve
-from mishards.common.settings import Settings, SettingsError, load_settings
-from mishards.common.tracing import setup_tracing_or_exit
+from mishards.common.settings import Settings
 from mishards.router.catalog import CatalogCache
 from mishards.router.ids import IdAllocator
 from mishards.router.servicer import RouterServicer
@@ -73,23 +70,7 @@ class RouterService:
 
 
 def main() -> None:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"mishards-router: {exc}", file=sys.stderr)
-        sys.exit(2)
-    setup_logging(settings, "router")
-    setup_tracing_or_exit(settings, "router")
-    asyncio.run(_amain(settings))
-
-
-async def _amain(settings: Settings) -> None:
-    try:
-        service = RouterService(settings)
-    except Exception as exc:
-        print(f"mishards-router: cannot start: {exc}", file=sys.stderr)
-        sys.exit(2)
-    await service.run()
+    run_service("router", RouterService)
 
 
 if __name__ == "__main__":

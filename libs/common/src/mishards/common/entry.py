@@ -1,0 +1,42 @@
+"""The console-script entry point shared by meta and the router."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from mishards.common.logs import setup_logging
+from mishards.common.settings import Settings, SettingsError, load_settings
+from mishards.common.tracing import setup_tracing_or_exit
+
+
+class RunnableService(Protocol):
+    def run(self) -> Awaitable[None]: ...
+
+
+def run_service(name: str, build: Callable[[Settings], RunnableService]) -> None:
+    """Load settings, set up logs and tracing, build the service in the loop and serve it.
+
+    A bad setting or a service that cannot be built exits 2 with one line naming the cause.
+    """
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"mishards-{name}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    setup_logging(settings, name)
+    setup_tracing_or_exit(settings, name)
+
+    async def serve_it() -> None:
+        try:
+            service = build(settings)  # inside the loop: grpc.aio servers need one
+        except Exception as exc:
+            logging.getLogger(f"mishards.{name}").error("%s cannot start: %s", name, exc)
+            print(f"mishards-{name}: cannot start: {exc}", file=sys.stderr)
+            sys.exit(2)
+        await service.run()
+
+    asyncio.run(serve_it())
