@@ -97,6 +97,19 @@ def wait_visible(client: MilvusClient, name: str, count: int, level: str = "Boun
     raise AssertionError(f"{level} reads never saw {count} rows")
 
 
+def wait_router_reads_replicas(cluster: Cluster, client: MilvusClient, name: str, timeout: float = 15) -> None:
+    """Wait until the router's catalog (followed from meta) shows the ready replicas."""
+    writable = cluster.writable_instances[0]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        before = requests_served(writable, "Search")
+        client.search(name, data=[[0.0] * DIM], limit=1, consistency_level="Bounded")
+        if requests_served(writable, "Search") == before:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the router still sends Bounded searches to the writable instance")
+
+
 def test_reads_are_served_by_read_only_copies(rcluster: Cluster) -> None:
     client = MilvusClient(uri=rcluster.router_uri)
     name = "replica_reads"
@@ -106,6 +119,7 @@ def test_reads_are_served_by_read_only_copies(rcluster: Cluster) -> None:
     state = wait_replicas_ready(rcluster, collection_id, replicas=2)
     assert {c.instance for c in state if c.role == "replica"} <= {i.identity for i in rcluster.readonly_instances}
     wait_visible(client, name, 2000)
+    wait_router_reads_replicas(rcluster, client, name)
     writable = rcluster.writable_instances[0]
     before = {i.identity: (requests_served(i, "Search"), requests_served(i, "Query")) for i in rcluster.instances}
     queries = [d["vector"] for d in data[:5]]

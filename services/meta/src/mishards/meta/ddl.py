@@ -65,7 +65,7 @@ class DdlExecutor:
         self.on_change = on_change
         self.on_drop: Callable[[int], None] | None = None
         # Meta is a singleton; DDL runs one at a time so that desired state stays simple.
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
         self._handlers: dict[str, Callable[[Any, str], Awaitable[pb_message.Message]]] = {
             "CreateCollection": self.create_collection,
             "DropCollection": self.drop_collection,
@@ -94,7 +94,7 @@ class DdlExecutor:
         if handler is None:
             return error_response(method, errors.unsupported(method).to_status()).SerializeToString(), 0
         request = request_class(method).FromString(payload)
-        async with self._lock:
+        async with self.lock:
             try:
                 response = await handler(request, header_db)
             except MilvusError as exc:

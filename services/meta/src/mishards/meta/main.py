@@ -37,7 +37,7 @@ class MetaService:
         self.log = MutationLog(self.store, self.backends, self.ddl.address_of, settings.BACKEND_TIMEOUT)
         self.ddl.on_drop = self.log.forget_collection
         self.replicas = ReplicaManager(
-            self.store, self.membership, self.backends, self.log, settings, self.feed.publish
+            self.store, self.membership, self.backends, self.log, settings, self.feed.publish, ddl_lock=self.ddl.lock
         )
         http_port = default_port(settings.METRICS_PORT, "meta") if metrics_port is None else metrics_port
         self.http = HttpServer(settings.SERVER_HOST, http_port)

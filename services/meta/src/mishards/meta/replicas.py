@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
@@ -33,6 +34,17 @@ SNAPSHOT_BATCH_BYTES = 16 << 20
 DRAIN_GRACE_SECONDS = 10.0
 
 
+@dataclass
+class _Applied:
+    """What a filling copy has been given so far."""
+
+    partitions: set[str]
+    indexes: set[str]
+    loaded: bool
+    properties: tuple[tuple[str, str], ...]
+    partition_key: bool
+
+
 def place_replicas(collection_id: int, shard: int, readonly: list[str], count: int) -> list[str]:
     """The read-only instances that hold shard `shard`'s replicas (highest rendezvous scores)."""
     ranked = sorted(set(readonly), key=lambda i: rendezvous_score(str(collection_id), shard, i), reverse=True)
@@ -51,6 +63,7 @@ class ReplicaManager:
         settings: Settings,
         on_change: Callable[[int], Awaitable[None]],
         interval: float = 1.0,
+        ddl_lock: asyncio.Lock | None = None,
     ) -> None:
         self.store = store
         self.membership = membership
@@ -59,6 +72,8 @@ class ReplicaManager:
         self.settings = settings
         self.on_change = on_change
         self.interval = interval
+        # the DDL executor's lock: a copy enters rotation between two DDLs, never during one
+        self.ddl_lock = ddl_lock or asyncio.Lock()
         self.progress: dict[tuple[int, int, str], float] = {}  # filling copies: fraction of rows copied
         self._fills: dict[tuple[int, int, str], asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -262,23 +277,11 @@ class ReplicaManager:
         )
         await asyncio.to_thread(self.store.set_copy_position, spec.id, shard, instance, start)
         await self._copy_rows(spec, shard, schema, source, target, physical, partition_key, key)
-        # 3. indexes, then load
-        for field_name, index_name, params in spec.indexes:
-            request = milvus_pb2.CreateIndexRequest(
-                collection_name=physical, field_name=field_name, index_name=index_name
-            )
-            for k, v in params.items():
-                request.extra_params.add(key=k, value=v)
-            await self._call(target, "CreateIndex", request)
-        if spec.loaded:
-            await self._call(target, "LoadCollection", milvus_pb2.LoadCollectionRequest(collection_name=physical))
-            while True:
-                progress = await self._call(
-                    target, "GetLoadingProgress", milvus_pb2.GetLoadingProgressRequest(collection_name=physical)
-                )
-                if progress.progress >= 100:
-                    break
-                await asyncio.sleep(0.3)
+        # 3. indexes, then load, as the catalog stands now: DDL skips filling copies, so any
+        #    the collection took since the fill started is applied here
+        applied = _Applied(set(spec.partitions), set(), False, tuple(spec.properties), partition_key)
+        if not await self._converge(spec.id, target, physical, applied):
+            return  # the collection was dropped meanwhile
         # 4. catch up from the log (inserts replayed as upserts), then into rotation
         last = max(
             (c.last_seq for c in self.store.copies() if c.collection_id == spec.id and c.shard == shard), default=0
@@ -294,10 +297,65 @@ class ReplicaManager:
             if mine.applied_seq >= mine.last_seq:
                 break
             await asyncio.sleep(0.2)
-        await asyncio.to_thread(self.store.set_copy_state, spec.id, shard, instance, COPY_READY, "")
+        # 5. into rotation under the DDL lock: a DDL either ran before (and is converged to
+        #    here) or runs after and sees this copy ready, so none is missed
+        async with self.ddl_lock:
+            if not await self._converge(spec.id, target, physical, applied):
+                return
+            await asyncio.to_thread(self.store.set_copy_state, spec.id, shard, instance, COPY_READY, "")
         self.progress.pop(key, None)
         log.info("replica %s of %s/%d is ready", instance, spec.name, shard)
         await self.on_change(await asyncio.to_thread(self.store.bump_catalog_version))
+
+    async def _converge(self, collection_id: int, target: str, physical: str, applied: _Applied) -> bool:
+        """Bring a filling copy to the collection's current partitions, indexes and load state.
+
+        Additions are applied; a removal or a property change since the fill began restarts
+        the fill (rare, and a fresh snapshot is the simple way to be right). False when the
+        collection is gone.
+        """
+        spec = await asyncio.to_thread(self.store.collection_by_id, collection_id)
+        if spec is None:
+            return False
+        names = {index_name for _, index_name, _ in spec.indexes}
+        removed = [
+            *([] if applied.partition_key else sorted(applied.partitions - set(spec.partitions))),
+            *sorted(applied.indexes - names),
+            *(["load state"] if applied.loaded and not spec.loaded else []),
+            *(["properties"] if applied.properties != tuple(spec.properties) else []),
+        ]
+        if removed:
+            raise MilvusError(errors.SERVICE_INTERNAL, f"the collection changed during the fill ({removed}): refilling")
+        if not applied.partition_key:
+            for partition in spec.partitions:
+                if partition not in applied.partitions:
+                    await self._call(
+                        target,
+                        "CreatePartition",
+                        milvus_pb2.CreatePartitionRequest(collection_name=physical, partition_name=partition),
+                    )
+                    applied.partitions.add(partition)
+        for field_name, index_name, params in spec.indexes:
+            if index_name in applied.indexes:
+                continue
+            request = milvus_pb2.CreateIndexRequest(
+                collection_name=physical, field_name=field_name, index_name=index_name
+            )
+            for k, v in params.items():
+                request.extra_params.add(key=k, value=v)
+            await self._call(target, "CreateIndex", request)
+            applied.indexes.add(index_name)
+        if spec.loaded and not applied.loaded:
+            await self._call(target, "LoadCollection", milvus_pb2.LoadCollectionRequest(collection_name=physical))
+            while True:
+                progress = await self._call(
+                    target, "GetLoadingProgress", milvus_pb2.GetLoadingProgressRequest(collection_name=physical)
+                )
+                if progress.progress >= 100:
+                    break
+                await asyncio.sleep(0.3)
+            applied.loaded = True
+        return True
 
     async def _copy_rows(
         self,
