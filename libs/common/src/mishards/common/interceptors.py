@@ -12,8 +12,8 @@ the caller's trace.
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -64,7 +64,7 @@ def request_id_of(metadata: Any) -> str:
     for key, value in metadata or ():
         if key == CLIENT_REQUEST_ID and value:
             return str(value)[:128]
-    return uuid.uuid4().hex[:16]
+    return os.urandom(8).hex()
 
 
 class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):
@@ -75,6 +75,8 @@ class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):
         self.on_error = on_error
         # The router counts the rows of the Milvus mutations it acknowledged.
         self.count_rows = count_rows
+        # method -> (the service's handler, its wrapper): wrappers are built once per method
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -85,6 +87,14 @@ class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):
         full = _method_name(handler_call_details.method)
         if handler is None or full.startswith(UNTRACED_PREFIXES):
             return handler
+        cached = self._wrapped.get(full)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(full, handler)
+        self._wrapped[full] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, full: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(full, handler.unary_unary),
@@ -103,32 +113,39 @@ class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):
         method = full.rsplit("/", 1)[-1]
         rpc_service = full.strip("/").rsplit("/", 1)[0]
 
+        # label children resolved once per method, not per request
+        in_flight = metrics.RPC_IN_FLIGHT.labels(self.service)
+        duration = metrics.RPC_DURATION.labels(self.service, method)
+        requests: dict[tuple[str, str], Any] = {}
+
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             metadata = context.invocation_metadata()
             request_id = request_id_of(metadata)
             token = REQUEST_ID.set(request_id)
-            attributes: dict[str, Any] = {
-                "rpc.system": "grpc",
-                "rpc.service": rpc_service,
-                "rpc.method": method,
-                "mishards.service": self.service,
-                "mishards.request_id": request_id,
-            }
-            if tracing.log_payload():
-                attributes.update(tracing.summarize_request(request))
-            grpc_code, milvus_code, message = "OK", "", ""
-            started = time.perf_counter()
-            in_flight = metrics.RPC_IN_FLIGHT.labels(self.service)
-            in_flight.inc()
-            try:
-                with tracing.get_tracer().start_as_current_span(
+            span_cm = tracing.NO_SPAN
+            if tracing.enabled():
+                attributes: dict[str, Any] = {
+                    "rpc.system": "grpc",
+                    "rpc.service": rpc_service,
+                    "rpc.method": method,
+                    "mishards.service": self.service,
+                    "mishards.request_id": request_id,
+                }
+                if tracing.log_payload():
+                    attributes.update(tracing.summarize_request(request))
+                span_cm = tracing.start_span(
                     full.lstrip("/"),
                     context=tracing.extract(metadata),
                     kind=SpanKind.SERVER,
                     attributes=attributes,
                     record_exception=False,
                     set_status_on_exception=False,
-                ) as span:
+                )
+            grpc_code, milvus_code, message = "OK", "", ""
+            started = time.perf_counter()
+            in_flight.inc()
+            try:
+                with span_cm as span:
                     try:
                         response = await behavior(request, context)
                     except grpc.aio.AbortError:
@@ -159,8 +176,13 @@ class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):
                     return response
             finally:
                 in_flight.dec()
-                metrics.RPC_DURATION.labels(self.service, method).observe(time.perf_counter() - started)
-                metrics.RPC_REQUESTS.labels(self.service, method, grpc_code, milvus_code).inc()
+                duration.observe(time.perf_counter() - started)
+                counter = requests.get((grpc_code, milvus_code))
+                if counter is None:
+                    counter = requests[(grpc_code, milvus_code)] = metrics.RPC_REQUESTS.labels(
+                        self.service, method, grpc_code, milvus_code
+                    )
+                counter.inc()
                 if self.on_error is not None and (grpc_code != "OK" or milvus_code not in ("", "0")):
                     try:
                         self.on_error(method, milvus_code if grpc_code == "OK" else grpc_code, message)
@@ -210,8 +232,10 @@ class TracingUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
     """A client span per unary call; the trace context goes along in the metadata."""
 
     async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        if not tracing.enabled():
+            return await continuation(client_call_details, request)
         full = _method_name(client_call_details.method)
-        with tracing.get_tracer().start_as_current_span(
+        with tracing.start_span(
             full.lstrip("/"),
             kind=SpanKind.CLIENT,
             attributes={"rpc.system": "grpc", "rpc.method": full.rsplit("/", 1)[-1]},

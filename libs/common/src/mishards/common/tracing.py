@@ -12,6 +12,7 @@ travels in gRPC metadata (W3C `traceparent`), see `mishards.common.interceptors`
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -176,6 +177,18 @@ def get_tracer() -> trace.Tracer:
 
 def enabled() -> bool:
     return _state.provider is not None
+
+
+# What `start_span` gives when tracing is off: one shared no-op, nothing built per request.
+NO_SPAN: contextlib.AbstractContextManager[trace.Span] = contextlib.nullcontext(trace.INVALID_SPAN)
+
+
+def start_span(name: str, **kwargs: Any) -> contextlib.AbstractContextManager[trace.Span]:
+    """`start_as_current_span(name, **kwargs)` of the installed tracer; NO_SPAN when tracing is off."""
+    provider = _state.provider
+    if provider is None:
+        return NO_SPAN
+    return provider.get_tracer(INSTRUMENTATION).start_as_current_span(name, **kwargs)
 
 
 def log_payload() -> bool:

@@ -35,9 +35,7 @@ def rename_status(st: common_pb2.Status, view: CollectionView) -> common_pb2.Sta
 def merge_span(kind: str, shards: int) -> Iterator[None]:
     """A span around merging the shards' answers, timed in `mishards_router_merge_duration_seconds`."""
     started = time.perf_counter()
-    with tracing.get_tracer().start_as_current_span(
-        f"merge {kind}", attributes={"mishards.merge": kind, "mishards.shards": shards}
-    ):
+    with tracing.start_span(f"merge {kind}", attributes={"mishards.merge": kind, "mishards.shards": shards}):
         yield
     metrics.MERGE_DURATION.labels(kind).observe(time.perf_counter() - started)
 
@@ -94,29 +92,31 @@ async def call_shards(
     (instance, shard, copy role, retry count) measured in
     `mishards_router_backend_call_duration_seconds` / `..._backend_errors_total`.
     """
-    tracer = tracing.get_tracer()
     metrics.FANOUT_WIDTH.labels(method).observe(len(calls))
 
     async def attempt(shard: meta_pb2.ShardPlacement, target: Target, request: pb_message.Message, retry: int) -> Any:
         address = target.address
         stub = backends.stub(address)
-        attributes: dict[str, str | int] = {
-            "rpc.system": "grpc",
-            "rpc.method": method,
-            "server.address": address,
-            "mishards.collection": view.name,
-            "mishards.instance": address,
-            "mishards.shard": shard.index,
-            "mishards.copy_role": target.role,
-            "mishards.retry_count": retry,
-        }
-        with tracer.start_as_current_span(
-            f"shard {method}",
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        span_cm = tracing.NO_SPAN
+        if tracing.enabled():
+            attributes: dict[str, str | int] = {
+                "rpc.system": "grpc",
+                "rpc.method": method,
+                "server.address": address,
+                "mishards.collection": view.name,
+                "mishards.instance": address,
+                "mishards.shard": shard.index,
+                "mishards.copy_role": target.role,
+                "mishards.retry_count": retry,
+            }
+            span_cm = tracing.start_span(
+                f"shard {method}",
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+        with span_cm as span:
             started = time.perf_counter()
             if failover.started:
                 failover.started(address)
@@ -158,7 +158,10 @@ async def call_shards(
             await asyncio.sleep(failover.backoff * (2 ** min(retry, 5)))
             retry += 1
 
-    responses = await asyncio.gather(*(one(s, t, r) for s, t, r in calls))
+    if len(calls) == 1:  # one shard: no task to schedule
+        responses: Sequence[Any] = [await one(*calls[0])]
+    else:
+        responses = await asyncio.gather(*(one(s, t, r) for s, t, r in calls))
     for response in responses:
         st = _status(response)
         if errors.is_error(st):

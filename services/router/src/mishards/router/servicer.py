@@ -272,7 +272,10 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
                 partition_name=request.partition_name,
                 num_rows=len(rows),
             )
-            part.fields_data.extend(writes.columns.take_rows(fields_data, rows))
+            # every row to one shard (always so with one shard): the columns go as they came
+            part.fields_data.extend(
+                fields_data if len(rows) == num_rows else writes.columns.take_rows(fields_data, rows)
+            )
             parts[shard] = part
         applied = await self.mutation_log.apply(view, method, parts)
         self._record_session(view, applied)

@@ -159,17 +159,17 @@ def validate_insert(
     if partition and partition not in view.message.partitions:
         raise MilvusError(errors.PARTITION_NOT_FOUND, f"partition not found[partition={partition}]")
     for fd in fields_data:
+        field = view.fields_by_name.get(fd.field_name)
         if fd.is_dynamic or fd.field_name == "$meta":
             if not view.schema.enable_dynamic_field:
                 raise MilvusError(errors.PARAMETER_INVALID, "dynamic field is not enabled in the collection")
-            continue
-        field = view.fields_by_name.get(fd.field_name)
-        if field is None:
+            rows = columns.num_rows([fd])
+        elif field is None:
             raise MilvusError(
                 errors.PARAMETER_INVALID,
                 f"Attempt to insert an unexpected field `{fd.field_name}` to collection without enabling dynamic field",
             )
-        if field.data_type in VECTOR_TYPES:
+        elif field.data_type in VECTOR_TYPES:
             rows = _vector_rows(fd, _dim(field))
         else:
             rows = columns.num_rows([fd])
