@@ -1,7 +1,7 @@
 """A replica filling while DDL runs still ends with the collection's indexes and load state.
 
 DDL reaches only ready (and stale) replicas, so a fill converges to the catalog as it stands
-at its end. The backend here is a recording fake of the three MilvusService calls involved;
+at its end. The backend here is a recording fake of the MilvusService calls involved;
 its answers have the shapes of pymilvus.grpc_gen's messages.
 """
 
@@ -29,6 +29,10 @@ class RecordingStub:
             self.calls.append((method, request))
             if method == "GetLoadingProgress":
                 return milvus_pb2.GetLoadingProgressResponse(status=common_pb2.Status(), progress=100)
+            if method == "DescribeIndex":  # built at once
+                answer = milvus_pb2.DescribeIndexResponse(status=common_pb2.Status())
+                answer.index_descriptions.add(index_name=request.index_name, state=common_pb2.IndexState.Finished)
+                return answer
             return common_pb2.Status()
 
         return call
@@ -75,7 +79,7 @@ def test_indexes_partitions_and_load_taken_during_the_fill_are_applied(store: St
     backends = Backends()
     assert asyncio.run(manager(store, backends)._converge(cid, "ro:19530", "mishards_1_s0", applied))
     methods = [m for m, _ in backends.recorder.calls]
-    assert methods == ["CreatePartition", "CreateIndex", "LoadCollection", "GetLoadingProgress"]
+    assert methods == ["CreatePartition", "CreateIndex", "DescribeIndex", "LoadCollection", "GetLoadingProgress"]
     index = backends.recorder.calls[1][1]
     assert index.collection_name == "mishards_1_s0" and index.field_name == "vector"
     assert {kv.key: kv.value for kv in index.extra_params} == {"index_type": "FLAT", "metric_type": "L2"}

@@ -277,6 +277,7 @@ class ReplicaManager:
         )
         await asyncio.to_thread(self.store.set_copy_position, spec.id, shard, instance, start)
         await self._copy_rows(spec, shard, schema, source, target, physical, partition_key, key)
+        await self._flush(target, physical)  # sealed segments get built indexes; growing ones are brute force
         # 3. indexes, then load, as the catalog stands now: DDL skips filling copies, so any
         #    the collection took since the fill started is applied here
         applied = _Applied(set(spec.partitions), set(), False, tuple(spec.properties), partition_key)
@@ -344,6 +345,7 @@ class ReplicaManager:
             for k, v in params.items():
                 request.extra_params.add(key=k, value=v)
             await self._call(target, "CreateIndex", request)
+            await self._index_built(target, physical, index_name)
             applied.indexes.add(index_name)
         if spec.loaded and not applied.loaded:
             await self._call(target, "LoadCollection", milvus_pb2.LoadCollectionRequest(collection_name=physical))
@@ -356,6 +358,30 @@ class ReplicaManager:
                 await asyncio.sleep(0.3)
             applied.loaded = True
         return True
+
+    async def _flush(self, target: str, physical: str) -> None:
+        """Flush the copied rows and wait until their segments are sealed and persisted."""
+        flushed = await self._call(target, "Flush", milvus_pb2.FlushRequest(collection_names=[physical]))
+        segments = list(flushed.coll_segIDs[physical].data) if physical in flushed.coll_segIDs else []
+        request = milvus_pb2.GetFlushStateRequest(
+            segmentIDs=segments, flush_ts=flushed.coll_flush_ts.get(physical, 0), collection_name=physical
+        )
+        while not (await self._call(target, "GetFlushState", request)).flushed:
+            await asyncio.sleep(0.3)
+
+    async def _index_built(self, target: str, physical: str, index_name: str) -> None:
+        """Wait until the copy's index covers its rows, so that a ready copy searches as fast as its primary."""
+        request = milvus_pb2.DescribeIndexRequest(collection_name=physical, index_name=index_name)
+        while True:
+            described = await self._call(target, "DescribeIndex", request)
+            states = [d for d in described.index_descriptions if d.index_name == index_name]
+            if any(d.state == common_pb2.IndexState.Failed for d in states):
+                raise MilvusError(
+                    errors.SERVICE_INTERNAL, f"index {index_name} failed: {states[0].index_state_fail_reason}"
+                )
+            if states and all(d.state == common_pb2.IndexState.Finished for d in states):
+                return
+            await asyncio.sleep(0.3)
 
     async def _copy_rows(
         self,
