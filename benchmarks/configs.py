@@ -33,5 +33,6 @@ class ClusterConfig:
 CONFIGS: tuple[ClusterConfig, ...] = (
     ClusterConfig("1shard", 1, 0, 1, "1 shard on 1 writable instance: the router's pure cost"),
     ClusterConfig("2shards", 2, 0, 2, "2 shards on 2 writable instances"),
+    ClusterConfig("1wo+1ro", 1, 1, 1, "1 writable + 1 read-only instance (a replica serves reads)", "read-replicas"),
     ClusterConfig("1wo+2ro", 1, 2, 1, "1 writable + 2 read-only instances (replicas serve reads)", "read-replicas"),
 )
