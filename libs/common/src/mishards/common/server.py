@@ -110,11 +110,14 @@ def insecure_channel(
 
     `traced` channels (to meta and discovery) open a client span per call and carry the
     trace context in the metadata; the router's Milvus channels are traced by `call_shards`.
+    With tracing off (set up before the service builds its channels) no interceptor is
+    installed: grpc.aio's interceptor machinery costs a task per call even when it does nothing.
     """
+    from mishards.common import tracing
     from mishards.common.interceptors import client_interceptors
 
     return grpc.aio.insecure_channel(
         address,
         options=CHANNEL_OPTIONS + (extra or []),
-        interceptors=client_interceptors() if traced else None,
+        interceptors=client_interceptors() if traced and tracing.enabled() else None,
     )
