@@ -70,3 +70,24 @@ def test_varchar_delete_expressions(expr: str, keys: list[str] | None) -> None:
 def test_delete_expr_round_trip() -> None:
     assert keys_of_delete_expr(delete_expr_for(INT_PK, [4, 5]), INT_PK) == [4, 5]
     assert keys_of_delete_expr(delete_expr_for(STR_PK, ['a"b', "c"]), STR_PK) is not None
+
+
+def test_a_dynamic_column_with_the_wrong_row_count_is_rejected_before_any_backend() -> None:
+    from mishards.common import errors
+    from mishards.common.errors import MilvusError
+    from mishards.router.catalog import _view
+    from mishards.router.writes import validate_insert
+    from mishards.v1 import meta_pb2
+
+    schema = schema_pb2.CollectionSchema(name="c", enable_dynamic_field=True)
+    schema.fields.add(name="pk", data_type=schema_pb2.Int64, is_primary_key=True)
+    view = _view(meta_pb2.Collection(name="c", schema=schema.SerializeToString()))
+    pk = schema_pb2.FieldData(type=schema_pb2.Int64, field_name="pk")
+    pk.scalars.long_data.data.extend([1, 2, 3])
+    meta = schema_pb2.FieldData(type=schema_pb2.JSON, field_name="$meta", is_dynamic=True)
+    meta.scalars.json_data.data.extend([b"{}", b"{}"])
+    with pytest.raises(MilvusError) as caught:
+        validate_insert(view, [pk, meta], 3, upsert=False)
+    assert caught.value.code == errors.PARAMETER_INVALID and "($meta)" in caught.value.reason
+    meta.scalars.json_data.data.append(b"{}")
+    validate_insert(view, [pk, meta], 3, upsert=False)  # three rows each: accepted
