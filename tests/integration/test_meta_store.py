@@ -95,3 +95,20 @@ def test_partitions_keep_creation_order(store: Store) -> None:
     assert store.get_collection("default", "parts").partitions == ["_default", "zeta", "alpha", "mid"]
     store.set_partitions(spec.id, [f"_default_{i}" for i in range(12)])
     assert store.get_collection("default", "parts").partitions == [f"_default_{i}" for i in range(12)]
+
+
+def test_ready_collection_follows_every_change(store: Store) -> None:
+    spec = store.add_collection("default", "cached", b"s", 1, 0, [], 1, ["a:1"])
+    assert store.ready_collection(spec.id) is None  # still CREATING
+    store.set_state(spec.id, READY)
+    first = store.ready_collection(spec.id)
+    assert first is not None and first.indexes == [] and not first.loaded
+    assert store.ready_collection(spec.id) is first  # unchanged catalog: from memory
+    store.put_index(spec.id, "vector", "vector", {"index_type": "FLAT"})
+    assert [i[1] for i in store.ready_collection(spec.id).indexes] == ["vector"]  # type: ignore[union-attr]
+    store.set_loaded(spec.id, True)
+    assert store.ready_collection(spec.id).loaded  # type: ignore[union-attr]
+    store.rename_collection(spec.id, "default", "renamed")
+    assert store.ready_collection(spec.id).name == "renamed"  # type: ignore[union-attr]
+    store.remove_collection(spec.id)
+    assert store.ready_collection(spec.id) is None

@@ -145,7 +145,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         self, request: meta_pb2.AppendMutationsRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.AppendMutationsResponse:
         try:
-            spec = self.store.collection_by_id(request.collection_id)
+            spec = self.store.ready_collection(request.collection_id)
             if spec is None:
                 raise MilvusError(errors.COLLECTION_NOT_FOUND, f"collection {request.collection_id} not found")
             primaries = {s.index: s.primary for s in spec.shards}
