@@ -315,7 +315,7 @@ def test_dashboard_configmap_ships_the_grafana_dashboard(default_render):
     assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
     source = REPO / "deploy" / "dashboards" / "mishards.json"
     assert json.loads(config["data"]["mishards.json"]) == json.loads(source.read_text())
-    # One source of truth: the chart's copy (Helm reads files inside the chart only) equals deploy/'s.
+    # One source of truth: deploy/'s path is a symlink to the chart's file (Helm reads files inside the chart only).
     assert (CHART / "dashboards" / "mishards.json").read_bytes() == source.read_bytes()
     off = render({"dashboards": {"enabled": False}})
     assert not [o for o in objects(off) if o["metadata"]["name"] == "mishards-dashboards"]
