@@ -238,10 +238,7 @@ class DdlExecutor:
             for f in phys_schema.fields:
                 if f.is_primary_key:
                     f.autoID = False
-            out = milvus_pb2.CreateCollectionRequest()
-            out.CopyFrom(req)
-            out.db_name = ""
-            out.collection_name = physical
+            out = self._copy_request(req, physical)
             out.schema = phys_schema.SerializeToString()
             out.shards_num = 1
             return out
@@ -338,17 +335,12 @@ class DdlExecutor:
     async def create_index(self, req: milvus_pb2.CreateIndexRequest, header_db: str) -> common_pb2.Status:
         spec = self._collection(_db(req, header_db), req.collection_name)
 
-        async def create(stub: Any, physical: str) -> common_pb2.Status:
-            out = milvus_pb2.CreateIndexRequest()
-            out.CopyFrom(req)
-            out.db_name = ""
-            out.collection_name = physical
-            return await stub.CreateIndex(out, metadata=self._md())
-
+        # the first shard alone first: invalid params fail there, before other copies change
         first = CollectionSpec(**{**spec.__dict__, "shards": spec.shards[:1]})
-        failures = await self._on_copies(first, create)
+        failures = await self._apply("CreateIndex", first, req)
         if not failures:
-            failures = await self._on_copies(CollectionSpec(**{**spec.__dict__, "shards": spec.shards[1:]}), create)
+            rest = CollectionSpec(**{**spec.__dict__, "shards": spec.shards[1:]})
+            failures = await self._apply("CreateIndex", rest, req)
         if failures:
             if not any(k == 0 for k, _ in failures):
                 await self._drop_index_copies(spec, req.field_name, req.index_name)
@@ -382,16 +374,8 @@ class DdlExecutor:
 
     async def load_collection(self, req: milvus_pb2.LoadCollectionRequest, header_db: str) -> common_pb2.Status:
         spec = self._collection(_db(req, header_db), req.collection_name)
-
-        async def load(stub: Any, physical: str) -> common_pb2.Status:
-            out = milvus_pb2.LoadCollectionRequest()
-            out.CopyFrom(req)
-            out.db_name = ""
-            out.collection_name = physical
-            out.replica_number = 0  # replicas are Mishards copies, not Milvus in-memory replicas
-            return await stub.LoadCollection(out, metadata=self._md())
-
-        failures = await self._on_copies(spec, load)
+        req.replica_number = 0  # replicas are Mishards copies, not Milvus in-memory replicas
+        failures = await self._apply("LoadCollection", spec, req)
         if failures:
             return failures[0][1]
         self.store.set_loaded(spec.id, True)
@@ -523,15 +507,8 @@ class DdlExecutor:
         """Set (properties) or remove (delete_keys) collection properties on every copy, then record them."""
         spec = self._collection(_db(req, header_db), req.collection_name)
 
-        async def alter(stub: Any, physical: str) -> common_pb2.Status:
-            out = milvus_pb2.AlterCollectionRequest()
-            out.CopyFrom(req)
-            out.db_name = ""
-            out.collection_name = physical
-            out.collectionID = 0
-            return await stub.AlterCollection(out, metadata=self._md())
-
-        failures = await self._on_copies(spec, alter)
+        req.collectionID = 0  # the logical id means nothing to a backend
+        failures = await self._apply("AlterCollection", spec, req)
         if failures:
             return failures[0][1]
         properties = dict(spec.properties)

@@ -218,6 +218,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _set_applied(s: Session, collection_id: int, shard: int, instance: str, seq: int) -> None:
+    s.execute(
+        update(CopyRow)
+        .where(CopyRow.collection_id == collection_id, CopyRow.shard == shard, CopyRow.instance == instance)
+        .values(applied_seq=seq)
+    )
+
+
 class NotFound(KeyError):
     """The named object is not in the catalog."""
 
@@ -552,11 +560,7 @@ class Store:
     def mark_applied(self, collection_id: int, shard: int, instance: str, seq: int) -> None:
         """Record that a copy applied the log up to `seq`, and drop entries every copy has applied."""
         with self.session() as s, s.begin():
-            s.execute(
-                update(CopyRow)
-                .where(CopyRow.collection_id == collection_id, CopyRow.shard == shard, CopyRow.instance == instance)
-                .values(applied_seq=seq)
-            )
+            _set_applied(s, collection_id, shard, instance, seq)
             positions = list(
                 s.scalars(
                     select(CopyRow.applied_seq).where(CopyRow.collection_id == collection_id, CopyRow.shard == shard)
@@ -595,11 +599,7 @@ class Store:
     def set_copy_position(self, collection_id: int, shard: int, instance: str, seq: int) -> None:
         """Set where a (re)filled copy starts applying the log; it holds the log from there."""
         with self.session() as s, s.begin():
-            s.execute(
-                update(CopyRow)
-                .where(CopyRow.collection_id == collection_id, CopyRow.shard == shard, CopyRow.instance == instance)
-                .values(applied_seq=seq)
-            )
+            _set_applied(s, collection_id, shard, instance, seq)
 
     def bump_catalog_version(self) -> int:
         with self.session() as s, s.begin():
