@@ -138,9 +138,9 @@ class Reader:
                 errors.UNEXPECTED,
                 f"offset+topk [{limit + offset}] is invalid, top k should be in range [1, {MAX_TOPK}], but got {limit + offset}",
             )
-        metric = self.metric_of(view, params)
         shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
         single = view.shards_num == 1 and not params.get("group_by_field")
+        metric = "" if single else self.metric_of(view, params)  # only merges need the metric's direction
         if not single:  # one shard is one Milvus: its answer needs no merge
             shard_params["topk"] = str(limit + offset)
             shard_params["offset"] = "0"
