@@ -75,7 +75,15 @@ def test_preferred_port_when_free_else_any() -> None:
     allocator = PortAllocator(start, end, taken=set())
     assert allocator.allocate_one(preferred=start + 3) == start + 3
     # Already handed out: another one comes back.
-    assert allocator.allocate_one(preferred=start + 3) == start
+    other = allocator.allocate_one(preferred=start + 3)
+    assert start <= other <= start + 2
+
+
+def test_scans_start_at_a_random_port() -> None:
+    # Two processes allocating at the same moment must not walk the range in the same order.
+    start, end = _free_range(16)
+    firsts = {PortAllocator(start, end, taken=set()).allocate(1)[0] for _ in range(40)}
+    assert len(firsts) > 1
 
 
 def test_bad_range_rejected() -> None:

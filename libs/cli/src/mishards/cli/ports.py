@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import errno
+import random
 import socket
 import threading
 from collections.abc import Iterable
 from typing import ClassVar
 
 DEFAULT_PORT_RANGE: tuple[int, int] = (19600, 19799)
+_RANDOM = random.SystemRandom()
 LOCALHOST = "127.0.0.1"
 
 
@@ -59,6 +61,8 @@ class PortAllocator:
     registry of ports already given (unless a test passes its own ``taken`` set),
     so two clusters started by one process never collide. Every port is checked
     with a bind test (all IPv4 addresses, no SO_REUSEADDR) before it is handed out.
+    Scans start at a random port of the range, so clusters started at the same time by
+    different processes (two test runs on one machine) seldom race for the same port.
     """
 
     _shared_taken: ClassVar[set[int]] = set()
@@ -95,7 +99,12 @@ class PortAllocator:
             raise ValueError("count must be >= 0")
         with self._lock:
             found: list[int] = []
-            for port in range(self.start, self.end + 1):
+            # Scan from a random point (wrapping round) so that two processes allocating at
+            # the same moment, each before binding, rarely pick the same ports.
+            size = self.end - self.start + 1
+            first = _RANDOM.randrange(size)
+            for i in range(size):
+                port = self.start + (first + i) % size
                 if len(found) == count:
                     break
                 if port in self._taken or not port_is_free(port, self.host):
@@ -107,7 +116,7 @@ class PortAllocator:
             return found
 
     def allocate_one(self, preferred: int | None = None) -> int:
-        """Return one free port: ``preferred`` when it is free and not yet given, else the first free one."""
+        """Return one free port: ``preferred`` when it is free and not yet given, else any free one."""
         if preferred:
             with self._lock:
                 if preferred not in self._taken and port_is_free(preferred, self.host):
