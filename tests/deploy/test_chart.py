@@ -231,6 +231,12 @@ def test_helm_test_hook_searches_through_the_router(default_render):
     assert "client.insert(" in script and "client.search(" in script
 
 
+def test_discovery_join_damping_is_set_through_config(default_render):
+    assert find(default_render, "ConfigMap", "mishards")["data"]["DISCOVERY_HEALTHY_AFTER"] == "2"
+    tuned = render({"config": {"DISCOVERY_HEALTHY_AFTER": 5}})
+    assert find(tuned, "ConfigMap", "mishards")["data"]["DISCOVERY_HEALTHY_AFTER"] == "5"
+
+
 def test_config_change_changes_the_checksum(default_render):
     before = find(default_render, "Deployment", "mishards-router")["spec"]["template"]["metadata"]["annotations"]
     after = find(render({"config": {"LOG_LEVEL": "DEBUG"}}), "Deployment", "mishards-router")

@@ -10,6 +10,7 @@ def test_defaults_follow_the_design_brief() -> None:
     assert s.DISCOVERY_SERVER_PORT == 19542 and s.DISCOVERY_ADDRESS == "127.0.0.1:19542"
     assert s.DEFAULT_SHARDS_NUM == 2 and s.READ_REPLICAS == 1
     assert s.DISCOVERY_CLASS_NAME == "static" and s.DISCOVERY_STATIC_PORT == 19530
+    assert s.DISCOVERY_HEALTHY_AFTER == 2  # a join is damped by default
 
 
 def test_values_are_typed() -> None:
@@ -25,6 +26,7 @@ def test_values_are_typed() -> None:
         ("SERVER_PORT", "70000"),
         ("DEBUG", "maybe"),
         ("DEFAULT_SHARDS_NUM", "0"),
+        ("DISCOVERY_HEALTHY_AFTER", "0"),
         ("TRACING_SAMPLER_TYPE", "sometimes"),
         ("LOG_LEVEL", "LOUD"),
     ],

@@ -24,8 +24,9 @@ from mishards.v1 import discovery_pb2_grpc
 WO = InstanceSpec("wo:19601", "10.0.0.1:19601", "writable")
 RO = InstanceSpec("ro:19602", "10.0.0.2:19602", "readonly")
 
-# A long interval: the tests drive rounds themselves with prober.run_round().
-SETTINGS = Settings(DISCOVERY_PROBE_INTERVAL=3600, DISCOVERY_PROBE_TIMEOUT=1)
+# A long interval: the tests drive rounds themselves with prober.run_round(); no damping,
+# so that one round announces a join.
+SETTINGS = Settings(DISCOVERY_PROBE_INTERVAL=3600, DISCOVERY_PROBE_TIMEOUT=1, DISCOVERY_HEALTHY_AFTER=1)
 
 
 async def healthy(address: str) -> ProbeResult:
@@ -111,6 +112,33 @@ def test_serving_only_after_the_first_round() -> None:
             await starting
             status = (await health.Check(health_pb2.HealthCheckRequest())).status
             assert status == health_pb2.HealthCheckResponse.SERVING
+            await service.stop()
+
+    asyncio.run(run())
+
+
+def test_joins_are_damped_by_the_setting_and_serving_waits_for_the_verdicts() -> None:
+    async def run() -> None:
+        probes: list[str] = []
+
+        async def probe(address: str) -> ProbeResult:
+            probes.append(address)
+            return ProbeResult(address == WO.address, "connection refused")
+
+        settings = SETTINGS.replace(DISCOVERY_PROBE_INTERVAL=0.2, DISCOVERY_HEALTHY_AFTER=3)
+        service = await build_service(
+            settings, backend=MemoryBackend(instances=[WO, RO]), probe=probe, host="127.0.0.1", port=0
+        )
+        assert service.prober.healthy_after == 3
+        started = time.monotonic()
+        await service.start()
+        try:
+            # Three rounds, an interval apart: WO healthy after three good probes, RO down at its first.
+            assert time.monotonic() - started >= 0.4
+            assert service.prober.rounds == 3 and probes.count(WO.address) == 3
+            current = service.board.current()
+            assert {i.identity: i.health for i in current.instances} == {"wo:19601": pb.HEALTHY, "ro:19602": pb.DOWN}
+        finally:
             await service.stop()
 
     asyncio.run(run())

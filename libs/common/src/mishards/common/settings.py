@@ -118,6 +118,12 @@ class Settings:
     DISCOVERY_PROBE_TIMEOUT: float = field(
         default=3.0, metadata=_meta("float", "seconds a health probe may take", 0.05)
     )
+    DISCOVERY_HEALTHY_AFTER: int = field(
+        default=2,
+        metadata=_meta(
+            "int", "consecutive good health probes before an instance is announced healthy (a loss is at once)", 1, 100
+        ),
+    )
     DISCOVERY_KUBERNETES_NAMESPACE: str = field(
         default="",
         metadata=_meta(

@@ -73,12 +73,12 @@ async def build_service(
     probe: HealthChecker | ProbeFn | None = None,
     host: str | None = None,
     port: int | None = None,
-    healthy_after: int = 1,
 ) -> DiscoveryService:
     """Wire a discovery service from settings, bound but not started, NOT_SERVING.
 
     `backend` defaults to the configured one, `probe` to Milvus CheckHealth, `host` and
-    `port` to SERVER_HOST and DISCOVERY_SERVER_PORT (port 0 picks a free one). Raises
+    `port` to SERVER_HOST and DISCOVERY_SERVER_PORT (port 0 picks a free one); joins
+    are damped by DISCOVERY_HEALTHY_AFTER. Raises
     SettingsError or PluginError for a bad configuration, OSError when it cannot bind.
     """
     backend = backend if backend is not None else create_backend(settings)
@@ -89,7 +89,7 @@ async def build_service(
         probe=probe,
         interval=settings.DISCOVERY_PROBE_INTERVAL,
         timeout=settings.DISCOVERY_PROBE_TIMEOUT,
-        healthy_after=healthy_after,
+        healthy_after=settings.DISCOVERY_HEALTHY_AFTER,
     )
     bound = create_server(
         settings.SERVER_HOST if host is None else host,

@@ -151,7 +151,8 @@ class Prober:
     A round lists the back end, publishes the list changes (new instances appear as
     HEALTH_UNKNOWN), probes every instance concurrently and publishes the health
     changes. An instance becomes HEALTHY after `healthy_after` consecutive good probes
-    and DOWN at the first failed one, with the failure as reason. An address change
+    (DISCOVERY_HEALTHY_AFTER in the service) and DOWN at the first failed one, with
+    the failure as reason. An address change
     resets the instance to HEALTH_UNKNOWN until it is probed again.
     """
 
@@ -187,8 +188,18 @@ class Prober:
         self.rounds = 0
 
     async def start(self) -> None:
-        """Run the first round, then keep probing in the background until `stop()`."""
+        """Settle the first membership, then keep probing in the background until `stop()`.
+
+        The first rounds run `interval` seconds apart until every instance has a
+        verdict (HEALTHY or DOWN), at most `healthy_after` rounds: a service that says
+        SERVING after `start()` then announces its reachable instances as healthy.
+        """
         await self.run_round()
+        for _ in range(self.healthy_after - 1):
+            if not self._undecided():
+                break
+            await asyncio.sleep(max(0.0, self._round_started + self.interval - time.monotonic()))
+            await self.run_round()
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="discovery-prober")
 
@@ -213,6 +224,9 @@ class Prober:
             self._publish()
             self.rounds += 1
             return self.board.current()
+
+    def _undecided(self) -> bool:
+        return any(t.health == discovery_pb2.HEALTH_UNKNOWN for t in self._tracked.values())
 
     async def _loop(self) -> None:
         while True:

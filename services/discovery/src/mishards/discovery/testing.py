@@ -457,7 +457,7 @@ async def check_watcher_resume(factory: HarnessFactory) -> None:
     try:
         if not harness.can_change:
             raise NotApplicable("source cannot change")
-        settings = Settings(DISCOVERY_PROBE_INTERVAL=3600, DISCOVERY_PROBE_TIMEOUT=1)
+        settings = Settings(DISCOVERY_PROBE_INTERVAL=3600, DISCOVERY_PROBE_TIMEOUT=1, DISCOVERY_HEALTHY_AFTER=1)
         service = await build_service(settings, backend=harness.backend, probe=_all_healthy, host="127.0.0.1", port=0)
         await service.start()
         try:
