@@ -12,6 +12,9 @@ from mishards.common.settings import Settings, SettingsError
 from mishards.discovery.backends import BackendUnavailable, InstanceSpec
 from mishards.discovery.backends.consul import ConsulBackend, next_index, parse_health_entries
 from mishards.discovery.fakes import FakeConsul
+from mishards.discovery.prober import Prober, ProbeResult
+from mishards.discovery.testing import wait_membership
+from mishards.v1 import discovery_pb2 as pb
 
 
 @pytest.fixture
@@ -180,6 +183,33 @@ def test_acl_token_and_datacenter_are_sent(fake: FakeConsul) -> None:
         try:
             assert "dc2" in await until_unavailable(backend)
         finally:
+            await backend.close()
+
+    asyncio.run(run())
+
+
+def test_failing_check_and_deregistration_reach_watchers_without_a_probe_round(fake: FakeConsul) -> None:
+    async def healthy(address: str) -> ProbeResult:
+        return ProbeResult(True)
+
+    def names(m: pb.Membership) -> set[str]:
+        return {i.identity for i in m.instances}
+
+    async def run() -> None:
+        fake.register("milvus-wo", "wo-1", "10.0.0.1", 19530)
+        fake.register("milvus-ro", "ro-1", "10.0.0.2", 19530)
+        backend = backend_for(fake)
+        prober = Prober(backend, probe=healthy, interval=3600)
+        await prober.start()
+        try:
+            assert names(prober.board.current()) == {"wo-1", "ro-1"}
+            fake.set_passing("ro-1", False)  # Consul's own health check fails
+            await wait_membership(prober.board, lambda m: names(m) == {"wo-1"})
+            fake.deregister("wo-1")
+            await wait_membership(prober.board, lambda m: names(m) == set())
+            assert prober.rounds == 1, "a probe round ran: the changes were not published on the query's signal"
+        finally:
+            await prober.stop()
             await backend.close()
 
     asyncio.run(run())

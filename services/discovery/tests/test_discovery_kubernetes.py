@@ -15,6 +15,9 @@ from mishards.discovery.backends import BackendUnavailable
 from mishards.discovery.backends import kubernetes as k8s_backend
 from mishards.discovery.backends.kubernetes import KubernetesBackend
 from mishards.discovery.fakes import FakeKubernetes, make_pod
+from mishards.discovery.prober import Prober, ProbeResult
+from mishards.discovery.testing import wait_membership
+from mishards.v1 import discovery_pb2 as pb
 
 
 @pytest.fixture
@@ -82,6 +85,42 @@ def test_only_ready_labelled_pods_with_a_grpc_port_count(fake: FakeKubernetes, t
             fake.update_pod("milvus-wo-0", role="readonly")  # role change keeps the identity
             await until(backend, {("milvus-wo-0", "10.0.0.1:19530", "readonly")})
         finally:
+            await backend.close()
+
+    asyncio.run(run())
+
+
+def test_readiness_loss_deletion_and_outage_reach_watchers_without_a_probe_round(
+    fake: FakeKubernetes, tmp_path: Path
+) -> None:
+    async def healthy(address: str) -> ProbeResult:
+        return ProbeResult(True)
+
+    def names(m: pb.Membership) -> dict[str, int]:
+        return {i.identity: i.health for i in m.instances}
+
+    async def run() -> None:
+        fake.put_pod(make_pod("milvus-wo-0", "10.0.0.1", 19530, "writable"))
+        fake.put_pod(make_pod("milvus-ro-0", "10.0.0.2", 19530, "readonly"))
+        backend = backend_for(fake, tmp_path, DISCOVERY_KUBERNETES_POLL_INTERVAL=3600)
+        prober = Prober(backend, probe=healthy, interval=3600)
+        await prober.start()
+        try:
+            assert names(prober.board.current()) == {"milvus-wo-0": pb.HEALTHY, "milvus-ro-0": pb.HEALTHY}
+            fake.update_pod("milvus-ro-0", ready=False)
+            await wait_membership(prober.board, lambda m: names(m) == {"milvus-wo-0": pb.HEALTHY})
+            fake.update_pod("milvus-ro-0", ready=True)  # back, but not healthy before it is probed
+            await wait_membership(
+                prober.board, lambda m: names(m) == {"milvus-wo-0": pb.HEALTHY, "milvus-ro-0": pb.HEALTH_UNKNOWN}
+            )
+            fake.delete_pod("milvus-wo-0")
+            await wait_membership(prober.board, lambda m: "milvus-wo-0" not in names(m))
+            fake.fail(503, "etcd unavailable")
+            down = await wait_membership(prober.board, lambda m: not m.backend_ok)
+            assert "503" in down.backend_error and names(down) == {"milvus-ro-0": pb.HEALTH_UNKNOWN}
+            assert prober.rounds == 1, "a probe round ran: the changes were not published on the watch's signal"
+        finally:
+            await prober.stop()
             await backend.close()
 
     asyncio.run(run())

@@ -2,8 +2,9 @@
 
 This is where the membership semantics live, once, above the back ends: the last
 known list is kept during a back-end outage, joins are damped (`healthy_after`
-consecutive good probes), losses are announced at the first failed probe, and every
-change becomes a new version on the `MembershipBoard`.
+consecutive good probes), losses are announced at the first failed probe, removals
+as soon as the back end signals them, and every change becomes a new version on the
+`MembershipBoard`.
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ class Prober:
 
     A round lists the back end, publishes the list changes (new instances appear as
     HEALTH_UNKNOWN), probes every instance concurrently and publishes the health
-    changes. An instance becomes HEALTHY after `healthy_after` consecutive good probes
+    changes. Between rounds, a back end that signals a change (`subscribe`) is listed
+    and published at once, without probing. An instance becomes HEALTHY after `healthy_after` consecutive good probes
     (DISCOVERY_HEALTHY_AFTER in the service) and DOWN at the first failed one, with
     the failure as reason. An address change
     resets the instance to HEALTH_UNKNOWN until it is probed again.
@@ -185,7 +187,9 @@ class Prober:
         self._round_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._round_started = 0.0
+        self._changed = asyncio.Event()
         self.rounds = 0
+        self.list_rounds = 0
 
     async def start(self) -> None:
         """Settle the first membership, then keep probing in the background until `stop()`.
@@ -194,6 +198,7 @@ class Prober:
         verdict (HEALTHY or DOWN), at most `healthy_after` rounds: a service that says
         SERVING after `start()` then announces its reachable instances as healthy.
         """
+        self._subscribe(asyncio.get_running_loop())
         await self.run_round()
         for _ in range(self.healthy_after - 1):
             if not self._undecided():
@@ -225,17 +230,57 @@ class Prober:
             self.rounds += 1
             return self.board.current()
 
+    async def run_list_round(self) -> discovery_pb2.Membership:
+        """List and publish without probing; returns the resulting snapshot. Never raises.
+
+        Run when the back end says it changed: a removal (or an outage) is published at
+        once, a new instance appears as HEALTH_UNKNOWN and is probed at the next round.
+        """
+        async with self._round_lock:
+            await self._list_backend()
+            self._publish()
+            self.list_rounds += 1
+            return self.board.current()
+
+    def _subscribe(self, loop: asyncio.AbstractEventLoop) -> None:
+        def notify() -> None:  # called from the back end's threads
+            try:
+                loop.call_soon_threadsafe(self._changed.set)
+            except RuntimeError:  # the loop is closed: the service is shutting down
+                pass
+
+        subscribe = getattr(self.backend, "subscribe", None)  # a plugin may lack it
+        if subscribe is None:
+            return
+        try:
+            subscribe(notify)
+        except Exception:  # a plugin bug: fall back to listing every interval
+            log.exception("discovery back end could not subscribe to changes")
+
     def _undecided(self) -> bool:
         return any(t.health == discovery_pb2.HEALTH_UNKNOWN for t in self._tracked.values())
 
     async def _loop(self) -> None:
         while True:
             # Rounds start every `interval` seconds; a slow round delays only the next one.
-            await asyncio.sleep(max(0.0, self._round_started + self.interval - time.monotonic()))
+            # A change the back end signals in between is listed and published at once.
+            delay = self._round_started + self.interval - time.monotonic()
+            changed = delay > 0 and await self._change_within(delay)
+            self._changed.clear()  # a full round lists too, so it covers a pending change
             try:
-                await self.run_round()
+                if changed:
+                    await self.run_list_round()
+                else:
+                    await self.run_round()
             except Exception:  # a broken round must not end probing for good
                 log.exception("discovery round failed")
+
+    async def _change_within(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def _list_backend(self) -> None:
         try:

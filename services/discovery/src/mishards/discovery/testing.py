@@ -29,6 +29,7 @@ from mishards.discovery.backends.follow import FollowingBackend
 from mishards.discovery.backends.hostport import split_host_port
 from mishards.discovery.backends.memory import MemoryBackend
 from mishards.discovery.backends.static import StaticBackend
+from mishards.discovery.membership import MembershipBoard
 from mishards.discovery.prober import Prober, ProbeResult
 from mishards.v1 import discovery_pb2, discovery_pb2_grpc
 
@@ -44,6 +45,8 @@ class BackendHarness(abc.ABC):
     can_change: bool = True
     #: The source can become unreadable (outage).
     can_fail: bool = True
+    #: The back end signals changes (`subscribe`) instead of waiting to be listed.
+    signals_changes: bool = False
 
     def __init__(self, backend: DiscoveryBackend) -> None:
         self.backend = backend
@@ -156,6 +159,7 @@ class FollowedHarness(BackendHarness):
     """
 
     settle_timeout: float = 10.0
+    signals_changes = True
 
     def __init__(self, backend: DiscoveryBackend, specs: Sequence[InstanceSpec]) -> None:
         super().__init__(backend)
@@ -448,6 +452,39 @@ async def check_health_loss_and_recovery(factory: HarnessFactory) -> None:
         await harness.close()
 
 
+async def wait_membership(
+    board: MembershipBoard, condition: Callable[[discovery_pb2.Membership], bool], timeout: float = 5.0
+) -> discovery_pb2.Membership:
+    """The board's first snapshot within `timeout` seconds that meets `condition`; AssertionError otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = board.current()
+        if condition(current):
+            return current
+        assert time.monotonic() < deadline, f"membership never met the condition; last {current}"
+        await asyncio.sleep(0.02)
+
+
+async def check_prompt_leave(factory: HarnessFactory) -> None:
+    """A back end that signals changes gets a removal published at once, without a probe round."""
+    harness = factory([A, B])
+    try:
+        if not harness.signals_changes:
+            raise NotApplicable("the back end does not signal changes; it is listed every probe interval")
+        prober = _prober(harness)  # an hour between probe rounds
+        await prober.start()
+        try:
+            assert _view(prober.board.current()) == _expect([A, B])
+            harness.set_instances([A])
+            left = await wait_membership(prober.board, lambda m: B.identity not in _view(m))
+            assert _view(left) == _expect([A])
+            assert prober.rounds == 1, "published by a probe round, not by the back end's signal"
+        finally:
+            await prober.stop()
+    finally:
+        await harness.close()
+
+
 async def check_watcher_resume(factory: HarnessFactory) -> None:
     """A WatchInstances stream starts with the full snapshot; a watcher that reconnects
     after missing changes gets the current snapshot, which holds every one of them."""
@@ -498,5 +535,6 @@ CHECKS: dict[str, Callable[[HarnessFactory], Awaitable[None]]] = {
     "role_change": check_role_change,
     "outage": check_outage,
     "health_loss_and_recovery": check_health_loss_and_recovery,
+    "prompt_leave": check_prompt_leave,
     "watcher_resume": check_watcher_resume,
 }

@@ -7,6 +7,7 @@ and "keep the last known list during an outage" live once, above them, in the pr
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,6 +78,16 @@ class DiscoveryBackend(abc.ABC):
         bug in the back end and is treated the same way by the service, with a
         traceback in the log. Never returns a partial list.
         """
+
+    def subscribe(self, notify: Callable[[], None]) -> None:
+        """Have `notify()` called whenever the list may have changed. Never raises.
+
+        Back ends that learn of changes as they happen (watches, blocking queries) call
+        `notify` from any thread, so that a removal is published at once instead of at
+        the next probe round. The default never calls it: the service then lists the
+        back end once per DISCOVERY_PROBE_INTERVAL. Called once, before the first list.
+        """
+        return
 
     async def close(self) -> None:
         """Release connections and files. Never raises; called once, at shutdown."""

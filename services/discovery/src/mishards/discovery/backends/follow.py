@@ -3,7 +3,9 @@
 Consul and Kubernetes push changes over long-lived requests. A follower thread per
 feed keeps the latest answer; `list_instances()` returns it at once, or raises
 BackendUnavailable while a feed's last attempt failed. The prober's interface stays
-the same small `list_instances()`: following is a detail of these back ends.
+the same small `list_instances()`: following is a detail of these back ends. A feed
+whose answer changes calls the back end's `subscribe` callback, so the service lists
+and publishes at once rather than at its next probe round.
 
 Threads rather than asyncio tasks because both official clients are blocking; they
 are daemon threads so that a long-poll in flight never holds up process exit.
@@ -62,24 +64,32 @@ class Feed:
         self._order = 0.0
         self.loaded = threading.Event()
         self.updates = 0
+        #: Called (from the follower thread) after an answer that differs from the last.
+        self.on_change: Callable[[], None] = lambda: None
 
     def set(self, specs: list[InstanceSpec], order: float = 0.0) -> None:
         """Record a successful answer. `order` ranks feeds when an identity is in two."""
         with self._lock:
             if self._error is not None:
                 log.info("%s readable again: %d instances", self.name, len(specs))
+            changed = self._error is not None or self._specs != specs or self._order != order
             self._specs, self._error, self._order = list(specs), None, order
             self.updates += 1
         self.loaded.set()
+        if changed:
+            self.on_change()
 
     def fail(self, error: str) -> None:
         """Record a failed attempt; the feed is unavailable until the next `set`."""
         with self._lock:
-            if self._error != error:
+            changed = self._error != error
+            if changed:
                 log.warning("discovery source unavailable: %s", error)
             self._error = error
             self.updates += 1
         self.loaded.set()
+        if changed:
+            self.on_change()
 
     def read(self) -> tuple[list[InstanceSpec], str | None, float]:
         """(specs, error or None, order)."""
@@ -104,14 +114,26 @@ class FollowingBackend(DiscoveryBackend):
         self.feeds: list[Feed] = []
         self._threads: list[threading.Thread] = []
         self._started = False
+        self._notify: Callable[[], None] = lambda: None
 
     @abc.abstractmethod
     def _follow_targets(self) -> list[tuple[Feed, Callable[[Feed], None]]]:
         """The feeds to follow and the blocking loop that follows each."""
 
+    def subscribe(self, notify: Callable[[], None]) -> None:
+        """`notify()` is called from a follower thread whenever a feed's answer changes."""
+        self._notify = notify
+
+    def _feed_changed(self) -> None:
+        try:
+            self._notify()
+        except Exception:  # the subscriber's problem must not end a follower
+            log.exception("change notification failed")
+
     def _start(self) -> None:
         self._started = True
         for feed, loop in self._follow_targets():
+            feed.on_change = self._feed_changed
             self.feeds.append(feed)
             thread = threading.Thread(target=self._run, args=(feed, loop), name=f"follow-{feed.name}", daemon=True)
             self._threads.append(thread)
