@@ -140,3 +140,39 @@ def test_starting_without_a_file_reports_the_backend_down(tmp_path: Path) -> Non
     assert membership.version == 1
     assert not membership.backend_ok and "absent.yaml" in membership.backend_error
     assert list(membership.instances) == []
+
+
+def test_host_names_are_resolved_at_every_list_and_identities_stay_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "instances.yaml"
+    write(
+        path,
+        "- {host: milvus-wo, port: 19601, role: writable}\n"
+        "- {address: 'milvus-ro:19602', role: readonly, identity: ro-0}\n"
+        "- {host: 10.1.1.1, port: 19603, role: readonly}\n"
+        "- {host: gone.invalid, port: 19604, role: readonly}\n",
+    )
+    backend = FileBackend(Settings(DISCOVERY_FILE_PATH=str(path)))
+    answers = {"milvus-wo": iter(["10.0.0.1", "10.0.0.9"]), "milvus-ro": iter(["10.0.0.2", "10.0.0.2"])}
+
+    async def fake_getaddrinfo(host: str, port: int, **_: object) -> list[tuple]:
+        if host == "gone.invalid":
+            raise OSError("Name or service not known")
+        address = next(answers[host]) if host in answers else host
+        return [(2, 1, 6, "", (address, port))]
+
+    async def run() -> list[list[InstanceSpec]]:
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", fake_getaddrinfo)
+        return [await backend.list_instances(), await backend.list_instances()]
+
+    first, second = asyncio.run(run())
+    assert backend.reads == 1, "the file itself did not change"
+    assert first == [
+        InstanceSpec("milvus-wo:19601", "10.0.0.1:19601", "writable"),
+        InstanceSpec("ro-0", "10.0.0.2:19602", "readonly"),
+        InstanceSpec("10.1.1.1:19603", "10.1.1.1:19603", "readonly"),
+        InstanceSpec("gone.invalid:19604", "gone.invalid:19604", "readonly"),  # unresolved: probed DOWN
+    ]
+    assert second[0] == InstanceSpec("milvus-wo:19601", "10.0.0.9:19601", "writable")  # the name moved
+    assert second[1:] == first[1:]

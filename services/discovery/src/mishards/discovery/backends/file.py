@@ -3,7 +3,9 @@
     - {host: 127.0.0.1, port: 19601, role: writable}
     - {address: "milvus-ro-0:19530", role: readonly, identity: ro-0}
 
-`port` defaults to DISCOVERY_STATIC_PORT; `identity` defaults to `host:port`. An
+`port` defaults to DISCOVERY_STATIC_PORT; `identity` defaults to `host:port` as
+written. Host names are resolved again at every list, as the static back end does, so
+an instance whose name moves to another IP keeps its identity (and placement). An
 explicit `[]` means "no instances"; an empty file is treated as unreadable because
 it is what an editor or a non-atomic writer leaves behind for a moment.
 """
@@ -11,6 +13,7 @@ it is what an editor or a non-atomic writer leaves behind for a moment.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from typing import Any
@@ -27,6 +30,7 @@ from mishards.discovery.backends.base import (
 from mishards.discovery.backends.hostport import (
     join_host_port,
     parse_port,
+    resolve_address,
     split_host_port,
 )
 
@@ -37,7 +41,7 @@ RACY_WINDOW_NS = 2_000_000_000
 
 
 def parse_instance_file(text: str, default_port: int) -> list[InstanceSpec]:
-    """The instances of a YAML instance list.
+    """The instances of a YAML instance list, with addresses as written (not resolved).
 
     Raises ValueError or TypeError saying which entry is wrong.
     """
@@ -100,6 +104,8 @@ class FileBackend(DiscoveryBackend):
     atomic renames are seen; a file modified in the last two seconds is read at every
     list, since a second quick write could keep the same stamp. A missing, unreadable
     or invalid file raises BackendUnavailable at every list until it is fixed.
+    Addresses are resolved at every list; an entry that does not resolve is listed with
+    its unresolved `host:port` address (the prober then reports it down).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -108,6 +114,7 @@ class FileBackend(DiscoveryBackend):
             raise SettingsError("setting DISCOVERY_FILE_PATH is empty; the file back end needs it")
         self.path = settings.DISCOVERY_FILE_PATH
         self.default_port = settings.DISCOVERY_STATIC_PORT
+        self.resolve_timeout = settings.DISCOVERY_PROBE_TIMEOUT
         self._stamp: _Stamp | None = None
         self._stamp_trusted = False
         self._specs: list[InstanceSpec] = []
@@ -115,7 +122,7 @@ class FileBackend(DiscoveryBackend):
         self.reads = 0
 
     async def list_instances(self) -> list[InstanceSpec]:
-        """The file's instances; BackendUnavailable when missing, unreadable or invalid."""
+        """The file's instances, freshly resolved; BackendUnavailable when missing, unreadable or invalid."""
         try:
             st = os.stat(self.path)
         except OSError as exc:
@@ -139,4 +146,8 @@ class FileBackend(DiscoveryBackend):
                 self._error = f"{self.path}: {exc}"
         if self._error:
             raise BackendUnavailable(self._error)
-        return list(self._specs)
+        return await asyncio.gather(*(self._resolve(spec) for spec in self._specs))
+
+    async def _resolve(self, spec: InstanceSpec) -> InstanceSpec:
+        host, port = split_host_port(spec.address, self.default_port)
+        return dataclasses.replace(spec, address=await resolve_address(host, port, self.resolve_timeout))

@@ -1,6 +1,12 @@
-"""Parsing of `host[:port]` entries shared by the static and file back ends."""
+"""Parsing and resolution of `host[:port]` entries shared by the static and file back ends."""
 
 from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+log = logging.getLogger(__name__)
 
 
 def join_host_port(host: str, port: int) -> str:
@@ -50,3 +56,18 @@ def split_host_port(raw: str, default_port: int) -> tuple[str, int]:
     if not host or any(c.isspace() or c in "/@" for c in host):
         raise ValueError(f"{raw!r} has no usable host")
     return host, port
+
+
+async def resolve_address(host: str, port: int, timeout: float) -> str:
+    """`ip:port` of host (IPv4 preferred); `host:port` unresolved when resolution fails."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+    except (TimeoutError, OSError, UnicodeError) as exc:
+        log.warning("cannot resolve %s: %s", host, exc or type(exc).__name__)
+        return join_host_port(host, port)
+    # Milvus often listens on IPv4 only while `localhost` resolves to ::1 first.
+    infos.sort(key=lambda info: 0 if info[0] == socket.AF_INET else 1)
+    if not infos:
+        return join_host_port(host, port)
+    return join_host_port(str(infos[0][4][0]), port)

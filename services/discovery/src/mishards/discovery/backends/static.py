@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from dataclasses import dataclass
 
 from mishards.common.settings import Settings, SettingsError
 from mishards.discovery.backends.base import DiscoveryBackend, InstanceSpec, Role
-from mishards.discovery.backends.hostport import join_host_port, split_host_port
+from mishards.discovery.backends.hostport import join_host_port, resolve_address, split_host_port
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +47,6 @@ def parse_static_entries(settings: Settings) -> list[StaticEntry]:
             seen[identity] = setting
             entries.append(StaticEntry(identity=identity, host=host, port=port, role=role))
     return entries
-
-
-async def resolve_address(host: str, port: int, timeout: float) -> str:
-    """`ip:port` of host (IPv4 preferred); `host:port` unresolved when resolution fails."""
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
-    except (TimeoutError, OSError, UnicodeError) as exc:
-        log.warning("cannot resolve %s: %s", host, exc or type(exc).__name__)
-        return join_host_port(host, port)
-    # Milvus often listens on IPv4 only while `localhost` resolves to ::1 first.
-    infos.sort(key=lambda info: 0 if info[0] == socket.AF_INET else 1)
-    if not infos:
-        return join_host_port(host, port)
-    return join_host_port(str(infos[0][4][0]), port)
 
 
 class StaticBackend(DiscoveryBackend):
