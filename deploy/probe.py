@@ -2,8 +2,8 @@
 
     python deploy/probe.py [HOST:PORT]     (default 127.0.0.1:19530)
 
-Prints `Pass: Connected` and exits 0, or `Error: Fail connecting to server on HOST:PORT. <why>`
-and exits 1, as the original Mishards probe did.
+Prints `Pass ==> Pass: Connected` and exits 0, as the original Mishards probe did, or
+`Error ==> Error: Fail connecting to server on HOST:PORT. <why>` and exits 1.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 
 
 def probe(address: str, timeout: float = 10.0) -> tuple[bool, str]:
+    """(connected, what the original probe said: `Pass: Connected` or `Error: ...`)."""
     from pymilvus import MilvusClient
 
     try:
@@ -30,7 +31,7 @@ def main() -> None:
     address = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:19530"
     timeout = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
     ok, message = probe(address, timeout)
-    print(message)
+    print(f"{'Pass' if ok else 'Error'} ==> {message}")
     raise SystemExit(0 if ok else 1)
 
 

@@ -213,7 +213,7 @@ def test_probe_passes_against_the_router_and_fails_clearly_elsewhere(image_venv,
     ok = subprocess.run(
         [python, str(REPO / "deploy/probe.py"), f"127.0.0.1:{running['router']}"], capture_output=True, text=True
     )
-    assert (ok.returncode, ok.stdout.strip()) == (0, "Pass: Connected"), ok.stderr
+    assert (ok.returncode, ok.stdout.strip()) == (0, "Pass ==> Pass: Connected"), ok.stderr
     bad = subprocess.run([python, str(REPO / "deploy/probe.py"), "127.0.0.1:1", "2"], capture_output=True, text=True)
     assert bad.returncode == 1
-    assert bad.stdout.startswith("Error: Fail connecting to server on 127.0.0.1:1.")
+    assert bad.stdout.startswith("Error ==> Error: Fail connecting to server on 127.0.0.1:1.")
