@@ -209,6 +209,17 @@ def test_static_discovery_lists_stable_pod_addresses_without_rbac():
     assert not [d for d in objects(rendered) if d["kind"] in ("Role", "RoleBinding")]
 
 
+def test_static_addresses_use_the_milvus_grpc_port():
+    rendered = render({"discovery": {"className": "static"}, "wo": {"grpcPort": 19601}, "ro": {"grpcPort": 19602}})
+    data = find(rendered, "ConfigMap", "mishards")["data"]
+    assert data["WOSERVER"] == "mishards-wo-0.mishards-wo-headless.mishards.svc:19601"
+    assert data["DISCOVERY_STATIC_HOSTS"] == "mishards-ro-0.mishards-ro-headless.mishards.svc:19602"
+    assert data["DISCOVERY_STATIC_PORT"] == "19601"
+    for alias, port in (("wo", 19601), ("ro", 19602)):
+        ports = container(find(rendered, "StatefulSet", f"mishards-{alias}"), "milvus")["ports"]
+        assert {"name": "grpc", "containerPort": port, "protocol": "TCP"} in ports
+
+
 def test_router_service_type_hpa_and_pdb():
     rendered = render(ci_values(CHART / "ci" / "ro-scaled-values.yaml"))
     assert find(rendered, "Service", "mishards-router")["spec"]["type"] == "LoadBalancer"

@@ -59,14 +59,20 @@ helm.sh/chart: {{ include "mishards.chart" .root }}
 {{- end -}}
 {{- end -}}
 
+{{/* The Milvus gRPC port of one set (wo or ro): the sub-chart's grpcPort. */}}
+{{- define "mishards.milvusPort" -}}
+{{- (index .root.Values .set).grpcPort | default 19530 | int -}}
+{{- end -}}
+
 {{/* Stable addresses of the pods of one Milvus set (wo or ro), as the milvus sub-chart names them. */}}
 {{- define "mishards.milvusAddresses" -}}
 {{- $set := .set -}}
 {{- $values := index .root.Values $set -}}
 {{- $name := printf "%s-%s" .root.Release.Name $set -}}
+{{- $port := include "mishards.milvusPort" . -}}
 {{- $addresses := list -}}
 {{- range $i := until (int $values.replicas) -}}
-{{- $addresses = append $addresses (printf "%s-%d.%s-headless.%s.svc:19530" $name $i $name $.root.Release.Namespace) -}}
+{{- $addresses = append $addresses (printf "%s-%d.%s-headless.%s.svc:%s" $name $i $name $.root.Release.Namespace $port) -}}
 {{- end -}}
 {{- join "," $addresses -}}
 {{- end -}}
