@@ -41,7 +41,22 @@ def selector_matches(selector: str, labels: dict[str, str]) -> bool:
 
 
 def test_every_ci_scenario_is_covered():
-    assert {p.name for p in CI_VALUES} >= {"default-values.yaml", "gpu-values.yaml", "ro-scaled-values.yaml"}
+    assert {p.name for p in CI_VALUES} >= {
+        "default-values.yaml",
+        "gpu-values.yaml",
+        "ro-scaled-values.yaml",
+        "consul-values.yaml",
+        "file-discovery-values.yaml",
+    }
+
+
+def test_schema_accepts_every_built_in_discovery_back_end():
+    schema = helm_python.Chart.load(CHART).schema
+    assert schema is not None
+    from mishards.discovery.backends import builtin_registry
+
+    built_in = set(builtin_registry().names()) - {"memory"}  # memory is for tests only
+    assert set(schema["properties"]["discovery"]["then"]["properties"]["className"]["enum"]) == built_in
 
 
 @pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.stem)
@@ -220,6 +235,77 @@ def test_static_addresses_use_the_milvus_grpc_port():
         assert {"name": "grpc", "containerPort": port, "protocol": "TCP"} in ports
 
 
+def test_consul_discovery_settings_and_token_from_a_secret():
+    rendered = render(ci_values(CHART / "ci" / "consul-values.yaml"))
+    data = find(rendered, "ConfigMap", "mishards")["data"]
+    assert {k: v for k, v in data.items() if k.startswith("DISCOVERY_CONSUL_")} == {
+        "DISCOVERY_CONSUL_HOST": "consul-server.consul.svc",
+        "DISCOVERY_CONSUL_PORT": "8500",
+        "DISCOVERY_CONSUL_DATACENTER": "dc1",
+        "DISCOVERY_CONSUL_WO_SERVICE": "milvus-wo",
+        "DISCOVERY_CONSUL_RO_SERVICE": "milvus-ro",
+        "DISCOVERY_CONSUL_TAG": "mishards",
+    }
+    assert data["DISCOVERY_CLASS_NAME"] == "consul"
+    assert not any(k.startswith(("DISCOVERY_KUBERNETES_", "WOSERVER")) for k in data)
+    assert not [d for d in objects(rendered) if d["kind"] in ("Role", "RoleBinding")]
+    assert not [d for d in objects(rendered) if d["kind"] == "Secret" and d["metadata"]["name"] == "mishards-consul"]
+    env = {e["name"]: e for e in container(find(rendered, "Deployment", "mishards-discovery"), "discovery")["env"]}
+    assert env["DISCOVERY_CONSUL_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "consul-acl", "key": "mishards-token"}
+    for component in ("router", "meta"):  # only discovery talks to Consul
+        names = [e["name"] for e in container(find(rendered, "Deployment", f"mishards-{component}"), component)["env"]]
+        assert "DISCOVERY_CONSUL_TOKEN" not in names
+
+    own = render({"discovery": {"className": "consul", "consul": {"host": "consul", "token": "s3cret"}}})
+    assert find(own, "Secret", "mishards-consul")["data"] == {"token": "czNjcmV0"}
+    assert "s3cret" not in yaml.safe_dump(find(own, "ConfigMap", "mishards"))
+    env = {e["name"]: e for e in container(find(own, "Deployment", "mishards-discovery"), "discovery")["env"]}
+    assert env["DISCOVERY_CONSUL_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "mishards-consul", "key": "token"}
+
+    none = render({"discovery": {"className": "consul", "consul": {"host": "consul"}}})
+    env = container(find(none, "Deployment", "mishards-discovery"), "discovery")["env"]
+    assert "DISCOVERY_CONSUL_TOKEN" not in [e["name"] for e in env]
+
+
+def test_file_discovery_mounts_the_instance_list_the_back_end_reads():
+    from mishards.discovery.backends.base import InstanceSpec
+    from mishards.discovery.backends.file import parse_instance_file
+
+    rendered = render(ci_values(CHART / "ci" / "file-discovery-values.yaml"))
+    data = find(rendered, "ConfigMap", "mishards")["data"]
+    path = data["DISCOVERY_FILE_PATH"]
+    assert path == "/etc/mishards/discovery/instances.yaml"
+    listing = find(rendered, "ConfigMap", "mishards-discovery-instances")["data"]["instances.yaml"]
+    assert parse_instance_file(listing, int(data["DISCOVERY_STATIC_PORT"])) == [
+        InstanceSpec(
+            "mishards-wo-0.mishards-wo-headless.mishards.svc:19530",
+            "mishards-wo-0.mishards-wo-headless.mishards.svc:19530",
+            "writable",
+        ),
+        InstanceSpec("ro-external", "milvus-ro.example.internal:19530", "readonly"),
+    ]
+    pod = find(rendered, "Deployment", "mishards-discovery")["spec"]["template"]["spec"]
+    mount = next(
+        m for m in container({"kind": "Pod", "spec": pod}, "discovery")["volumeMounts"] if m["name"] == "instances"
+    )
+    volume = next(v for v in pod["volumes"] if v["name"] == "instances")
+    assert "subPath" not in mount, "a subPath mount would never see the ConfigMap's edits"
+    assert f"{mount['mountPath']}/{volume['configMap']['items'][0]['path']}" == path
+    assert volume["configMap"] == {
+        "name": "mishards-discovery-instances",
+        "items": [{"key": "instances.yaml", "path": "instances.yaml"}],
+    }
+
+    theirs = render(
+        {"discovery": {"className": "file", "file": {"existingConfigMap": "my-instances", "path": "/data/list.yaml"}}}
+    )
+    assert not [d for d in objects(theirs) if d["metadata"]["name"] == "mishards-discovery-instances"]
+    pod = find(theirs, "Deployment", "mishards-discovery")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "instances")
+    assert volume["configMap"] == {"name": "my-instances", "items": [{"key": "instances.yaml", "path": "list.yaml"}]}
+    assert find(theirs, "ConfigMap", "mishards")["data"]["DISCOVERY_FILE_PATH"] == "/data/list.yaml"
+
+
 def test_router_service_type_hpa_and_pdb():
     rendered = render(ci_values(CHART / "ci" / "ro-scaled-values.yaml"))
     assert find(rendered, "Service", "mishards-router")["spec"]["type"] == "LoadBalancer"
@@ -262,6 +348,11 @@ def test_config_change_changes_the_checksum(default_render):
         ({"router": {"replicas": -1}}, "/router/replicas"),
         ({"meta": {"replicas": 2}}, "/meta/replicas"),
         ({"discovery": {"className": "zookeeper"}}, "/discovery/className"),
+        ({"discovery": {"className": "file", "file": {"instances": [{"host": "a", "role": "primary"}]}}}, "role"),
+        ({"discovery": {"file": {"path": "relative.yaml"}}}, "/discovery/file/path"),
+        ({"discovery": {"file": {"instances": [{"role": "writable"}]}}}, "/discovery/file/instances/0"),
+        ({"discovery": {"file": {"instances": [{"host": "a", "address": "b:1", "role": "readonly"}]}}}, "instances/0"),
+        ({"discovery": {"consul": {"port": 0}}}, "/discovery/consul/port"),
         ({"config": {"NOT_A_SETTING": "1"}}, "NOT_A_SETTING"),
         ({"config": {"SQLALCHEMY_DATABASE_URI": "sqlite://"}}, "SQLALCHEMY_DATABASE_URI"),
         ({"router": {"service": {"type": "Ingress"}}}, "/router/service/type"),
@@ -285,7 +376,8 @@ def test_schema_accepts_a_user_discovery_class_with_a_plugin_path():
         ({"mysql": {"enabled": False}}, "needs externalDatabase.host"),
         ({"externalDatabase": {"host": "db"}}, "choose the local MySQL"),
         ({"mysql": {"enabled": False}, "externalDatabase": {"host": "db"}}, "externalDatabase.password"),
-        ({"discovery": {"className": "file"}}, "discovery.file.path"),
+        ({"discovery": {"className": "file"}}, "discovery.file.instances"),
+        ({"discovery": {"className": "consul"}}, "discovery.consul.host"),
         ({"router": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}}, "minReplicas"),
         ({"discovery": {"rbac": {"create": False}}}, "serviceAccount.name"),
     ],

@@ -77,6 +77,16 @@ helm.sh/chart: {{ include "mishards.chart" .root }}
 {{- join "," $addresses -}}
 {{- end -}}
 
+{{/* The ConfigMap holding the file back end's instances.yaml (the user's, or the chart's). */}}
+{{- define "mishards.discoveryFileConfigMap" -}}
+{{- .Values.discovery.file.existingConfigMap | default (printf "%s-instances" (include "mishards.componentName" (dict "root" . "component" "discovery"))) -}}
+{{- end -}}
+
+{{/* The Secret holding the Consul ACL token (the user's, or the chart's). */}}
+{{- define "mishards.consulSecret" -}}
+{{- .Values.discovery.consul.existingSecret | default (printf "%s-consul" (include "mishards.fullname" .)) -}}
+{{- end -}}
+
 {{/* The label selector the kubernetes discovery back end lists pods with. */}}
 {{- define "mishards.milvusLabelSelector" -}}
 {{- .Values.discovery.kubernetes.labelSelector | default (printf "app.kubernetes.io/name=milvus,app.kubernetes.io/instance=%s" .Release.Name) -}}
@@ -112,8 +122,11 @@ key: {{ ternary .Values.externalDatabase.existingSecretPasswordKey "mysql-passwo
 {{- if and (not .Values.mysql.enabled) (not .Values.externalDatabase.password) (not .Values.externalDatabase.existingSecret) -}}
 {{- fail "an external database needs externalDatabase.password or externalDatabase.existingSecret" -}}
 {{- end -}}
-{{- if and (eq .Values.discovery.className "file") (not .Values.discovery.file.path) -}}
-{{- fail "discovery.className=file needs discovery.file.path (a YAML instance list mounted into the discovery pod)" -}}
+{{- if and (eq .Values.discovery.className "file") (not .Values.discovery.file.instances) (not .Values.discovery.file.existingConfigMap) -}}
+{{- fail "discovery.className=file needs discovery.file.instances (rendered into a ConfigMap) or discovery.file.existingConfigMap (yours, with the key instances.yaml)" -}}
+{{- end -}}
+{{- if and (eq .Values.discovery.className "consul") (not .Values.discovery.consul.host) -}}
+{{- fail "discovery.className=consul needs discovery.consul.host (the Consul agent or server the discovery pod asks, e.g. consul-server.consul.svc)" -}}
 {{- end -}}
 {{- if and .Values.router.autoscaling.enabled (gt (int .Values.router.autoscaling.minReplicas) (int .Values.router.autoscaling.maxReplicas)) -}}
 {{- fail "router.autoscaling.minReplicas is above router.autoscaling.maxReplicas" -}}
