@@ -210,7 +210,7 @@ def test_removed_instance_fails_its_shards_clearly_others_keep_working(env: Env)
         env.wait_health(env.source.identity(env.spare), discovery_pb2.HEALTHY)
 
 
-def test_instance_failing_probes_is_down_and_returns_after_recovery(env: Env) -> None:
+def test_instance_failing_probes_leaves_the_serving_membership_and_returns_after_recovery(env: Env) -> None:
     env.source.add(env.spare)
     identity = env.source.identity(env.spare)
     env.wait_health(identity, discovery_pb2.HEALTHY)
@@ -222,8 +222,15 @@ def test_instance_failing_probes_is_down_and_returns_after_recovery(env: Env) ->
         assert env.membership()[identity].reason, "a DOWN instance says why"
         with pytest.raises(MilvusException, match=f"shard {lost} of collection"):
             env.client.insert(name, rows(lost_ids))
+        # Out of the serving membership: a collection created now gets no shard on it.
+        others = env.cluster.writable_instances
+        before = set().union(*(env.physical_shards(inst) for inst in others))
+        env.create()
+        placed = set().union(*(env.physical_shards(inst) for inst in others)) - before
+        assert len(placed) == SHARDS, f"every shard on the healthy instances, got {placed}"
     finally:
         env.spare.start()
         env.spare.wait_ready(60)
     env.wait_health(identity, discovery_pb2.HEALTHY)
     assert env.client.insert(name, rows(lost_ids))["insert_count"] == 5
+    env.create_and_find_spare_shard()  # back in the serving membership: new collections place a shard on it
