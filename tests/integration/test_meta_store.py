@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pymysql
 import pytest
@@ -112,3 +113,19 @@ def test_ready_collection_follows_every_change(store: Store) -> None:
     assert store.ready_collection(spec.id).name == "renamed"  # type: ignore[union-attr]
     store.remove_collection(spec.id)
     assert store.ready_collection(spec.id) is None
+
+
+def test_concurrent_writers_never_share_a_log_position_or_an_id(store: Store) -> None:
+    """Each log append and id block reads a position and moves it: never the same one twice."""
+    spec = store.add_collection("default", "c", b"s", 2, 0, [], 1, ["a:1", "b:1"])
+    store.set_state(spec.id, READY)
+    store.allocate_ids(1)
+    entries = [(0, "Insert", b"x"), (1, "Insert", b"y"), (0, "Delete", b"z")]
+    with ThreadPoolExecutor(8) as pool:
+        appended = list(pool.map(lambda _: store.append_mutations(spec.id, entries, 1), range(60)))
+        blocks = list(pool.map(lambda _: store.allocate_ids(10), range(60)))
+    shard0 = sorted(seq for seqs in appended for seq in (seqs[0], seqs[2]))
+    shard1 = sorted(seqs[1] for seqs in appended)
+    assert shard0 == list(range(1, 121)) and shard1 == list(range(1, 61))
+    assert all(seqs[2] > seqs[0] for seqs in appended)  # a write's entries keep their order
+    assert sorted(blocks) == list(range(min(blocks), min(blocks) + 600, 10))

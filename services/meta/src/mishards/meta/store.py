@@ -209,6 +209,9 @@ def _spec(row: CollectionRow) -> CollectionSpec:
     )
 
 
+_WRITE = "mishards_write"  # the execution option of the store's write sessions
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the appliers read while a write commits. (Foreign keys stay off: batch migrations
     # recreate tables, and the store deletes child rows itself.)
@@ -216,6 +219,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
+    # The driver would BEGIN only at the first write, after the reads a counter or a log
+    # position is computed from: two writers would read the same value. `_sqlite_begin` begins.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # SQLite ignores FOR UPDATE: a write transaction takes the write lock when it begins
+    # (readers go on, in WAL), so what it reads cannot change before it commits.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
 
 def _set_applied(s: Session, collection_id: int, shard: int, instance: str, seq: int) -> None:
@@ -239,7 +251,9 @@ class Store:
         self.engine: Engine = create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False)
         self._ready: dict[int, tuple[int, CollectionSpec]] = {}  # ready_collection's cache
 
     def migrate(self) -> None:
@@ -249,7 +263,12 @@ class Store:
         upgrade(self.engine)
 
     def session(self) -> Session:
+        """A session for reads."""
         return self._sessions()
+
+    def write(self) -> Session:
+        """A session for one write transaction (`with store.write() as s, s.begin():`)."""
+        return self._write_sessions()
 
     # --- counters -------------------------------------------------------------------------
 
@@ -272,7 +291,7 @@ class Store:
 
     def allocate_ids(self, count: int, first_id: int = 1) -> int:
         """Reserve `count` ids; returns the first of the block [begin, begin+count)."""
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             row = s.get(CounterRow, "next_id", with_for_update=True)
             if row is None:
                 row = CounterRow(name="next_id", value=first_id)
@@ -283,7 +302,7 @@ class Store:
 
     def reserve_timestamp_window(self, upto_ms: int) -> int:
         """Persist that hybrid timestamps up to physical `upto_ms` may be issued; returns the old bound."""
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             row = s.get(CounterRow, "tso_max_ms", with_for_update=True)
             if row is None:
                 row = CounterRow(name="tso_max_ms", value=0)
@@ -300,12 +319,12 @@ class Store:
         return sorted(set(names) | {"default"})
 
     def create_database(self, name: str, ts: int) -> int:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             s.add(DatabaseRow(name=name, created_ts=ts))
             return self._bump(s, "catalog_version")
 
     def drop_database(self, name: str) -> int:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             s.execute(delete(DatabaseRow).where(DatabaseRow.name == name))
             return self._bump(s, "catalog_version")
 
@@ -323,7 +342,7 @@ class Store:
         primaries: list[str],
     ) -> CollectionSpec:
         """Record a new collection in state CREATING with its placement."""
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             row = CollectionRow(
                 db_name=db_name,
                 name=name,
@@ -346,7 +365,7 @@ class Store:
             return _spec(row)
 
     def set_state(self, collection_id: int, state: str, schema: bytes | None = None) -> int:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             values: dict[str, object] = {"state": state}
             if schema is not None:
                 values["schema"] = schema
@@ -354,19 +373,19 @@ class Store:
             return self._bump(s, "catalog_version")
 
     def set_properties(self, collection_id: int, properties: list[tuple[str, str]]) -> int:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             s.execute(
                 update(CollectionRow).where(CollectionRow.id == collection_id).values(properties=json.dumps(properties))
             )
             return self._bump(s, "catalog_version")
 
     def set_loaded(self, collection_id: int, loaded: bool) -> int:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             s.execute(update(CollectionRow).where(CollectionRow.id == collection_id).values(loaded=loaded))
             return self._bump(s, "catalog_version")
 
     def remove_collection(self, collection_id: int) -> int:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             row = s.get(CollectionRow, collection_id)
             if row is not None:
                 s.execute(delete(MutationRow).where(MutationRow.collection_id == collection_id))
@@ -375,7 +394,7 @@ class Store:
             return self._bump(s, "catalog_version")
 
     def rename_collection(self, collection_id: int, db_name: str, new_name: str) -> int:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             s.execute(
                 update(CollectionRow).where(CollectionRow.id == collection_id).values(name=new_name, db_name=db_name)
             )
@@ -426,7 +445,7 @@ class Store:
     # --- partitions, indexes, aliases ---------------------------------------------------------
 
     def add_partition(self, collection_id: int, name: str) -> int:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             if s.get(PartitionRow, (collection_id, name)) is None:
                 last = s.scalars(
                     select(PartitionRow.position)
@@ -437,14 +456,14 @@ class Store:
             return self._bump(s, "catalog_version")
 
     def remove_partition(self, collection_id: int, name: str) -> int:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             s.execute(
                 delete(PartitionRow).where(PartitionRow.collection_id == collection_id, PartitionRow.name == name)
             )
             return self._bump(s, "catalog_version")
 
     def put_index(self, collection_id: int, field_name: str, index_name: str, params: dict[str, str]) -> int:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             s.merge(
                 IndexRow(
                     collection_id=collection_id,
@@ -456,7 +475,7 @@ class Store:
             return self._bump(s, "catalog_version")
 
     def remove_index(self, collection_id: int, index_name: str) -> int:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             s.execute(
                 delete(IndexRow).where(IndexRow.collection_id == collection_id, IndexRow.index_name == index_name)
             )
@@ -464,7 +483,7 @@ class Store:
 
     def set_partitions(self, collection_id: int, names: list[str]) -> int:
         """Replace the partition list (used once a copy reports the partitions Milvus made)."""
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             s.execute(delete(PartitionRow).where(PartitionRow.collection_id == collection_id))
             for position, name in enumerate(names):
                 s.add(PartitionRow(collection_id=collection_id, name=name, position=position))
@@ -488,12 +507,12 @@ class Store:
             return _spec(row) if row is not None else None
 
     def put_alias(self, db_name: str, alias: str, collection_id: int) -> int:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             s.merge(AliasRow(db_name=db_name, alias=alias, collection_id=collection_id))
             return self._bump(s, "catalog_version")
 
     def remove_alias(self, db_name: str, alias: str) -> int:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             s.execute(delete(AliasRow).where(AliasRow.db_name == db_name, AliasRow.alias == alias))
             return self._bump(s, "catalog_version")
 
@@ -504,7 +523,7 @@ class Store:
 
         Raises NotFound when the collection is gone.
         """
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             shards = {
                 r.idx: r
                 for r in s.scalars(select(ShardRow).where(ShardRow.collection_id == collection_id).with_for_update())
@@ -559,7 +578,7 @@ class Store:
 
     def mark_applied(self, collection_id: int, shard: int, instance: str, seq: int) -> None:
         """Record that a copy applied the log up to `seq`, and drop entries every copy has applied."""
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             _set_applied(s, collection_id, shard, instance, seq)
             positions = list(
                 s.scalars(
@@ -574,7 +593,7 @@ class Store:
             )
 
     def add_copy(self, collection_id: int, shard: int, instance: str, role: str, state: str) -> None:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             s.merge(
                 CopyRow(
                     collection_id=collection_id,
@@ -588,7 +607,7 @@ class Store:
             )
 
     def remove_copy(self, collection_id: int, shard: int, instance: str) -> int:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             s.execute(
                 delete(CopyRow).where(
                     CopyRow.collection_id == collection_id, CopyRow.shard == shard, CopyRow.instance == instance
@@ -598,15 +617,15 @@ class Store:
 
     def set_copy_position(self, collection_id: int, shard: int, instance: str, seq: int) -> None:
         """Set where a (re)filled copy starts applying the log; it holds the log from there."""
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             _set_applied(s, collection_id, shard, instance, seq)
 
     def bump_catalog_version(self) -> int:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             return self._bump(s, "catalog_version")
 
     def set_copy_state(self, collection_id: int, shard: int, instance: str, state: str, reason: str = "") -> None:
-        with self.session() as s, s.begin():
+        with self.write() as s, s.begin():
             s.execute(
                 update(CopyRow)
                 .where(CopyRow.collection_id == collection_id, CopyRow.shard == shard, CopyRow.instance == instance)
