@@ -106,7 +106,7 @@ class MutationLog:
             )
 
     def _ensure(
-        self, collection_id: int, shard: int, instance: str, applied: int = 0, replay_upto: int = 0, failed: str = ""
+        self, collection_id: int, shard: int, instance: str, applied: int, replay_upto: int, failed: str = ""
     ) -> CopyApplier:
         key = (collection_id, shard, instance)
         applier = self.appliers.get(key)
@@ -116,6 +116,24 @@ class MutationLog:
             self.appliers[key] = applier
             applier.wake.set()
         return applier
+
+    async def _recorded_applier(self, collection_id: int, shard: int, instance: str) -> CopyApplier:
+        """The copy's applier; one started here resumes from the position and state the store recorded.
+
+        Writes may arrive before `start()` has run (meta serves while it starts): an applier
+        made from nothing would replay the log's entries as plain inserts and forget a failed copy.
+        """
+        applier = self.appliers.get((collection_id, shard, instance))
+        if applier is not None:
+            return applier
+        info = await asyncio.to_thread(self.store.copy_info, collection_id, shard, instance)
+        if info is None:
+            raise MilvusError(
+                errors.SERVICE_INTERNAL, f"mishards: shard {shard} has no copy on its primary {instance} in the catalog"
+            )
+        failed = info.reason if info.state == COPY_FAILED else ""
+        # _ensure keeps an applier another write started while the store was read
+        return self._ensure(collection_id, shard, instance, info.applied_seq, info.last_seq, failed)
 
     def ensure_copy(self, collection_id: int, shard: int, instance: str, applied: int, replay_upto: int) -> CopyApplier:
         """Start applying the log to a (re)filled copy from `applied`; inserts up to `replay_upto` become upserts."""
@@ -156,7 +174,7 @@ class MutationLog:
         the log and is applied when the instance answers again).
         """
         for shard in {e[0] for e in entries}:
-            applier = self._ensure(collection_id, shard, primaries[shard])
+            applier = await self._recorded_applier(collection_id, shard, primaries[shard])
             if applier.failed:
                 raise MilvusError(
                     errors.SERVICE_UNAVAILABLE,

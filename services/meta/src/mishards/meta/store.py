@@ -238,6 +238,12 @@ def _set_applied(s: Session, collection_id: int, shard: int, instance: str, seq:
     )
 
 
+def _copy_info(row: CopyRow, last_seq: int) -> CopyInfo:
+    return CopyInfo(
+        row.collection_id, row.shard, row.instance, row.role, row.state, row.applied_seq, row.reason or "", last_seq
+    )
+
+
 class NotFound(KeyError):
     """The named object is not in the catalog."""
 
@@ -563,18 +569,18 @@ class Store:
         with self.session() as s:
             last = {(r.collection_id, r.idx): r.last_seq for r in s.scalars(select(ShardRow))}
             return [
-                CopyInfo(
-                    r.collection_id,
-                    r.shard,
-                    r.instance,
-                    r.role,
-                    r.state,
-                    r.applied_seq,
-                    r.reason or "",
-                    last.get((r.collection_id, r.shard), 0),
-                )
+                _copy_info(r, last.get((r.collection_id, r.shard), 0))
                 for r in s.scalars(select(CopyRow).order_by(CopyRow.collection_id, CopyRow.shard, CopyRow.instance))
             ]
+
+    def copy_info(self, collection_id: int, shard: int, instance: str) -> CopyInfo | None:
+        """One copy's recorded state and its shard's log end; None when the catalog has no such copy."""
+        with self.session() as s:
+            row = s.get(CopyRow, (collection_id, shard, instance))
+            if row is None:
+                return None
+            shard_row = s.get(ShardRow, (collection_id, shard))
+            return _copy_info(row, shard_row.last_seq if shard_row is not None else 0)
 
     def mark_applied(self, collection_id: int, shard: int, instance: str, seq: int) -> None:
         """Record that a copy applied the log up to `seq`, and drop entries every copy has applied."""

@@ -1,0 +1,166 @@
+"""The mutation log's appliers against a real SQLite store and an in-memory Milvus.
+
+`FakeMilvus` keeps rows per primary key the way one Milvus 2.3.5 collection does: an
+insert adds a row even when the key is there (two rows), an upsert replaces, a delete
+by `id in [...]` removes. Its failures are scripted per call: a gRPC error raised before
+or after the row is applied, or a status in the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
+
+from mishards.common.errors import MilvusError
+from mishards.common.logs import REQUEST_ID
+from mishards.meta.mutations import MutationLog
+from mishards.meta.store import COPY_FAILED, READY, Store
+
+PRIMARY = "wo:19530"
+
+
+def insert(*ids: int) -> tuple[int, str, bytes]:
+    field = schema_pb2.FieldData(field_name="id", type=schema_pb2.DataType.Int64)
+    field.scalars.long_data.data.extend(ids)
+    request = milvus_pb2.InsertRequest(collection_name="mishards_1_s0", num_rows=len(ids), fields_data=[field])
+    return 0, "Insert", request.SerializeToString()
+
+
+def delete(*ids: int) -> tuple[int, str, bytes]:
+    request = milvus_pb2.DeleteRequest(collection_name="mishards_1_s0", expr=f"id in {list(ids)}")
+    return 0, "Delete", request.SerializeToString()
+
+
+def rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="scripted")
+
+
+# A scripted failure: (when, what) with when "before" (nothing applied) or "after" (applied,
+# then the answer is lost), and what a gRPC code or a common.Status to answer with.
+Failure = tuple[str, Any]
+
+
+class FakeMilvus:
+    def __init__(self) -> None:
+        self.rows: Counter[int] = Counter()
+        self.calls: list[tuple[str, list[int]]] = []
+        self.request_ids: list[str] = []  # the logging request id each call was made under
+        self.failures: list[Failure] = []  # consumed one per call, front first
+        self.down = False  # every call fails UNAVAILABLE, nothing applied
+
+    def stub(self, address: str) -> FakeMilvus:
+        return self
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method not in ("Insert", "Upsert", "Delete"):
+            raise AttributeError(method)
+
+        async def call(request: Any, **_: Any) -> milvus_pb2.MutationResult:
+            self.request_ids.append(REQUEST_ID.get())
+            ids = _ids(request)
+            self.calls.append((method, ids))
+            if self.down:
+                raise rpc_error(grpc.StatusCode.UNAVAILABLE)
+            when, what = self.failures.pop(0) if self.failures else ("", None)
+            if when == "before":
+                if isinstance(what, common_pb2.Status):
+                    return milvus_pb2.MutationResult(status=what)
+                raise rpc_error(what)
+            self._apply(method, ids)
+            if when == "after":
+                raise rpc_error(what)
+            return milvus_pb2.MutationResult(status=common_pb2.Status(), insert_cnt=len(ids))
+
+        return call
+
+    def _apply(self, method: str, ids: list[int]) -> None:
+        for key in ids:
+            if method == "Insert":
+                self.rows[key] += 1
+            elif method == "Upsert":
+                self.rows[key] = 1
+            else:
+                self.rows.pop(key, None)
+
+
+def _ids(request: Any) -> list[int]:
+    if isinstance(request, milvus_pb2.DeleteRequest):
+        return [int(x) for x in request.expr.split("[")[1].rstrip("]").split(",")]
+    return list(request.fields_data[0].scalars.long_data.data)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(f"sqlite:///{tmp_path}/meta.db")
+    s.migrate()
+    spec = s.add_collection("default", "c", b"", 1, 0, [], 1, [PRIMARY])
+    s.set_state(spec.id, READY)
+    assert spec.id == 1
+    return s
+
+
+@contextlib.asynccontextmanager
+async def mutation_log(store: Store, milvus: FakeMilvus, timeout: float = 5.0) -> AsyncIterator[MutationLog]:
+    log = MutationLog(store, milvus, lambda identity: identity, timeout)  # type: ignore[arg-type]
+    try:
+        yield log
+    finally:
+        await log.stop()
+
+
+async def append(log: MutationLog, *entries: tuple[int, str, bytes]) -> dict[int, list[tuple[int, bytes]]]:
+    return await log.append(1, {0: PRIMARY}, list(entries), ts=1)
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def test_a_write_before_start_resumes_from_the_recorded_position(store: Store) -> None:
+    """Meta serves while it starts: the first write must not replay the log as plain inserts."""
+    # The previous meta appended 1..3, applied all three, recorded only 1, then died.
+    store.append_mutations(1, [insert(1), insert(2), insert(3)], ts=1)
+    store.mark_applied(1, 0, PRIMARY, 1)
+    milvus = FakeMilvus()
+    milvus.rows.update({1: 1, 2: 1, 3: 1})
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:  # start() has not run
+            await append(log, insert(4))
+            log.start()  # the start-up catching up finds the applier and leaves it be
+            await append(log, insert(5))
+            await eventually(lambda: store.copy_info(1, 0, PRIMARY).applied_seq == 5)  # type: ignore[union-attr]
+
+    asyncio.run(scenario())
+    assert milvus.rows == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+    assert milvus.calls == [("Upsert", [2]), ("Upsert", [3]), ("Insert", [4]), ("Insert", [5])]
+
+
+def test_a_write_before_start_keeps_a_failed_copy_failed(store: Store) -> None:
+    store.append_mutations(1, [insert(1)], ts=1)
+    store.set_copy_state(1, 0, PRIMARY, COPY_FAILED, "entry 1 (Insert) rejected by wo:19530: schema")
+    milvus = FakeMilvus()
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            with pytest.raises(MilvusError, match="shard 0 is failed .*: entry 1 .*schema"):
+                await append(log, insert(2))
+
+    asyncio.run(scenario())
+    assert milvus.calls == []
+    assert [e.seq for e in store.entries_after(1, 0, 0)] == [1]  # nothing appended after the failed entry
