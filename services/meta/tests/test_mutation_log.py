@@ -22,6 +22,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from mishards.common.errors import MilvusError
 from mishards.common.logs import REQUEST_ID
+from mishards.meta import mutations
 from mishards.meta.mutations import MutationLog
 from mishards.meta.store import COPY_FAILED, READY, Store
 
@@ -111,6 +112,12 @@ def store(tmp_path: Path) -> Store:
     return s
 
 
+@pytest.fixture(autouse=True)
+def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mutations, "BACKOFF_FIRST", 0.01)
+    monkeypatch.setattr(mutations, "BACKOFF_MAX", 0.05)
+
+
 @contextlib.asynccontextmanager
 async def mutation_log(store: Store, milvus: FakeMilvus, timeout: float = 5.0) -> AsyncIterator[MutationLog]:
     log = MutationLog(store, milvus, lambda identity: identity, timeout)  # type: ignore[arg-type]
@@ -164,3 +171,56 @@ def test_a_write_before_start_keeps_a_failed_copy_failed(store: Store) -> None:
     asyncio.run(scenario())
     assert milvus.calls == []
     assert [e.seq for e in store.entries_after(1, 0, 0)] == [1]  # nothing appended after the failed entry
+
+
+def test_writes_fail_fast_naming_the_shard_while_the_primary_does_not_answer(store: Store) -> None:
+    milvus = FakeMilvus()
+    milvus.down = True
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus, timeout=30.0) as log:
+            started = time.monotonic()
+            with pytest.raises(MilvusError) as failed:
+                await append(log, insert(1))
+            assert time.monotonic() - started < 2.0  # not the 30 s backend timeout
+            assert failed.value.code == 2  # SERVICE_UNAVAILABLE, as Milvus says for a node it cannot reach
+            assert "shard 0 of collection mishards_1_s0" in failed.value.reason
+            assert f"primary {PRIMARY} is not applying writes: UNAVAILABLE" in failed.value.reason
+            with pytest.raises(MilvusError, match="not applying writes"):  # the next write too, just as fast
+                await append(log, insert(2))
+            assert time.monotonic() - started < 4.0
+            milvus.down = False
+            await append(log, insert(3))  # back: writes resume, logged ones first, in order
+
+    asyncio.run(scenario())
+    assert milvus.rows == {1: 1, 2: 1, 3: 1}
+    assert [ids for _, ids in milvus.calls[-3:]] == [[1], [2], [3]]
+
+
+def test_a_write_that_times_out_names_the_shard_and_instance(store: Store) -> None:
+    milvus = FakeMilvus()
+
+    async def hang(request: Any, **_: Any) -> Any:
+        await asyncio.sleep(10)
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus, timeout=0.3) as log:
+            milvus.__dict__["Insert"] = hang  # an instance that accepts the call and never answers
+            with pytest.raises(MilvusError, match=f"shard 0 of collection mishards_1_s0: its primary {PRIMARY} did"):
+                await append(log, insert(1))
+
+    asyncio.run(scenario())
+
+
+def test_a_rejection_marks_the_copy_failed_at_once(store: Store) -> None:
+    milvus = FakeMilvus()
+    milvus.failures = [("before", common_pb2.Status(code=1100, error_code=5, reason="the num_rows (4) of field (v)"))]
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            with pytest.raises(MilvusError, match=r"shard 0 .* rejected the write: entry 1 .*num_rows \(4\)"):
+                await append(log, insert(1))
+
+    asyncio.run(scenario())
+    assert store.copy_info(1, 0, PRIMARY).state == COPY_FAILED  # type: ignore[union-attr]
+    assert len(milvus.calls) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
-from mishards.meta.store import COPY_FAILED, COPY_FILLING, COPY_READY, LogEntry, NotFound, Store
+from mishards.meta.store import COPY_FAILED, COPY_FILLING, COPY_READY, LogEntry, NotFound, Store, physical_name
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ TRANSIENT = {
 }
 # Milvus codes worth retrying (not ready, rate limits, disk/memory pressure): the backend said "later".
 RETRIABLE_CODES = {1, 2, 4, 8, 9, 12}
+BACKOFF_FIRST = 0.2  # seconds before the first retry; doubles up to BACKOFF_MAX
+BACKOFF_MAX = 5.0
 
 
 def upsert_from_insert(request: milvus_pb2.InsertRequest) -> milvus_pb2.UpsertRequest:
@@ -57,7 +60,9 @@ class CopyApplier:
     replay_upto: int  # entries up to here were in the log when meta started
     failed: str = ""
     unavailable: str = ""  # set while the copy's instance does not answer; waiters fail fast
+    failing_since: float = 0.0  # monotonic time the copy stopped applying (0 while it applies)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    retry: asyncio.Event = field(default_factory=asyncio.Event)  # a new write cuts the backoff short
     progress: asyncio.Condition = field(default_factory=asyncio.Condition)
     responses: dict[int, bytes] = field(default_factory=dict)  # seq -> primary response, until read
     task: asyncio.Task[None] | None = None
@@ -170,8 +175,8 @@ class MutationLog:
 
         Returns shard -> [(seq, primary response)] in entry order. Raises MilvusError when
         a shard is failed (before appending), when a primary rejects its entry (the copy is
-        then marked failed), or when a primary does not apply in time (the entry stays in
-        the log and is applied when the instance answers again).
+        then marked failed), or when a primary does not answer or does not apply in time
+        (the entry stays in the log and is applied when the instance answers again).
         """
         for shard in {e[0] for e in entries}:
             applier = await self._recorded_applier(collection_id, shard, primaries[shard])
@@ -193,39 +198,49 @@ class MutationLog:
                     copy_applier.inbox[seq] = entry
         for shard in wanted:
             applier = self.appliers[(collection_id, shard, primaries[shard])]
-            applier.unavailable = ""  # membership says the primary serves: give it a fresh chance
+            if applier.unavailable:  # membership says the primary serves: give it a fresh chance now
+                applier.unavailable = ""
+                applier.retry.set()
             for key, other in self.appliers.items():  # replicas follow the same log
                 if key[0] == collection_id and key[1] == shard:
                     other.wake.set()
 
         async def wait(shard: int) -> list[tuple[int, bytes]]:
-            applier = self.appliers[(collection_id, shard, primaries[shard])]
+            instance = primaries[shard]
+            applier = self.appliers[(collection_id, shard, instance)]
             last = wanted[shard][-1]
-            async with applier.progress:
-                await asyncio.wait_for(
-                    applier.progress.wait_for(lambda: applier.applied_seq >= last or bool(applier.failed)),
-                    self.timeout,
-                )
-            if applier.applied_seq < last:
+            what = f"mishards: shard {shard} of collection {physical_name(collection_id, shard)}"
+            try:
+                async with applier.progress:
+                    await asyncio.wait_for(
+                        applier.progress.wait_for(
+                            lambda: applier.applied_seq >= last or bool(applier.failed or applier.unavailable)
+                        ),
+                        self.timeout,
+                    )
+            except TimeoutError:
                 raise MilvusError(
-                    errors.SERVICE_UNAVAILABLE, f"mishards: shard {shard} rejected the write: {applier.failed}"
-                )
-            return [(seq, applier.responses.pop(seq, b"")) for seq in wanted[shard]]
-
-        try:
-            results = await asyncio.gather(*(wait(shard) for shard in wanted))
-        except TimeoutError:
+                    errors.SERVICE_UNAVAILABLE,
+                    f"{what}: its primary {instance} did not apply the write within {self.timeout:g}s; "
+                    "it is logged and will be applied when the instance answers",
+                ) from None
+            if applier.applied_seq >= last:
+                return [(seq, applier.responses.pop(seq, b"")) for seq in wanted[shard]]
+            if applier.failed:
+                raise MilvusError(errors.SERVICE_UNAVAILABLE, f"{what} rejected the write: {applier.failed}")
             raise MilvusError(
                 errors.SERVICE_UNAVAILABLE,
-                "mishards: a shard's primary did not apply the write in time; it is logged and will be applied "
-                "when the instance answers",
-            ) from None
+                f"{what} is unavailable (its primary {instance} is not applying writes: {applier.unavailable}); "
+                "the write is logged and will be applied when the instance answers",
+            )
+
+        results = await asyncio.gather(*(wait(shard) for shard in wanted))
         return dict(zip(wanted, results))
 
     # --- applying -----------------------------------------------------------------------------------
 
     async def _run(self, a: CopyApplier) -> None:
-        backoff = 0.2
+        backoff = BACKOFF_FIRST
         while True:
             if a.failed:
                 await a.wake.wait()
@@ -243,37 +258,69 @@ class MutationLog:
                 try:
                     response = await self._apply(a, entry)
                 except _Transient as exc:
-                    log.warning("copy %s of shard %d/%d: %s; retrying", a.instance, a.collection_id, a.shard, exc)
-                    async with a.progress:
-                        a.unavailable = str(exc)
-                        a.progress.notify_all()
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    await self._not_answering(a, str(exc))
+                    await self._backoff(a, backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX)
                     break
                 except MilvusError as exc:
-                    reason = f"entry {entry.seq} ({entry.method}) rejected by {a.instance}: {exc.reason}"
-                    log.error("copy of shard %d/%d failed: %s", a.collection_id, a.shard, reason)
-                    await asyncio.to_thread(
-                        self.store.set_copy_state, a.collection_id, a.shard, a.instance, COPY_FAILED, reason
-                    )
-                    async with a.progress:
-                        a.failed = reason
-                        a.progress.notify_all()
-                    break
-                backoff = 0.2
-                applied_upto = entry.seq
-                # Waiters hear at once: the entry is in the log and the copy applied it.
-                async with a.progress:
-                    a.unavailable = ""
-                    a.applied_seq = entry.seq
-                    a.responses[entry.seq] = response
-                    # keep only recent responses: waiters read theirs right away
-                    for old in [s for s in a.responses if s < entry.seq - 4096]:
-                        del a.responses[old]
-                    a.progress.notify_all()
+                    rejection = exc.reason
+                else:
+                    backoff = BACKOFF_FIRST
+                    applied_upto = entry.seq
+                    await self._applied(a, entry.seq, response)
+                    continue
+                await self._fail(a, f"entry {entry.seq} ({entry.method}) rejected by {a.instance}: {rejection}")
+                break
             if applied_upto:
                 # The recorded position may trail what was applied: replay after a crash is idempotent.
                 await asyncio.to_thread(self.store.mark_applied, a.collection_id, a.shard, a.instance, applied_upto)
+
+    async def _applied(self, a: CopyApplier, seq: int, response: bytes) -> None:
+        if a.failing_since:
+            log.info(
+                "copy %s of shard %d/%d answers again (after %.1fs)",
+                a.instance,
+                a.collection_id,
+                a.shard,
+                time.monotonic() - a.failing_since,
+            )
+        a.failing_since = 0.0
+        # Waiters hear at once: the entry is in the log and the copy applied it.
+        async with a.progress:
+            a.unavailable = ""
+            a.applied_seq = seq
+            a.responses[seq] = response
+            # keep only recent responses: waiters read theirs right away
+            for old in [s for s in a.responses if s < seq - 4096]:
+                del a.responses[old]
+            a.progress.notify_all()
+
+    async def _not_answering(self, a: CopyApplier, reason: str) -> None:
+        """Waiting writes fail fast; the entry stays next and is retried."""
+        if not a.failing_since:  # once per outage, not once per retry
+            a.failing_since = time.monotonic()
+            log.warning("copy %s of shard %d/%d: %s; retrying", a.instance, a.collection_id, a.shard, reason)
+        async with a.progress:
+            a.unavailable = reason
+            a.progress.notify_all()
+
+    async def _fail(self, a: CopyApplier, reason: str) -> None:
+        """The copy takes nothing more until an operator repairs it (`mishards repair`)."""
+        log.error("copy of shard %d/%d failed: %s", a.collection_id, a.shard, reason)
+        await asyncio.to_thread(self.store.set_copy_state, a.collection_id, a.shard, a.instance, COPY_FAILED, reason)
+        async with a.progress:
+            a.failed = reason
+            a.progress.notify_all()
+
+    @staticmethod
+    async def _backoff(a: CopyApplier, seconds: float) -> None:
+        """Wait before a retry; a new write to the copy cuts the wait short after the first step."""
+        a.retry.clear()
+        await asyncio.sleep(min(seconds, BACKOFF_FIRST))
+        try:
+            await asyncio.wait_for(a.retry.wait(), max(seconds - BACKOFF_FIRST, 0.0))
+        except TimeoutError:
+            pass
 
     async def _apply(self, a: CopyApplier, entry: LogEntry) -> bytes:
         request: Any = REQUESTS[entry.method].FromString(entry.payload)
@@ -292,7 +339,7 @@ class MutationLog:
         st: common_pb2.Status = response.status
         if errors.is_error(st):
             if st.code in RETRIABLE_CODES:
-                raise _Transient(st.reason)
+                raise _Transient(f"code {st.code}: {st.reason}")
             raise MilvusError.from_status(st)
         return bytes(response.SerializeToString())
 
