@@ -131,6 +131,17 @@ async def append(log: MutationLog, *entries: tuple[int, str, bytes]) -> dict[int
     return await log.append(1, {0: PRIMARY}, list(entries), ts=1)
 
 
+async def append_or_fail_fast(log: MutationLog, entry: tuple[int, str, bytes], reason: str) -> None:
+    """The write fails fast naming the shard, or succeeds when the retry won the race with the waiter."""
+    try:
+        await append(log, entry)
+    except MilvusError as exc:
+        assert (
+            f"shard 0 of collection mishards_1_s0 is unavailable (its primary {PRIMARY} is not applying writes: {reason}"
+            in exc.reason
+        )
+
+
 async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -173,6 +184,24 @@ def test_a_write_before_start_keeps_a_failed_copy_failed(store: Store) -> None:
     assert [e.seq for e in store.entries_after(1, 0, 0)] == [1]  # nothing appended after the failed entry
 
 
+@pytest.mark.parametrize(
+    "code", [grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED]
+)
+def test_an_insert_that_may_have_been_applied_is_resent_as_an_upsert(store: Store, code: grpc.StatusCode) -> None:
+    milvus = FakeMilvus()
+    milvus.failures = [("after", code)]  # applied, but the answer is lost
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            await append_or_fail_fast(log, insert(1, 2), reason=code.name)
+            await eventually(lambda: log.applier(1, 0, PRIMARY).applied_seq == 1)  # type: ignore[union-attr]
+            await append(log, insert(3))  # later entries are new: plain inserts
+
+    asyncio.run(scenario())
+    assert milvus.rows == {1: 1, 2: 1, 3: 1}
+    assert milvus.calls == [("Insert", [1, 2]), ("Upsert", [1, 2]), ("Insert", [3])]
+
+
 def test_writes_fail_fast_naming_the_shard_while_the_primary_does_not_answer(store: Store) -> None:
     milvus = FakeMilvus()
     milvus.down = True
@@ -194,7 +223,8 @@ def test_writes_fail_fast_naming_the_shard_while_the_primary_does_not_answer(sto
 
     asyncio.run(scenario())
     assert milvus.rows == {1: 1, 2: 1, 3: 1}
-    assert [ids for _, ids in milvus.calls[-3:]] == [[1], [2], [3]]
+    assert milvus.calls[0] == ("Insert", [1])
+    assert milvus.calls[-3:] == [("Upsert", [1]), ("Insert", [2]), ("Insert", [3])]
 
 
 def test_a_write_that_times_out_names_the_shard_and_instance(store: Store) -> None:

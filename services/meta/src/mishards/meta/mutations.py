@@ -258,6 +258,8 @@ class MutationLog:
                 try:
                     response = await self._apply(a, entry)
                 except _Transient as exc:
+                    # The backend may have applied it before failing: it is resent as an upsert.
+                    a.replay_upto = max(a.replay_upto, entry.seq)
                     await self._not_answering(a, str(exc))
                     await self._backoff(a, backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)
