@@ -37,6 +37,9 @@ TRANSIENT = {
 }
 # Milvus codes worth retrying (not ready, rate limits, disk/memory pressure): the backend said "later".
 RETRIABLE_CODES = {1, 2, 4, 8, 9, 12}
+# An entry the backend keeps refusing with such a code this many times running is rejected:
+# the copy is marked failed instead of blocking the shard for ever (about a minute of backoff).
+REFUSAL_LIMIT = 15
 BACKOFF_FIRST = 0.2  # seconds before the first retry; doubles up to BACKOFF_MAX
 BACKOFF_MAX = 5.0
 
@@ -60,6 +63,7 @@ class CopyApplier:
     replay_upto: int  # entries up to here were in the log when meta started
     failed: str = ""
     unavailable: str = ""  # set while the copy's instance does not answer; waiters fail fast
+    refusals: int = 0  # times running the backend answered "later" to the next entry
     failing_since: float = 0.0  # monotonic time the copy stopped applying (0 while it applies)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     retry: asyncio.Event = field(default_factory=asyncio.Event)  # a new write cuts the backoff short
@@ -260,10 +264,13 @@ class MutationLog:
                 except _Transient as exc:
                     # The backend may have applied it before failing: it is resent as an upsert.
                     a.replay_upto = max(a.replay_upto, entry.seq)
-                    await self._not_answering(a, str(exc))
-                    await self._backoff(a, backoff)
-                    backoff = min(backoff * 2, BACKOFF_MAX)
-                    break
+                    a.refusals += exc.refused
+                    if a.refusals < REFUSAL_LIMIT:
+                        await self._not_answering(a, str(exc))
+                        await self._backoff(a, backoff)
+                        backoff = min(backoff * 2, BACKOFF_MAX)
+                        break
+                    rejection = f"{exc} (refused {a.refusals} times running)"
                 except MilvusError as exc:
                     rejection = exc.reason
                 else:
@@ -287,6 +294,7 @@ class MutationLog:
                 time.monotonic() - a.failing_since,
             )
         a.failing_since = 0.0
+        a.refusals = 0
         # Waiters hear at once: the entry is in the log and the copy applied it.
         async with a.progress:
             a.unavailable = ""
@@ -310,6 +318,7 @@ class MutationLog:
         """The copy takes nothing more until an operator repairs it (`mishards repair`)."""
         log.error("copy of shard %d/%d failed: %s", a.collection_id, a.shard, reason)
         await asyncio.to_thread(self.store.set_copy_state, a.collection_id, a.shard, a.instance, COPY_FAILED, reason)
+        a.refusals = 0
         async with a.progress:
             a.failed = reason
             a.progress.notify_all()
@@ -341,7 +350,8 @@ class MutationLog:
         st: common_pb2.Status = response.status
         if errors.is_error(st):
             if st.code in RETRIABLE_CODES:
-                raise _Transient(f"code {st.code}: {st.reason}")
+                # Retried, but not for ever: an answer with a "later" code may be a rejection.
+                raise _Transient(f"code {st.code}: {st.reason}", refused=True)
             raise MilvusError.from_status(st)
         return bytes(response.SerializeToString())
 
@@ -365,4 +375,8 @@ class MutationLog:
 
 
 class _Transient(Exception):
-    """The instance did not answer or asked to retry later."""
+    """The instance did not answer (`refused` False) or answered "retry later" (`refused` True)."""
+
+    def __init__(self, reason: str, refused: bool = False) -> None:
+        super().__init__(reason)
+        self.refused = refused
