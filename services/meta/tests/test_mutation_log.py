@@ -317,3 +317,19 @@ def test_a_rejection_marks_the_copy_failed_at_once(store: Store) -> None:
     asyncio.run(scenario())
     assert store.copy_info(1, 0, PRIMARY).state == COPY_FAILED  # type: ignore[union-attr]
     assert len(milvus.calls) == 1
+
+
+def test_appliers_do_not_carry_the_request_that_started_them(store: Store) -> None:
+    milvus = FakeMilvus()
+
+    async def request(log: MutationLog, request_id: str, *entries: tuple[int, str, bytes]) -> None:
+        REQUEST_ID.set(request_id)
+        await append(log, *entries)
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            await asyncio.create_task(request(log, "first-request", insert(1)))
+            await asyncio.create_task(request(log, "second-request", insert(2)))
+
+    asyncio.run(scenario())
+    assert milvus.request_ids == ["-", "-"]

@@ -8,6 +8,7 @@ replayed with inserts turned into upserts, so a replay never duplicates a row.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -121,7 +122,10 @@ class MutationLog:
         applier = self.appliers.get(key)
         if applier is None:
             applier = CopyApplier(collection_id, shard, instance, applied, replay_upto, failed)
-            applier.task = asyncio.create_task(self._run(applier), name=f"apply-{collection_id}-{shard}-{instance}")
+            # A fresh context: the applier outlives the request that started it (its id, its trace).
+            applier.task = asyncio.create_task(
+                self._run(applier), name=f"apply-{collection_id}-{shard}-{instance}", context=contextvars.Context()
+            )
             self.appliers[key] = applier
             applier.wake.set()
         return applier
