@@ -11,7 +11,7 @@ import pymysql
 import pytest
 from sqlalchemy.engine import make_url
 
-from mishards.meta.store import CREATING, READY, NotFound, Store
+from mishards.meta.store import COPY_READY, CREATING, READY, NotFound, Store
 
 SERVER_URL = os.environ.get("SQLALCHEMY_DATABASE_TEST_URI") or "mysql+pymysql://root:@127.0.0.1:3306"
 
@@ -129,3 +129,45 @@ def test_concurrent_writers_never_share_a_log_position_or_an_id(store: Store) ->
     assert shard0 == list(range(1, 121)) and shard1 == list(range(1, 61))
     assert all(seqs[2] > seqs[0] for seqs in appended)  # a write's entries keep their order
     assert sorted(blocks) == list(range(min(blocks), min(blocks) + 600, 10))
+
+
+def test_log_entries_are_numbered_per_shard_and_truncated_once_every_copy_applied(store: Store) -> None:
+    spec = store.add_collection("default", "c", b"s", 2, 0, [], 1, ["a:1", "b:1"])
+    store.set_state(spec.id, READY)
+    store.add_copy(spec.id, 0, "r:1", "replica", COPY_READY)
+    entries = [(0, "Insert", b"i" * 70_000), (1, "Insert", b"j"), (0, "Upsert", b"u"), (0, "Delete", b"d")]
+    assert store.append_mutations(spec.id, entries, ts=7) == [1, 1, 2, 3]
+    got = store.entries_after(spec.id, 0, 0)
+    assert [(e.shard, e.seq, e.ts, e.method, e.payload) for e in got] == [
+        (0, 1, 7, "Insert", b"i" * 70_000),
+        (0, 2, 7, "Upsert", b"u"),
+        (0, 3, 7, "Delete", b"d"),
+    ]
+    assert [e.seq for e in store.entries_after(spec.id, 0, 1, limit=1)] == [2]
+
+    def positions() -> dict[tuple[int, str], tuple[int, int]]:
+        return {
+            (c.shard, c.instance): (c.applied_seq, c.last_seq) for c in store.copies() if c.collection_id == spec.id
+        }
+
+    store.mark_applied(spec.id, 0, "a:1", 3)  # the primary has applied everything, the replica nothing
+    assert [e.seq for e in store.entries_after(spec.id, 0, 0)] == [1, 2, 3]
+    store.mark_applied(spec.id, 0, "r:1", 2)
+    assert [e.seq for e in store.entries_after(spec.id, 0, 0)] == [3]
+    assert positions() == {(0, "a:1"): (3, 3), (0, "r:1"): (2, 3), (1, "b:1"): (0, 1)}
+    assert store.log_length() == 2  # shard 0's last entry and shard 1's, which no copy applied
+    store.mark_applied(spec.id, 0, "r:1", 3)
+    assert store.entries_after(spec.id, 0, 0) == [] and store.log_length() == 1
+    # positions go on after a truncation; a copy without a recorded position holds the log
+    assert store.append_mutations(spec.id, [(0, "Insert", b"k")], ts=8) == [4]
+    store.add_copy(spec.id, 0, "r:2", "replica", COPY_READY)
+    store.mark_applied(spec.id, 0, "a:1", 4)
+    store.mark_applied(spec.id, 0, "r:1", 4)
+    assert [e.seq for e in store.entries_after(spec.id, 0, 0)] == [4]
+    info = store.copy_info(spec.id, 0, "r:2")
+    assert info is not None and (info.applied_seq, info.last_seq, info.role) == (0, 4, "replica")
+    assert store.copy_info(spec.id, 0, "nowhere:1") is None
+    store.remove_collection(spec.id)
+    assert store.log_length() == 0
+    with pytest.raises(NotFound):
+        store.append_mutations(spec.id, [(0, "Insert", b"x")], ts=9)

@@ -24,7 +24,7 @@ from mishards.common.errors import MilvusError
 from mishards.common.logs import REQUEST_ID
 from mishards.meta import mutations
 from mishards.meta.mutations import MutationLog
-from mishards.meta.store import COPY_FAILED, READY, Store
+from mishards.meta.store import COPY_FAILED, COPY_READY, READY, Store
 
 PRIMARY = "wo:19530"
 
@@ -57,9 +57,10 @@ class FakeMilvus:
         self.request_ids: list[str] = []  # the logging request id each call was made under
         self.failures: list[Failure] = []  # consumed one per call, front first
         self.down = False  # every call fails UNAVAILABLE, nothing applied
+        self.others: dict[str, FakeMilvus] = {}  # other instances by address (this one answers the rest)
 
     def stub(self, address: str) -> FakeMilvus:
-        return self
+        return self.others.get(address, self)
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return ()
@@ -333,3 +334,45 @@ def test_appliers_do_not_carry_the_request_that_started_them(store: Store) -> No
 
     asyncio.run(scenario())
     assert milvus.request_ids == ["-", "-"]
+
+
+def test_the_log_keeps_what_a_replica_has_not_applied(store: Store) -> None:
+    store.add_copy(1, 0, "ro:19530", "replica", COPY_READY)
+    milvus, replica = FakeMilvus(), FakeMilvus()
+    milvus.others["ro:19530"] = replica
+    replica.down = True
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            log.start()
+            for k in range(1, 6):
+                await append(log, insert(k))  # the primary applies: acknowledged
+            await append(log, delete(1, 2))
+            await eventually(lambda: store.copy_info(1, 0, PRIMARY).applied_seq == 6)  # type: ignore[union-attr]
+            assert store.log_length() == 6  # all of it: the replica has applied nothing
+            replica.down = False
+            await eventually(lambda: store.log_length() == 0)
+
+    asyncio.run(scenario())
+    assert milvus.rows == replica.rows == {3: 1, 4: 1, 5: 1}
+    assert store.copy_info(1, 0, "ro:19530").applied_seq == 6  # type: ignore[union-attr]
+
+
+def test_concurrent_writes_are_applied_in_log_order_and_the_log_truncated(store: Store) -> None:
+    milvus = FakeMilvus()
+    seq_of: dict[int, int] = {}
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            results = await asyncio.gather(*(append(log, insert(k)) for k in range(1, 21)))
+            seq_of.update({k: result[0][0][0] for k, result in zip(range(1, 21), results)})
+            await append(log, delete(*range(1, 11)))
+            await eventually(lambda: store.log_length() == 0)  # the only copy applied everything
+
+    asyncio.run(scenario())
+    assert sorted(seq_of.values()) == list(range(1, 21))
+    assert milvus.calls == [("Insert", [k]) for k in sorted(seq_of, key=seq_of.__getitem__)] + [
+        ("Delete", list(range(1, 11)))
+    ]
+    assert sorted(milvus.rows) == list(range(11, 21))
+    assert store.copy_info(1, 0, PRIMARY).applied_seq == 21  # type: ignore[union-attr]
