@@ -249,22 +249,23 @@ def test_writable_instance_down_fails_its_shards_clearly(cluster: Cluster, name:
     client.close()
 
 
-@pytest.mark.parametrize("level", ["Session", "Strong"])
+# "default": the collection's level is Session and reads name none (pymilvus then sends
+# use_default_consistency with the timestamp of its last write).
+@pytest.mark.parametrize("level", ["Session", "Strong", "default"])
 def test_reads_see_own_writes(cluster: Cluster, name: str, level: str) -> None:
     client = MilvusClient(uri=cluster.router_uri)
-    client.create_collection(name, dimension=DIM, consistency_level="Bounded")
+    client.create_collection(name, dimension=DIM, consistency_level="Session" if level == "default" else "Bounded")
+    at: dict[str, Any] = {} if level == "default" else {"consistency_level": level}
     for round_ in range(3):
         ids = list(range(round_ * 100, round_ * 100 + 50))
         client.insert(name, [{"id": i, "vector": [1.0, float(i), float(i * i % 17), 3.0]} for i in ids])
-        count = client.query(name, filter="", output_fields=["count(*)"], consistency_level=level)[0]["count(*)"]
+        count = client.query(name, filter="", output_fields=["count(*)"], **at)[0]["count(*)"]
         assert count == (round_ + 1) * 50
         last = ids[-1]
-        hits = client.search(
-            name, data=[[1.0, float(last), float(last * last % 17), 3.0]], limit=1, consistency_level=level
-        )
+        hits = client.search(name, data=[[1.0, float(last), float(last * last % 17), 3.0]], limit=1, **at)
         assert hits[0][0]["id"] == ids[-1]
     client.delete(name, ids=list(range(10)))
-    count = client.query(name, filter="", output_fields=["count(*)"], consistency_level=level)[0]["count(*)"]
+    count = client.query(name, filter="", output_fields=["count(*)"], **at)[0]["count(*)"]
     assert count == 140
     # Eventually may lag; it must still answer
     client.query(name, filter="", output_fields=["count(*)"], consistency_level="Eventually")

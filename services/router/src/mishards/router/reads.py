@@ -58,18 +58,27 @@ class SessionClock:
             self.backend_ts[physical] = backend_ts
         self.newest_issued = max(self.newest_issued, mishards_ts)
 
-    def apply(self, request: Any, physical: str) -> None:
-        """Translate the client's consistency into what the backend understands."""
+    def apply(self, request: Any, physical: str, level: int) -> None:
+        """Translate the client's consistency (`level`, see `consistency_of`) into what the backend understands."""
         guarantee = request.guarantee_timestamp
-        if request.consistency_level in (common_pb2.Session, common_pb2.Customized) and guarantee > 1:
+        if level in (common_pb2.Session, common_pb2.Customized) and guarantee > 1:
             backend_ts = self.backend_ts.get(physical, 1)
             if guarantee <= self.newest_issued and backend_ts:
                 request.guarantee_timestamp = backend_ts
             else:
                 request.consistency_level = common_pb2.Strong
+                request.use_default_consistency = False
                 request.guarantee_timestamp = 0
-        elif request.consistency_level not in (common_pb2.Session, common_pb2.Customized):
+        elif level not in (common_pb2.Session, common_pb2.Customized):
             request.guarantee_timestamp = 0
+
+
+def consistency_of(view: CollectionView, request: Any) -> int:
+    """The level a read runs at: the request's, or the collection's when the client asked for the default.
+
+    pymilvus sends no level then, but still the Session timestamp of its last write.
+    """
+    return int(view.message.consistency_level if request.use_default_consistency else request.consistency_level)
 
 
 class Reader:
@@ -95,8 +104,7 @@ class Reader:
         Strong and Session reads go to the primaries, whose applied writes include every
         acknowledged one; Bounded and Eventually reads go to ready replicas first.
         """
-        level = view.message.consistency_level if request.use_default_consistency else request.consistency_level
-        primary_only = level in (common_pb2.Strong, common_pb2.Session, common_pb2.Customized)
+        primary_only = consistency_of(view, request) in (common_pb2.Strong, common_pb2.Session, common_pb2.Customized)
         calls = [
             (s, self.topology.read_targets(s, view.name, primary_only), build(s.physical_name)) for s in view.shards
         ]
@@ -151,7 +159,7 @@ class Reader:
             out.db_name = ""
             out.collection_name = physical
             _set_params(out.search_params, shard_params)
-            self.clock.apply(out, physical)
+            self.clock.apply(out, physical, consistency_of(view, req))
             return out
 
         responses = await self._fan_out(view, "Search", req, build)
@@ -243,7 +251,7 @@ class Reader:
             out.db_name = ""
             out.collection_name = physical
             _set_params(out.query_params, shard_params)
-            self.clock.apply(out, physical)
+            self.clock.apply(out, physical, consistency_of(view, req))
             return out
 
         responses = await self._fan_out(view, "Query", req, build)
