@@ -1,15 +1,16 @@
 """The router's topology page in a real browser: headless Chromium driven by Selenium.
 
 Uses Debian's chromedriver (`.ci/run` installs `chromium` and `chromium-driver`); Selenium's
-own driver download does not work offline. A screenshot is saved in the test's temp folder
-(and, when MISHARDS_SCREENSHOT is set, also at that path: docs/images/topology.png is made so).
+own driver download does not work offline. Without the driver the test skips, except under CI
+(CI=true), where it fails. A screenshot is saved in the test's temp folder (and, when
+MISHARDS_SCREENSHOT is set, also at that path: docs/images/topology.png is made so).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -19,13 +20,31 @@ from mishards.cli.cluster import Cluster
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMEDRIVER), reason=f"{CHROMEDRIVER} missing (.ci/run installs it)"
-)
+
+def require_driver(path: str, env: Mapping[str, str]) -> None:
+    """Skip, with the reason, when the driver is missing; under CI (CI=true, .ci/run installs it) fail instead."""
+    if os.path.exists(path):
+        return
+    message = f"{path} is missing: install Debian's chromium and chromium-driver (.ci/run does)"
+    if env.get("CI", "").lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"{message}; CI is set, so the topology page test may not be skipped")
+    pytest.skip(message)
+
+
+def test_a_missing_driver_fails_under_ci_and_skips_elsewhere(tmp_path: Path) -> None:
+    missing = str(tmp_path / "chromedriver")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        require_driver(missing, {"CI": "true"})
+    with pytest.raises(pytest.skip.Exception, match="chromium-driver"):
+        require_driver(missing, {})
+    with pytest.raises(pytest.skip.Exception):
+        require_driver(missing, {"CI": "false"})
+    require_driver(str(tmp_path), {"CI": "true"})  # present: nothing happens
 
 
 @pytest.fixture
 def browser() -> Iterator[object]:
+    require_driver(CHROMEDRIVER, os.environ)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
