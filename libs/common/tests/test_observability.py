@@ -100,6 +100,12 @@ def test_trace_context_and_request_id_cross_the_call(exporter: InMemorySpanExpor
     assert REQUEST_ID.get() == "-"
 
 
+def test_in_flight_has_a_sample_before_the_first_unary_rpc() -> None:
+    assert metrics.REGISTRY.get_sample_value("mishards_rpc_in_flight", {"service": "svc-idle"}) is None
+    TelemetryServerInterceptor("svc-idle")
+    assert metrics.REGISTRY.get_sample_value("mishards_rpc_in_flight", {"service": "svc-idle"}) == 0.0
+
+
 def test_tracing_off_means_no_spans_and_no_error() -> None:
     assert tracing.setup_tracing(load_settings({}, None), "test") is None
     assert not tracing.enabled()

@@ -77,6 +77,8 @@ class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):
         self.count_rows = count_rows
         # method -> (the service's handler, its wrapper): wrappers are built once per method
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        # In flight reads 0 from the start: a service that has served only streams so far still has a sample.
+        metrics.RPC_IN_FLIGHT.labels(service)
 
     async def intercept_service(
         self,
