@@ -74,13 +74,13 @@ ROWS_WRITTEN = Counter(
 COPIES = Gauge(
     "mishards_router_copies", "Shard copies in the router's catalog, by state (ready, catching_up, ...)", ["state"]
 )
+
+# --- meta ---------------------------------------------------------------------------------------------
 REPLICA_LAG = Gauge(
-    "mishards_router_replica_lag_entries",
+    "mishards_meta_replica_lag_entries",
     "Mutation-log entries a copy has yet to apply, by collection, shard and instance (replicas only)",
     ["collection", "shard", "instance"],
 )
-
-# --- meta ---------------------------------------------------------------------------------------------
 META_LOG_LENGTH = Gauge(
     "mishards_meta_log_entries",
     "Entries in meta's mutation log not yet truncated, by collection and shard",
