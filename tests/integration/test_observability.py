@@ -4,19 +4,23 @@
   and discovery, in-memory exporter);
 - spans exported by running services (TRACER_CLASS_NAME=Jaeger) into an in-test OTLP/gRPC
   receiver, meta's spans in the router's traces;
-- every metric the Grafana dashboard queries appears on a running router's /metrics.
+- every metric the Grafana dashboard queries has samples on the /metrics of the service that
+  produces it (a cluster with a read-only replica, which is then killed: retries, backend
+  errors, probe failures and replica lag all happen).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ from pymilvus import MilvusClient
 from mishards.cli.cluster import Cluster
 from mishards.common import tracing
 from mishards.common.settings import load_settings
+from mishards.v1 import meta_pb2, meta_pb2_grpc
 
 DIM = 4
 REPO = Path(__file__).resolve().parents[2]
@@ -196,49 +201,167 @@ def test_running_services_export_spans_over_otlp_and_meta_joins_the_trace(
 
 # --- metrics and the dashboard ------------------------------------------------------------------------
 
+SERVICES = ("router", "meta", "discovery")
+BACKEND_CALLS = "mishards_router_backend_call_duration_seconds_count"
 
-def dashboard_metric_names() -> set[str]:
+
+@dataclass(frozen=True)
+class Wanted:
+    """A sample a dashboard query needs: its name, the services that produce it, its `label="value"` matchers."""
+
+    sample: str
+    services: tuple[str, ...]
+    labels: tuple[tuple[str, str], ...]
+
+
+def dashboard_queries() -> list[str]:
     dashboard = json.loads((REPO / "deploy" / "dashboards" / "mishards.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     assert exprs
-    return {m for e in exprs for m in re.findall(r"\b(mishards_[a-z_]+)\b", e)}
+    return exprs
 
 
-def family(sample_name: str) -> str:
-    return re.sub(r"_(bucket|sum|count)$", "", sample_name)
+def wanted_samples(expr: str) -> list[Wanted]:
+    """Each metric a PromQL query names, with where it comes from.
+
+    `mishards_<service>_...` comes from that service; the shared `mishards_rpc_...` families
+    from the service their `service` label names, else from all three.
+    """
+    out = []
+    for sample, selector in re.findall(r"\b(mishards_[a-z_]+)\b(\{[^}]*\})?", expr):
+        labels = tuple(sorted(re.findall(r'(\w+)\s*=\s*"([^"]*)"', selector)))  # equality only, not != =~ !~
+        area = sample.split("_")[1]
+        if area in SERVICES:
+            services: tuple[str, ...] = (area,)
+        else:
+            services = tuple(v for k, v in labels if k == "service") or SERVICES
+        out.append(Wanted(sample, services, labels))
+    return out
 
 
-def test_every_dashboard_metric_is_on_the_router_metrics_page(
-    cluster: Cluster, router: MilvusClient, name: str
-) -> None:
-    fill(router, name)
-    router.search(name, data=[[1.0, 1.0, 2.0, 1.0]], limit=3)
-    router.query(name, filter="id < 5", output_fields=["id"])
-    router.query(name, output_fields=["count(*)"])
-    text = http_get(cluster.ports["router_metrics"], "/metrics")
-    declared = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
-    missing = sorted(m for m in dashboard_metric_names() if family(m) not in declared and m not in declared)
-    assert not missing, f"dashboard queries metrics the router does not expose: {missing}"
-    # The data path is measured, not only declared.
-    assert total(text, "mishards_rpc_requests_total", service="router", method="Search", milvus_code="0") >= 1
-    assert total(text, "mishards_router_backend_call_duration_seconds_count", method="Search") >= 2
-    assert total(text, "mishards_router_merge_duration_seconds_count", kind="count") >= 1
-    assert total(text, "mishards_router_rows_written_total", method="Insert") >= 40
-    assert total(text, "mishards_router_copies", state="ready") >= 2
-    assert total(text, "mishards_router_fanout_width_count", method="Query") >= 2
-    discovery = http_get(cluster.ports["discovery_metrics"], "/metrics")
-    assert total(discovery, "mishards_discovery_instances", role="writable", health="healthy") == 2
-    meta = http_get(cluster.ports["meta_metrics"], "/metrics")
-    assert total(meta, "mishards_rpc_requests_total", service="meta", method="ExecuteDdl") >= 1
+def test_dashboard_queries_name_their_producers() -> None:
+    wanted = {w for e in dashboard_queries() for w in wanted_samples(e)}
+    assert Wanted("mishards_rpc_in_flight", SERVICES, ()) in wanted
+    assert Wanted("mishards_rpc_requests_total", ("router",), (("service", "router"),)) in wanted
+    assert Wanted("mishards_meta_replica_lag_entries", ("meta",), ()) in wanted
+    assert {w.services for w in wanted} >= {("router",), ("meta",), ("discovery",)}
+
+
+def copy_states(cluster: Cluster) -> list[Any]:
+    with grpc.insecure_channel(cluster.meta_address) as channel:
+        return list(meta_pb2_grpc.MetaStub(channel).ListCopies(meta_pb2.ListCopiesRequest(), timeout=5).copies)
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def replica_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One writable and one read-only instance: replicas, so lag, retries and probe failures can happen."""
+    c = Cluster(
+        tmp_path_factory.mktemp("metrics-cluster"),
+        writable=1,
+        readonly=1,
+        backend=os.environ.get("MISHARDS_TEST_BACKEND", "milvus"),  # type: ignore[arg-type]
+        router_port=0,
+        extra_env={"DEFAULT_SHARDS_NUM": "2", "READ_REPLICAS": "1", "MAX_RETRY": "3"},
+    )
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def test_every_dashboard_metric_has_samples_on_the_service_that_produces_it(replica_cluster: Cluster) -> None:
+    cluster = replica_cluster
+    client = MilvusClient(uri=cluster.router_uri)
+    name = "dashboard"
+    fill(client, name)
+    collection_id = int(client.describe_collection(name)["collection_id"])
+
+    def replicas_caught_up() -> bool:
+        copies = [c for c in copy_states(cluster) if c.collection_id == collection_id and c.role == "replica"]
+        return len(copies) == 2 and all(c.state == "ready" and c.applied_seq == c.last_seq for c in copies)
+
+    wait_for("the replicas to catch up", replicas_caught_up, 180)
+    for level in ("Strong", "Bounded"):
+        client.search(name, data=[[1.0, 1.0, 2.0, 1.0]], limit=3, consistency_level=level)
+        client.query(name, filter="id < 5", output_fields=["id"], consistency_level=level)
+        client.query(name, output_fields=["count(*)"], consistency_level=level)
+    replica = cluster.readonly_instances[0]
+
+    def replica_serves_bounded_searches() -> bool:
+        def served() -> float:
+            return total(scrape(cluster, "router"), BACKEND_CALLS, instance=replica.address, method="Search")
+
+        before = served()
+        client.search(name, data=[[1.0, 1.0, 2.0, 1.0]], limit=3, consistency_level="Bounded")
+        return served() > before
+
+    wait_for("the router to read from the replicas", replica_serves_bounded_searches, 30)
+    # The read-only instance dies: reads sent to it fail and are retried on the primary; probes fail.
+    replica.kill()
+
+    def retried() -> bool:
+        hits = client.search(name, data=[[1.0, 1.0, 2.0, 1.0]], limit=3, consistency_level="Bounded")
+        assert len(hits[0]) == 3
+        return total(scrape(cluster, "router"), "mishards_router_retries_total", method="Search") >= 1
+
+    wait_for("a retried search", retried, 30)
+    wait_for(
+        "a failed probe",
+        lambda: (
+            total(scrape(cluster, "discovery"), "mishards_discovery_probe_failures_total", instance=replica.identity)
+            >= 1
+        ),
+    )
+    pages = {service: scrape(cluster, service) for service in SERVICES}
+    samples = {service: list(samples_of(page)) for service, page in pages.items()}
+    missing = []
+    for expr in dashboard_queries():
+        for w in wanted_samples(expr):
+            for service in w.services:
+                if not any(n == w.sample and set(w.labels) <= set(lb.items()) for n, lb, _ in samples[service]):
+                    missing.append(f"{w.sample}{dict(w.labels)} on {service}")
+    assert not missing, f"dashboard queries with no sample on the service that produces them: {sorted(set(missing))}"
+    # The data path is measured, not only present.
+    router = pages["router"]
+    assert total(router, "mishards_rpc_requests_total", service="router", method="Search", milvus_code="0") >= 3
+    assert total(router, BACKEND_CALLS, method="Search") >= 6
+    assert total(router, "mishards_router_backend_errors_total", instance=replica.address, method="Search") >= 1
+    assert total(router, "mishards_router_merge_duration_seconds_count", kind="count") >= 2
+    assert total(router, "mishards_router_rows_written_total", method="Insert") >= 40
+    assert total(router, "mishards_router_fanout_width_count", method="Query") >= 4
+    assert total(pages["meta"], "mishards_rpc_requests_total", service="meta", method="ExecuteDdl") >= 1
+    assert total(pages["meta"], "mishards_meta_replica_lag_entries", collection=name) == 0  # caught up
+    assert total(pages["discovery"], "mishards_discovery_instances", role="writable", health="healthy") == 1
+    client.drop_collection(name)
+    client.close()
+
+
+def scrape(cluster: Cluster, service: str) -> str:
+    return http_get(cluster.ports[f"{service}_metrics"], "/metrics")
+
+
+def samples_of(exposition: str) -> Iterator[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of every sample of a /metrics page."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for fam in text_string_to_metric_families(exposition):
+        for s in fam.samples:
+            yield s.name, s.labels, s.value
 
 
 def total(exposition: str, sample: str, **labels: str) -> float:
     """The sum of the samples named `sample` whose labels include `labels`."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     return sum(
-        s.value
-        for fam in text_string_to_metric_families(exposition)
-        for s in fam.samples
-        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+        value
+        for name, sample_labels, value in samples_of(exposition)
+        if name == sample and all(sample_labels.get(k) == v for k, v in labels.items())
     )
