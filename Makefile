@@ -28,8 +28,11 @@ integration: install
 
 test: unit deploy-tests integration
 
+# .coveragerc: the router, meta and discovery processes the tests start are measured too.
 coverage: install
+	rm -f .coverage .coverage.*
 	$(PY) -m coverage run -m pytest -q libs/common/tests libs/cli/tests services/meta/tests services/discovery/tests services/router/tests tests/integration
+	$(PY) -m coverage combine -q
 	$(PY) -m coverage report
 
 style: install
@@ -48,7 +51,7 @@ bench: install
 	$(PY) -m benchmarks.run --preset $(or $(BENCH_PRESET),standard) $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # --- Deployment: container image, all-in-one compose, Helm chart (docs/deploy.md) ---
