@@ -11,7 +11,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
-from mishards.router import merge
+from mishards.router import merge, templates
 from mishards.router.catalog import CollectionView
 from mishards.router.fanout import Failover, call_shards, merge_span
 from mishards.router.topology import Topology
@@ -130,6 +130,7 @@ class Reader:
         return "L2"
 
     async def search(self, view: CollectionView, req: milvus_pb2.SearchRequest) -> milvus_pb2.SearchResults:
+        templates.expand_request(req, "dsl")
         params = params_of(req.search_params)
         try:
             limit = int(params.get("topk", "0"))
@@ -202,7 +203,7 @@ class Reader:
         field = params["group_by_field"]
         if group_size > 1 and values and None not in values and field in view.fields_by_name:
             # the winning groups, filled from every shard
-            restrict = f"{field} in [{', '.join(_literal(v) for v in sorted(set(values), key=repr))}]"
+            restrict = f"{field} in [{', '.join(templates.literal(v) for v in sorted(set(values), key=repr))}]"
             expr = f"({req.dsl}) and ({restrict})" if req.dsl else restrict
             second = dict(params)
             second["topk"] = str(len(set(values)))
@@ -221,6 +222,7 @@ class Reader:
             return merge.merge_group_by_results(parts, req.nq, limit, offset, metric, group_size, strict)
 
     async def query(self, view: CollectionView, req: milvus_pb2.QueryRequest) -> milvus_pb2.QueryResults:
+        templates.expand_request(req, "expr")
         params = params_of(req.query_params)
         is_count = any(f.strip().lower() == "count(*)" for f in req.output_fields)
         limit: int | None = None
@@ -272,14 +274,6 @@ class Reader:
         if hasattr(first, "primary_field_name"):
             out.primary_field_name = first.primary_field_name
         return out
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return str(value)
 
 
 def _rank_param(rank: dict[str, str], key: str, default: Any) -> Any:

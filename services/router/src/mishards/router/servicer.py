@@ -15,7 +15,7 @@ from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.common.milvus_messages import SERVICE, error_response, is_streaming, status_field
-from mishards.router import aggregate, writes
+from mishards.router import aggregate, templates, writes
 from mishards.router.aggregate import CopyState
 from mishards.router.catalog import CatalogCache, CollectionView
 from mishards.router.ddl import hand_to_meta
@@ -302,6 +302,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         self, request: milvus_pb2.DeleteRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.MutationResult:
         view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        templates.expand_request(request, "expr")
         keys = writes.keys_of_delete_expr(request.expr, view.pk_field) if not request.expr_template_values else None
         parts: dict[int, pb_message.Message] = {}
         if keys is not None:
