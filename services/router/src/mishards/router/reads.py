@@ -17,6 +17,7 @@ from mishards.router.fanout import Failover, call_shards, merge_span
 from mishards.router.topology import Topology
 
 MAX_TOPK = 16384
+MAX_NQ = 16384  # Milvus's quotaAndLimits.limits.maxNQ
 # Search parameters about the client's own session with one Milvus: never forwarded. The
 # collection id is Mishards' logical id; search-iterator v2 state is per backend (pymilvus
 # falls back to its v1 iterator when no v2 token comes back).
@@ -137,6 +138,11 @@ class Reader:
             offset = int(params.get("offset", "0") or 0)
         except ValueError:
             raise MilvusError(errors.PARAMETER_INVALID, "topk and offset must be integers") from None
+        if req.nq > MAX_NQ:
+            raise MilvusError(
+                errors.UNEXPECTED,
+                f"nq [{req.nq}] is invalid, nq (number of search vector per search request) should be in range [1, {MAX_NQ}], but got {req.nq}",
+            )
         if limit <= 0 or limit > MAX_TOPK:
             raise MilvusError(
                 errors.UNEXPECTED,
