@@ -252,6 +252,10 @@ class Reader:
             if not single:
                 shard_params["limit"] = str(limit + offset)
                 shard_params.pop("offset", None)
+                # a shard that stops at its first drained segment (as pymilvus's query iterator
+                # asks) returns a shorter prefix, and its next rows would be skipped by a merge
+                # that fills the page from the other shards: each shard returns its full prefix
+                shard_params.pop("reduce_stop_for_best", None)
 
         def build(physical: str) -> milvus_pb2.QueryRequest:
             out = milvus_pb2.QueryRequest()
