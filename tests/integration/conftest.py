@@ -1,15 +1,25 @@
-"""One embedded Mishards cluster for the whole session; each test makes its own collections."""
+"""Embedded Mishards clusters for the whole session; each test makes its own collections.
+
+`cluster` runs on MISHARDS_TEST_BACKEND (default milvus 2.3.5). `lite` is a second cluster
+of two milvus-lite instances with a third one as its single reference; `pair` gives the
+differential tests both backends, each as (backend, router client, direct client, cluster).
+"""
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from differential import Pair
 from pymilvus import MilvusClient
+from pymilvus.exceptions import MilvusException
 
 from mishards.cli.cluster import Cluster
+from mishards.cli.launcher import LiteMilvus
+from mishards.cli.ports import PortAllocator
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,3 +67,47 @@ def direct(cluster: Cluster) -> Iterator[MilvusClient]:
 @pytest.fixture
 def name() -> str:
     return "t_" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def lite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, LiteMilvus]]:
+    """Two milvus-lite instances behind a router, and a third milvus-lite as the reference."""
+    root = tmp_path_factory.mktemp("lite")
+    cluster = Cluster(root_dir=str(root), writable=2, backend="milvus-lite", router_port=0,
+                      extra_env={"DEFAULT_SHARDS_NUM": "2", "READ_REPLICAS": "0"})  # fmt: skip
+    reference = LiteMilvus.open(root / "reference", "writable", PortAllocator(19800, 19899))
+    cluster.start()
+    try:
+        reference.start()
+        reference.wait_ready(60)
+        yield cluster, reference
+    finally:
+        reference.stop()
+        cluster.stop()
+
+
+def connect(uri: str) -> MilvusClient:
+    """A client, retried once: milvus-lite closes a channel left idle between tests with
+    GOAWAY "too many pings" (pymilvus's keepalive), and pymilvus's shared connection to
+    that address then fails its first call."""
+    try:
+        return MilvusClient(uri=uri)
+    except MilvusException:
+        time.sleep(1)
+        return MilvusClient(uri=uri)
+
+
+@pytest.fixture(params=["milvus", "milvus-lite"])
+def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
+    """The router and a single instance of the same backend, on each embedded backend."""
+    if request.param == "milvus":
+        cluster: Cluster = request.getfixturevalue("cluster")
+        reference = f"http://{cluster.instances[0].address}"
+    else:
+        cluster, lite_reference = request.getfixturevalue("lite")
+        reference = f"http://{lite_reference.address}"
+    router = MilvusClient(uri=cluster.router_uri)
+    direct = connect(reference)
+    yield Pair(request.param, router, direct, cluster)
+    router.close()
+    direct.close()

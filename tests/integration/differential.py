@@ -5,10 +5,44 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+import pytest
 from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
+
+# Features a backend lacks and the router cannot provide over it (docs/compatibility.md):
+# their tests are skipped there. Any other feature the direct backend refuses fails the test.
+ALLOWED_MISSING = {
+    "milvus": {"hybrid", "group_by", "multi_vector", "sparse"},  # Milvus 2.3 has none of them
+    "milvus-lite": {"binary"},  # milvus-lite 3.x has no BINARY_VECTOR type
+}
+
+
+def supported(backend: str, feature: str, direct: MilvusClient, call: Callable[[MilvusClient], Any]) -> bool:
+    """True when the direct backend supports the feature; a required feature it refuses fails the test."""
+    try:
+        call(direct)
+        return True
+    except MilvusException as exc:
+        if feature not in ALLOWED_MISSING[backend]:
+            pytest.fail(f"{feature} must work on {backend}, but the backend refused it: {exc}")
+        return False
+
+
+def require(backend: str, feature: str, direct: MilvusClient, call: Callable[[MilvusClient], Any]) -> None:
+    """Skip the test when the backend lacks a feature it may lack; fail it for any other."""
+    if not supported(backend, feature, direct, call):
+        pytest.skip(f"{backend} has no {feature} (docs/compatibility.md)")
+
+
+class Pair(NamedTuple):
+    """The router and a single instance of the same backend holding the same data."""
+
+    backend: str
+    router: MilvusClient
+    direct: MilvusClient
+    cluster: Any  # mishards.cli.cluster.Cluster, whose instances hold the shards
 
 
 @dataclass
@@ -29,10 +63,13 @@ def run_both(
     return out[0], out[1]
 
 
-def assert_same_error(r: Outcome, d: Outcome) -> None:
+def assert_same_error(r: Outcome, d: Outcome, message: bool = False) -> None:
+    """Both failed with the same code (and, with `message`, the same message)."""
     assert d.error is not None, f"direct Milvus accepted what was expected to fail: {d.value}"
     assert r.error is not None, f"router accepted what Milvus rejects ({d.error}): {r.value}"
     assert r.error.code == d.error.code, f"codes differ: router {r.error} vs direct {d.error}"
+    if message:
+        assert r.error.message == d.error.message, f"messages differ: router {r.error} vs direct {d.error}"
 
 
 def assert_search_equal(

@@ -1,4 +1,8 @@
-"""Router (2 shards on 2 Milvus instances) versus one Milvus holding the same data."""
+"""Router (2 shards on 2 Milvus instances) versus one Milvus holding the same data.
+
+The search and query tests run on both embedded backends (the `pair` fixture); the
+collection-lifecycle and error tests on the session cluster's backend.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from differential import assert_same_error, assert_search_equal, run_both, sorted_rows
+from differential import Pair, assert_same_error, assert_search_equal, run_both, sorted_rows, supported
 from pymilvus import DataType, MilvusClient
 
 DIM = 16
@@ -79,9 +83,8 @@ def drop_pair(router: MilvusClient, direct: MilvusClient, name: str) -> None:
 
 @pytest.mark.parametrize("pk_type", ["int64", "varchar"])
 @pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
-def test_search_and_query_match_single_milvus(
-    router: MilvusClient, direct: MilvusClient, name: str, pk_type: str, metric: str
-) -> None:
+def test_search_and_query_match_single_milvus(pair: Pair, name: str, pk_type: str, metric: str) -> None:
+    router, direct = pair.router, pair.direct
     r_ids, d_ids, rows = setup_pair(router, direct, name, pk_type, False, metric)
     assert r_ids == d_ids  # ids come back in the client's row order
     queries = [rows[0]["vec"], rows[5]["vec"], rows[123]["vec"]]
@@ -122,7 +125,16 @@ def test_search_and_query_match_single_milvus(
 
 
 @pytest.mark.parametrize("metric", ["HAMMING", "JACCARD"])
-def test_binary_vectors_match_single_milvus(router: MilvusClient, direct: MilvusClient, name: str, metric: str) -> None:
+def test_binary_vectors_match_single_milvus(pair: Pair, name: str, metric: str) -> None:
+    router, direct = pair.router, pair.direct
+    schema = make_schema(direct, "int64", False, "binary")
+    if not supported(pair.backend, "binary", direct, lambda c: c.create_collection(name, schema=schema)):
+        # the backend has no binary vectors: the router refuses the collection as it does
+        r, d = run_both(router, direct, lambda c: c.create_collection(name, schema=schema))
+        assert_same_error(r, d)
+        assert not router.has_collection(name)
+        pytest.skip(f"{pair.backend} has no binary vectors (docs/compatibility.md)")
+    direct.drop_collection(name)
     _, _, rows = setup_pair(router, direct, name, "int64", False, metric, vector="binary")
     queries = [rows[0]["vec"], rows[77]["vec"]]
     r, d = run_both(
@@ -132,12 +144,21 @@ def test_binary_vectors_match_single_milvus(router: MilvusClient, direct: Milvus
     )
     assert r.error is None and d.error is None, (r.error, d.error)
     assert_search_equal(r.value, d.value)
+    # range search: range_filter <= distance < radius (the duplicated rows, at 0, left out)
+    radius, range_filter = {"HAMMING": (58, 1), "JACCARD": (0.62, 0.1)}[metric]
+    params = {"metric_type": metric, "params": {"radius": radius, "range_filter": range_filter}}
+    r, d = run_both(
+        router, direct, lambda c: c.search(name, data=queries, anns_field="vec", limit=40, search_params=params)
+    )
+    assert r.error is None and d.error is None, (r.error, d.error)
+    assert_search_equal(r.value, d.value)
+    assert all(len(hits) > 0 for hits in r.value)
+    assert all(range_filter - 1e-4 <= h["distance"] <= radius + 1e-4 for hits in r.value for h in hits)
     drop_pair(router, direct, name)
 
 
-def test_auto_id_ids_are_unique_and_rows_spread(
-    router: MilvusClient, direct: MilvusClient, name: str, cluster: Any
-) -> None:
+def test_auto_id_ids_are_unique_and_rows_spread(pair: Pair, name: str) -> None:
+    router, direct, cluster = pair.router, pair.direct, pair.cluster
     r_ids, _, rows = setup_pair(router, direct, name, "int64", True, "L2")
     assert len(set(r_ids)) == ROWS
     got = router.query(name, filter=f"pk in {r_ids[:5]}", output_fields=["category"])
