@@ -48,6 +48,12 @@ def status_field(method: str) -> str:
     return ""
 
 
+def carries_status(method: str) -> bool:
+    """Whether the response can carry a common.Status: it is one, or it has a status field."""
+    is_status = response_class(method).DESCRIPTOR.full_name == "milvus.proto.common.Status"
+    return is_status or bool(status_field(method))
+
+
 def is_streaming(method: str) -> bool:
     m = SERVICE.methods_by_name[method]
     return bool(m.client_streaming or m.server_streaming)

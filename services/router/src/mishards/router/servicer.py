@@ -14,7 +14,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
-from mishards.common.milvus_messages import SERVICE, error_response, is_streaming, status_field
+from mishards.common.milvus_messages import SERVICE, carries_status, error_response, is_streaming
 from mishards.router import aggregate, templates, writes
 from mishards.router.aggregate import CopyState
 from mishards.router.catalog import CatalogCache, CollectionView
@@ -398,13 +398,14 @@ def _ddl_handler(method: str) -> Callable[..., Awaitable[pb_message.Message]]:
 
 def _unsupported_handler(method: str) -> Callable[..., Any]:
     async def handler(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
-        if not status_field(method):  # the response has no status to carry the answer
+        if not carries_status(method):  # the response has no status to carry the answer
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, errors.unsupported(method).reason)
         raise errors.unsupported(method)
 
     async def streaming(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, errors.unsupported(method).reason)
-        yield  # pragma: no cover - makes this an async generator, as streaming handlers are
+        if not carries_status(method):
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, errors.unsupported(method).reason)
+        yield error_response(method, errors.unsupported(method).to_status())
 
     return streaming if is_streaming(method) else handler
 
@@ -425,8 +426,8 @@ def _install_handlers() -> None:
             handler = RouterServicer.__dict__[m.name]
         else:
             handler = _unsupported_handler(m.name)
-            if is_streaming(m.name) or not status_field(m.name):
-                setattr(RouterServicer, m.name, handler)  # answers by aborting; nothing to guard
+            if is_streaming(m.name) or not carries_status(m.name):
+                setattr(RouterServicer, m.name, handler)  # a stream or a status-less answer; nothing to guard
                 continue
         setattr(RouterServicer, m.name, guarded(m.name, handler))
 
