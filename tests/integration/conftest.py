@@ -12,10 +12,12 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import grpc
 import pytest
 from differential import Pair
 from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
+from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from mishards.cli.cluster import Cluster
 from mishards.cli.launcher import LiteMilvus
@@ -62,6 +64,15 @@ def direct(cluster: Cluster) -> Iterator[MilvusClient]:
     client = MilvusClient(uri=f"http://{cluster.instances[0].address}")
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def stubs(cluster: Cluster) -> Iterator[tuple[milvus_pb2_grpc.MilvusServiceStub, milvus_pb2_grpc.MilvusServiceStub]]:
+    """Raw gRPC stubs of the router and of the direct Milvus, for requests pymilvus would refuse."""
+    channels = [grpc.insecure_channel(cluster.router_address), grpc.insecure_channel(cluster.instances[0].address)]
+    yield milvus_pb2_grpc.MilvusServiceStub(channels[0]), milvus_pb2_grpc.MilvusServiceStub(channels[1])
+    for channel in channels:
+        channel.close()
 
 
 @pytest.fixture

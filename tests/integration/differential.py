@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -70,6 +71,24 @@ def assert_same_error(r: Outcome, d: Outcome, message: bool = False) -> None:
     assert r.error.code == d.error.code, f"codes differ: router {r.error} vs direct {d.error}"
     if message:
         assert r.error.message == d.error.message, f"messages differ: router {r.error} vs direct {d.error}"
+
+
+# Numbers of nine or more digits in a message are ids (collection, segment, timestamp) that
+# differ between the router's copies and the direct Milvus; they are compared as "<id>".
+_ID = re.compile(r"\d{9,}")
+
+
+def normalised(message: str) -> str:
+    return _ID.sub("<id>", message)
+
+
+def assert_same_failure(r: Outcome, d: Outcome) -> None:
+    """Both fail, with the same code and the same message (ids normalised)."""
+    assert_same_error(r, d)
+    assert r.error is not None and d.error is not None
+    assert normalised(r.error.message) == normalised(d.error.message), (
+        f"messages differ: router {r.error.message!r} vs direct {d.error.message!r}"
+    )
 
 
 def assert_search_equal(

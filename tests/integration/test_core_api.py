@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from differential import assert_same_error, assert_search_equal, run_both, sorted_rows
+from differential import assert_same_error, assert_same_failure, assert_search_equal, normalised, run_both, sorted_rows
 from pymilvus import DataType, MilvusClient
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 DIM = 8
 ROWS = 300
@@ -279,33 +280,105 @@ def test_errors_are_those_of_one_milvus(router: MilvusClient, direct: MilvusClie
     name, pk_type = pair
     q = [[0.0] * DIM]
     row = rich_rows(pk_type, 1, start=9000)[0]
-    cases = [
-        lambda c: c.query("no_such_coll_zz", filter="pk > 0"),
-        lambda c: c.insert("no_such_coll_zz", [row]),
-        lambda c: c.insert(name, [{**row, "vec": [0.0] * (DIM + 1)}]),  # wrong dimension
-        lambda c: c.insert(name, [{k: v for k, v in row.items() if k != "label"}]),  # missing field
-        lambda c: c.query(name, filter="num >>> 3"),  # bad expression
-        lambda c: c.search(name, data=q, filter="nope == 3 and", limit=3),
-        lambda c: c.create_collection(name, dimension=DIM + 3),  # duplicate, other schema
-        lambda c: c.create_index(name, _index(c, "IVF_FLAT", {"nlist": 0})),  # invalid index params
-        lambda c: c.create_index(name, _index(c, "NOPE", {})),
-        lambda c: c.search(name, data=q, limit=20000),  # topk out of range
-        lambda c: c.search(name, data=q, limit=10000, offset=7000),
-        lambda c: c.query(name, filter="num > 0", limit=10000, offset=7000),
-        lambda c: c.query(name, filter="", output_fields=["count(*)"], limit=3),
-        lambda c: c.search(name, data=q, limit=3, partition_names=["nope"]),  # unknown partition
-        lambda c: c.query(name, filter="num > 0", partition_names=["nope"]),
-        lambda c: c.query(name, filter="num > 0", output_fields=["no_such_field"], limit=3),  # unknown output field
-    ]
-    for i, call in enumerate(cases):
+    # Each fails on one Milvus 2.3.5: the router must fail too, with the same code and the same
+    # message (numbers of 9+ digits, i.e. ids, normalised; collection names are the same on both
+    # sides, so a physical name leaking into a router message makes it differ).
+    must_fail = {
+        "unknown collection (query)": lambda c: c.query("no_such_coll_zz", filter="pk > 0"),
+        "unknown collection (search)": lambda c: c.search("no_such_coll_zz", data=q, limit=3),
+        "unknown collection (insert)": lambda c: c.insert("no_such_coll_zz", [row]),
+        "unknown collection (describe)": lambda c: c.describe_collection("no_such_coll_zz"),
+        "unknown collection (delete)": lambda c: c.delete("no_such_coll_zz", filter="num > 0"),
+        "unknown collection (list aliases)": lambda c: c.list_aliases("no_such_coll_zz"),
+        "wrong vector dimension": lambda c: c.insert(name, [{**row, "vec": [0.0] * (DIM + 1)}]),
+        "bad filter expression (query)": lambda c: c.query(name, filter="num >>> 3"),
+        "bad filter expression (search)": lambda c: c.search(name, data=q, filter="nope == 3 and", limit=3),
+        "duplicate collection, other schema": lambda c: c.create_collection(name, dimension=DIM + 3),
+        "invalid index params": lambda c: c.create_index(name, _index(c, "IVF_FLAT", {"nlist": 0})),
+        "unknown index type": lambda c: c.create_index(name, _index(c, "NOPE", {})),
+        "topk out of range": lambda c: c.search(name, data=q, limit=20000),
+        "limit + offset out of range (search)": lambda c: c.search(name, data=q, limit=10000, offset=7000),
+        "limit + offset out of range (query)": lambda c: c.query(name, filter="num > 0", limit=10000, offset=7000),
+        "count(*) with a limit": lambda c: c.query(name, filter="", output_fields=["count(*)"], limit=3),
+        "unknown partition (search)": lambda c: c.search(name, data=q, limit=3, partition_names=["nope"]),
+        "unknown partition (query)": lambda c: c.query(name, filter="num > 0", partition_names=["nope"]),
+        "unknown partition (insert)": lambda c: c.insert(name, [row], partition_name="nope"),
+    }
+    mismatches = []
+    for label, call in must_fail.items():
         r, d = run_both(router, direct, call)
-        if d.error is None:  # what Milvus 2.3.5 accepts must be accepted too
-            assert r.error is None, (i, r.error)
-            continue
-        assert_same_error(r, d)
+        assert d.error is not None, f"{label}: Milvus 2.3.5 accepted it"
+        try:
+            assert_same_failure(r, d)
+        except AssertionError as exc:
+            mismatches.append(f"{label}: {exc}")
+    assert not mismatches, "\n".join(mismatches)
+    # Accepted by Milvus 2.3.5, so by the router: with the dynamic field on, an unknown output
+    # field names a dynamic key that rows may lack (the case without it is in the test below).
+    accepted = {
+        "unknown output field, dynamic (query)": lambda c: c.query(
+            name, filter="num == 1", output_fields=["no_such_field"], limit=3
+        ),
+        "unknown output field, dynamic (search)": lambda c: c.search(
+            name, data=q, limit=3, output_fields=["no_such_field"]
+        ),
+    }
+    for label, call in accepted.items():
+        r, d = run_both(router, direct, call)
+        assert d.error is None and r.error is None, (label, r.error, d.error)
     # nothing was half written by the failed inserts
     r, d = both_ok(router, direct, lambda c: c.query(name, filter="", output_fields=["count(*)"]))
     assert r[0]["count(*)"] == d[0]["count(*)"] == ROWS
+
+
+def test_errors_without_dynamic_field(router: MilvusClient, direct: MilvusClient, stubs: Any, name: str) -> None:
+    for client in (router, direct):
+        schema = client.create_schema(enable_dynamic_field=False)
+        schema.add_field("pk", DataType.INT64, is_primary=True)
+        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
+        schema.add_field("x", DataType.INT64)
+        client.create_collection(name, schema=schema, consistency_level="Strong")
+        params = client.prepare_index_params()
+        params.add_index("vec", index_type="FLAT", metric_type="L2")
+        client.create_index(name, params)
+        client.load_collection(name)
+        client.insert(name, [{"pk": i, "vec": [float(i)] * DIM, "x": i} for i in range(10)])
+    for call in (
+        lambda c: c.query(name, filter="x > 0", output_fields=["no_such_field"]),
+        lambda c: c.search(name, data=[[0.0] * DIM], limit=3, output_fields=["no_such_field"]),
+    ):
+        r, d = run_both(router, direct, call)
+        assert_same_failure(r, d)
+    # A row without the field x: pymilvus refuses it before sending, so send it as raw gRPC.
+    request = milvus_pb2.InsertRequest(collection_name=name, num_rows=2)
+    pk = request.fields_data.add(field_name="pk", type=schema_pb2.Int64)
+    pk.scalars.long_data.data.extend([100, 101])
+    vec = request.fields_data.add(field_name="vec", type=schema_pb2.FloatVector)
+    vec.vectors.dim = DIM
+    vec.vectors.float_vector.data.extend([0.5] * (2 * DIM))
+    r_status, d_status = (stub.Insert(request, timeout=30).status for stub in stubs)
+    assert d_status.code != 0, "Milvus 2.3.5 accepted a row without a field"
+    assert (r_status.code, r_status.error_code) == (d_status.code, d_status.error_code)
+    assert normalised(r_status.reason) == normalised(d_status.reason), (r_status.reason, d_status.reason)
+    r, d = both_ok(router, direct, lambda c: c.query(name, filter="", output_fields=["count(*)"]))
+    assert r[0]["count(*)"] == d[0]["count(*)"] == 10
+    for client in (router, direct):
+        client.drop_collection(name)
+
+
+def test_handshake(stubs: Any) -> None:
+    router_stub, direct_stub = stubs
+    info = common_pb2.ClientInfo(sdk_type="Python", sdk_version="test", user="tester")
+    connected = router_stub.Connect(milvus_pb2.ConnectRequest(client_info=info), timeout=30)
+    assert connected.status.code == 0 and connected.identifier != 0
+    server = connected.server_info
+    assert server.deploy_mode == "mishards" and server.build_tags.startswith("mishards-")
+    assert dict(server.reserved).get("proxy") == "mishards-router"
+    version = router_stub.GetVersion(milvus_pb2.GetVersionRequest(), timeout=30)
+    direct_version = direct_stub.GetVersion(milvus_pb2.GetVersionRequest(), timeout=30)
+    assert version.status.code == 0 and version.version == direct_version.version != ""
+    health = router_stub.CheckHealth(milvus_pb2.CheckHealthRequest(), timeout=30)
+    assert health.status.code == 0 and health.isHealthy and not health.reasons
 
 
 def _index(client: MilvusClient, index_type: str, params: dict[str, Any]) -> Any:

@@ -1,5 +1,7 @@
 """Write splitting, id order and delete routing (offline)."""
 
+from typing import Any
+
 import numpy as np
 import pytest
 from pymilvus.grpc_gen import schema_pb2
@@ -91,3 +93,77 @@ def test_a_dynamic_column_with_the_wrong_row_count_is_rejected_before_any_backen
     assert caught.value.code == errors.PARAMETER_INVALID and "($meta)" in caught.value.reason
     meta.scalars.json_data.data.append(b"{}")
     validate_insert(view, [pk, meta], 3, upsert=False)  # three rows each: accepted
+
+
+# What Milvus 2.3.5 answered to raw InsertRequests lacking these columns (schema below).
+MISSING_FIELD_ANSWERS = [
+    (["pk"], 1100, "the number of fields is less than needed: invalid parameter[expected=7][actual=6]"),
+    (["x"], 65535, "%!s(<nil>) is not supported now"),
+    (
+        ["v"],
+        1100,
+        "varchar field 'v' is illegal, array type mismatch: invalid parameter[expected=need string array][actual=got nil]",
+    ),
+    (
+        ["b", "j"],
+        1100,
+        "json field 'j' is illegal, array type mismatch: invalid parameter[expected=need json array][actual=got nil]",
+    ),
+    (
+        ["x", "vec"],
+        1100,
+        "float vector field 'vec' is illegal, array type mismatch: "
+        "invalid parameter[expected=need float vector][actual=got nil]",
+    ),
+]
+
+
+def _seven_field_view_and_columns(missing: list[str]) -> tuple[Any, list[schema_pb2.FieldData]]:
+    from mishards.router.catalog import _view
+    from mishards.v1 import meta_pb2
+
+    def column(name: str, data_type: int) -> schema_pb2.FieldData:
+        fd = schema_pb2.FieldData(field_name=name, type=data_type)
+        if data_type == schema_pb2.FloatVector:
+            fd.vectors.dim = 2
+            fd.vectors.float_vector.data.extend([1.0, 2.0])
+        elif data_type == schema_pb2.VarChar:
+            fd.scalars.string_data.data.append("a")
+        elif data_type == schema_pb2.JSON:
+            fd.scalars.json_data.data.append(b"{}")
+        elif data_type == schema_pb2.Bool:
+            fd.scalars.bool_data.data.append(True)
+        elif data_type == schema_pb2.Double:
+            fd.scalars.double_data.data.append(1.0)
+        else:
+            fd.scalars.long_data.data.append(1)
+        return fd
+
+    types = {
+        "pk": schema_pb2.Int64,
+        "b": schema_pb2.Bool,
+        "x": schema_pb2.Int64,
+        "f": schema_pb2.Double,
+        "v": schema_pb2.VarChar,
+        "j": schema_pb2.JSON,
+        "vec": schema_pb2.FloatVector,
+    }
+    schema = schema_pb2.CollectionSchema(name="c")
+    for name, data_type in types.items():
+        schema.fields.add(name=name, data_type=data_type, is_primary_key=name == "pk")
+    schema.fields[-1].type_params.add(key="dim", value="2")
+    view = _view(meta_pb2.Collection(name="c", schema=schema.SerializeToString()))
+    return view, [column(n, t) for n, t in types.items() if n not in missing]
+
+
+@pytest.mark.parametrize(("missing", "code", "reason"), MISSING_FIELD_ANSWERS)
+def test_a_missing_column_fails_as_milvus_2_3_5_fails(missing: list[str], code: int, reason: str) -> None:
+    from mishards.common.errors import MilvusError
+    from mishards.router.writes import validate_insert
+
+    view, given = _seven_field_view_and_columns(missing)
+    with pytest.raises(MilvusError) as caught:
+        validate_insert(view, given, 1, upsert=False)
+    assert (caught.value.code, caught.value.reason) == (code, reason)
+    view, complete = _seven_field_view_and_columns([])
+    validate_insert(view, complete, 1, upsert=False)  # every column: accepted

@@ -38,27 +38,26 @@ _LEGACY = {
 class MilvusError(Exception):
     """An answer to the client with a Milvus status code and reason."""
 
-    def __init__(self, code: int, reason: str) -> None:
+    def __init__(self, code: int, reason: str, legacy: int = 0) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.legacy = legacy  # the legacy error_code, when not the usual one for the code
 
     def to_status(self) -> common_pb2.Status:
-        return status(self.code, self.reason)
+        return status(self.code, self.reason, self.legacy)
 
     @classmethod
     def from_status(cls, st: common_pb2.Status) -> MilvusError:
         code = st.code or (SERVICE_INTERNAL if st.error_code else 0)
-        err = cls(code, st.reason)
-        err.legacy = st.error_code  # type: ignore[attr-defined]
-        return err
+        return cls(code, st.reason, st.error_code)
 
 
-def status(code: int = 0, reason: str = "") -> common_pb2.Status:
-    """A common.Status with the code, its legacy error_code, and the reason."""
+def status(code: int = 0, reason: str = "", legacy: int = 0) -> common_pb2.Status:
+    """A common.Status with the code, its legacy error_code (`legacy` or the usual one), and the reason."""
     if code == 0:
         return common_pb2.Status()
-    legacy = _LEGACY.get(code, common_pb2.UnexpectedError)
+    legacy = legacy or _LEGACY.get(code, common_pb2.UnexpectedError)
     return common_pb2.Status(code=code, error_code=legacy, reason=reason)
 
 
@@ -72,6 +71,22 @@ def collection_not_found(name: str, db_name: str = "") -> MilvusError:
         COLLECTION_NOT_FOUND,
         f"collection not found[database={db_name or 'default'}][collection={name}]",
     )
+
+
+def database_not_found(db_name: str) -> MilvusError:
+    return MilvusError(DATABASE_NOT_FOUND, f"database not found[database={db_name}]")
+
+
+def collection_not_found_in(method: str, name: str, db_name: str = "") -> MilvusError:
+    """Milvus 2.3.5's wording of an unknown collection where a method words it its own way."""
+    plain = collection_not_found(name, db_name).reason
+    if method == "DescribeCollection":
+        return MilvusError(COLLECTION_NOT_FOUND, f"can't find collection {plain}", common_pb2.UnexpectedError)
+    if method == "Delete":
+        return MilvusError(COLLECTION_NOT_FOUND, f"Failed to get collection id: {plain}")
+    if method == "ListAliases":
+        return MilvusError(COLLECTION_NOT_FOUND, f"collection not found[collection={name}]")
+    return collection_not_found(name, db_name)
 
 
 def alias_not_found(alias: str, db_name: str = "") -> MilvusError:

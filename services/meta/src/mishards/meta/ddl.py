@@ -193,7 +193,7 @@ class DdlExecutor:
     async def create_collection(self, req: milvus_pb2.CreateCollectionRequest, header_db: str) -> common_pb2.Status:
         db_name = _db(req, header_db)
         if db_name not in self.store.list_databases():
-            raise MilvusError(errors.DATABASE_NOT_FOUND, f"database not found[database={db_name}]")
+            raise errors.database_not_found(db_name)
         schema = schema_pb2.CollectionSchema.FromString(req.schema)
         if schema.name and schema.name != req.collection_name:
             raise MilvusError(errors.PARAMETER_INVALID, "collection name in schema and request differ")
@@ -494,7 +494,7 @@ class DdlExecutor:
         if spec is None or spec.state != READY:
             raise MilvusError(errors.COLLECTION_NOT_FOUND, f"{req.oldName}: collection not found[collection={db_name}]")
         if new_db not in self.store.list_databases():
-            raise MilvusError(errors.DATABASE_NOT_FOUND, f"database not found[database={new_db}]")
+            raise errors.database_not_found(new_db)
         if self.store.collection_named(new_db, req.newName) is not None or self.store.alias_target(new_db, req.newName):
             raise MilvusError(
                 errors.UNEXPECTED,

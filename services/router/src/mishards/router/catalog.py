@@ -133,12 +133,13 @@ class CatalogCache:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    def resolve(self, db_name: str, name: str) -> CollectionView:
-        """The collection called `name` (or aliased `name`); Milvus's not-found error otherwise."""
+    def resolve(self, db_name: str, name: str, method: str = "") -> CollectionView:
+        """The collection called `name` (or aliased `name`); Milvus's not-found error (as `method`
+        words it) otherwise."""
         db = db_name or "default"
         view = self._by_name.get((db, name)) or self._by_alias.get((db, name))
         if view is None:
-            raise errors.collection_not_found(name, db)
+            raise errors.collection_not_found_in(method, name, db)
         return view
 
     def find(self, db_name: str, name: str) -> CollectionView | None:

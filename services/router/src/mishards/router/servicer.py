@@ -160,7 +160,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
     async def DescribeCollection(
         self, request: milvus_pb2.DescribeCollectionRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.DescribeCollectionResponse:
-        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        view = self.catalog.resolve(db_of(request, context), request.collection_name, "DescribeCollection")
         return aggregate.describe_collection(view)
 
     async def HasCollection(
@@ -208,7 +208,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
     ) -> milvus_pb2.ListAliasesResponse:
         db_name = db_of(request, context)
         if request.collection_name:
-            views = [self.catalog.resolve(db_name, request.collection_name)]
+            views = [self.catalog.resolve(db_name, request.collection_name, "ListAliases")]
         else:
             views = self.catalog.collections(db_name)
         aliases = sorted(a for v in views for a in v.message.aliases)
@@ -301,7 +301,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
     async def Delete(
         self, request: milvus_pb2.DeleteRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.MutationResult:
-        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        view = self.catalog.resolve(db_of(request, context), request.collection_name, "Delete")
         templates.expand_request(request, "expr")
         keys = writes.keys_of_delete_expr(request.expr, view.pk_field) if not request.expr_template_values else None
         parts: dict[int, pb_message.Message] = {}

@@ -178,19 +178,53 @@ def validate_insert(
                 errors.PARAMETER_INVALID,
                 f"the num_rows ({rows}) of field ({fd.field_name}) is not equal to passed num_rows ({num_rows})",
             )
-    for field in view.schema.fields:
-        if field.name in given or field.is_dynamic:
-            continue
-        if field.is_primary_key and field.autoID and not upsert:
-            continue
-        if field.nullable or field.HasField("default_value"):
-            continue
-        raise MilvusError(
-            errors.SERVICE_NOT_READY,  # sic: Milvus 2.3.5 answers this with code 1
-            f"Insert missed an field `{field.name}` to collection without set nullable==true or set default_value",
-        )
     if view.auto_id and not upsert and view.pk_field.name in given:
         raise MilvusError(errors.PARAMETER_INVALID, "can not assign primary field data when auto id enabled")
+    _check_missing_fields(view, given)
+
+
+# What Milvus 2.3.5 says of a missing column whose type it checks first (its validator's
+# "array type mismatch"); other missing scalar columns fail later, with a garbled message.
+_MISSING = {
+    schema_pb2.VarChar: ("varchar field", "need string array"),
+    schema_pb2.JSON: ("json field", "need json array"),
+    schema_pb2.FloatVector: ("float vector field", "need float vector"),
+    schema_pb2.BinaryVector: ("binary vector field", "need bytes"),
+}
+
+
+def _check_missing_fields(view: CollectionView, given: dict[str, schema_pb2.FieldData]) -> None:
+    """Fail a request that lacks a column as Milvus 2.3.5 does (pymilvus never sends one).
+
+    Milvus adds an empty column for each missing field but the primary key, then requires one
+    column per field that is not auto_id; then its validator meets the empty columns in schema
+    order, varchar, JSON and vector ones first; other scalars fail last, with a message of Go's
+    that formats a nil value.
+    """
+    fields = [f for f in view.schema.fields if not f.is_dynamic]
+    needed = sum(1 for f in fields if not f.autoID)
+    columns_after = sum(1 for fd in given.values() if not fd.is_dynamic and fd.field_name != "$meta")
+    columns_after += sum(1 for f in fields if f.name not in given and not f.is_primary_key)
+    if columns_after != needed:
+        raise MilvusError(
+            errors.PARAMETER_INVALID,
+            f"the number of fields is less than needed: invalid parameter[expected={needed}][actual={columns_after}]",
+        )
+    missing = [
+        f
+        for f in fields
+        if f.name not in given and not f.is_primary_key and not f.nullable and not f.HasField("default_value")
+    ]
+    for field in missing:
+        if field.data_type in _MISSING:
+            kind, expected = _MISSING[field.data_type]
+            raise MilvusError(
+                errors.PARAMETER_INVALID,
+                f"{kind} '{field.name}' is illegal, array type mismatch: "
+                f"invalid parameter[expected={expected}][actual=got nil]",
+            )
+    if missing:
+        raise MilvusError(errors.UNEXPECTED, "%!s(<nil>) is not supported now")
 
 
 def int64_field(name: str, field_id: int, values: np.ndarray) -> schema_pb2.FieldData:
