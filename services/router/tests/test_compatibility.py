@@ -3,6 +3,7 @@
 import asyncio
 import pathlib
 import re
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -31,29 +32,64 @@ def test_every_method_is_in_exactly_one_place() -> None:
         assert (name in implemented) != (name in unsupported), f"{name} must be in exactly one table"
 
 
-def test_foundation_methods_are_not_unsupported() -> None:
+# Every RPC named in the foundation issue (handshake, collections, insert, search, query) and in
+# the core API issue (partitions, indexes, load state, writes, flush, aliases, statistics).
+MUST = {
+    "Connect",
+    "GetVersion",
+    "CheckHealth",
+    "AllocTimestamp",
+    "CreateCollection",
+    "DescribeCollection",
+    "HasCollection",
+    "ShowCollections",
+    "DropCollection",
+    "RenameCollection",
+    "GetCollectionStatistics",
+    "CreatePartition",
+    "ShowPartitions",
+    "HasPartition",
+    "DropPartition",
+    "GetPartitionStatistics",
+    "LoadPartitions",
+    "ReleasePartitions",
+    "CreateIndex",
+    "DescribeIndex",
+    "DropIndex",
+    "LoadCollection",
+    "ReleaseCollection",
+    "GetLoadState",
+    "GetLoadingProgress",
+    "Insert",
+    "Upsert",
+    "Delete",
+    "Flush",
+    "GetFlushState",
+    "Search",
+    "Query",
+    "CreateAlias",
+    "AlterAlias",
+    "DropAlias",
+    "DescribeAlias",
+    "ListAliases",
+}
+
+
+def test_issue_methods_are_implemented_not_unsupported() -> None:
     _, unsupported = _tables()
-    must = {
-        "Connect",
-        "GetVersion",
-        "CheckHealth",
-        "CreateCollection",
-        "DescribeCollection",
-        "HasCollection",
-        "ShowCollections",
-        "DropCollection",
-        "CreateIndex",
-        "DescribeIndex",
-        "LoadCollection",
-        "GetLoadingProgress",
-        "GetLoadState",
-        "Insert",
-        "Flush",
-        "Search",
-        "Query",
-        "AllocTimestamp",
-    }
-    assert not (must & unsupported)
+    assert not (MUST & unsupported)
+    assert MUST <= set(implemented_methods()), MUST - set(implemented_methods())
+
+
+def test_describe_database_answers_from_the_catalog() -> None:
+    servicer = RouterServicer.__new__(RouterServicer)
+    servicer.catalog = SimpleNamespace(databases=["default", "db1"])  # type: ignore[assignment]
+    found = asyncio.run(servicer.DescribeDatabase(milvus_pb2.DescribeDatabaseRequest(db_name="db1"), _Ctx()))
+    assert found.status.code == 0 and found.db_name == "db1"
+    default = asyncio.run(servicer.DescribeDatabase(milvus_pb2.DescribeDatabaseRequest(), _Ctx()))
+    assert default.status.code == 0 and default.db_name == "default"
+    missing = asyncio.run(servicer.DescribeDatabase(milvus_pb2.DescribeDatabaseRequest(db_name="nope"), _Ctx()))
+    assert missing.status.code == 800 and missing.status.reason == "database not found[database=nope]"
 
 
 class Aborted(Exception):
@@ -110,3 +146,14 @@ def test_bad_request_is_an_answer_not_a_crash() -> None:
     servicer = RouterServicer.__new__(RouterServicer)  # no catalog: handlers fail inside
     response = asyncio.run(servicer.Search(milvus_pb2.SearchRequest(collection_name="x"), _Ctx()))
     assert response.status.code != 0 and response.status.reason
+
+
+def test_compaction_state_with_plans_answers_the_job_state() -> None:
+    from mishards.router.aggregate import CopyState
+
+    servicer = RouterServicer.__new__(RouterServicer)
+    servicer.copies = CopyState(None, None, 1.0)  # type: ignore[arg-type]
+    unknown = asyncio.run(
+        servicer.GetCompactionStateWithPlans(milvus_pb2.GetCompactionPlansRequest(compactionID=5), _Ctx())
+    )
+    assert unknown.status.code == 0 and unknown.state == common_pb2.Completed and not unknown.mergeInfos

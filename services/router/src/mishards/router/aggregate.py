@@ -12,6 +12,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
+from mishards.common.milvus_messages import response_class
 from mishards.router.catalog import CollectionView
 from mishards.router.fanout import call_shards, rename_status
 from mishards.router.topology import Topology
@@ -97,12 +98,11 @@ class CopyState:
         calls = [(s, self.topology.primary_address(s, view.name), build(s.physical_name)) for s in view.shards]
         return await call_shards(self.backends, view, method, calls, self.timeout)
 
-    async def describe_index(
-        self, view: CollectionView, req: milvus_pb2.DescribeIndexRequest
-    ) -> milvus_pb2.DescribeIndexResponse:
+    async def describe_index(self, view: CollectionView, req: Any, method: str = "DescribeIndex") -> Any:
+        """DescribeIndex or GetIndexStatistics: finished only when every copy is, row counts summed."""
         build = for_copy(req)
-        responses = await self.on_every_copy(view, "DescribeIndex", build)
-        merged = milvus_pb2.DescribeIndexResponse(status=OK)
+        responses = await self.on_every_copy(view, method, build)
+        merged = response_class(method)(status=OK)
         merged.index_descriptions.extend(responses[0].index_descriptions)
         for desc in merged.index_descriptions:
             desc.indexed_rows = desc.total_rows = desc.pending_index_rows = 0

@@ -227,6 +227,21 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         view = self.catalog.resolve(db_of(request, context), request.collection_name)
         return await self.copies.describe_index(view, request)
 
+    async def GetIndexStatistics(
+        self, request: milvus_pb2.GetIndexStatisticsRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.GetIndexStatisticsResponse:
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        return await self.copies.describe_index(view, request, "GetIndexStatistics")
+
+    async def DescribeDatabase(
+        self, request: milvus_pb2.DescribeDatabaseRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.DescribeDatabaseResponse:
+        db_name = db_of(request, context)
+        if db_name not in self.catalog.databases:
+            raise errors.database_not_found(db_name)
+        # Databases have no properties in Mishards, and meta keeps no id or creation time for them.
+        return milvus_pb2.DescribeDatabaseResponse(status=OK, db_name=db_name)
+
     async def GetLoadingProgress(
         self, request: milvus_pb2.GetLoadingProgressRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.GetLoadingProgressResponse:
@@ -373,6 +388,13 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         self, request: milvus_pb2.GetCompactionStateRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.GetCompactionStateResponse:
         return await self.copies.compaction_state(request.compactionID)
+
+    async def GetCompactionStateWithPlans(
+        self, request: milvus_pb2.GetCompactionPlansRequest, context: grpc.aio.ServicerContext
+    ) -> milvus_pb2.GetCompactionPlansResponse:
+        # The state of every copy's compaction; no merge infos: segment ids are per backend.
+        state = await self.copies.compaction_state(request.compactionID)
+        return milvus_pb2.GetCompactionPlansResponse(status=OK, state=state.state)
 
     def _view_by_name_or_id(self, request: Any, context: grpc.aio.ServicerContext) -> CollectionView:
         if request.collection_name:
