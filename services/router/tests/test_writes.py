@@ -89,10 +89,10 @@ def test_a_dynamic_column_with_the_wrong_row_count_is_rejected_before_any_backen
     meta = schema_pb2.FieldData(type=schema_pb2.JSON, field_name="$meta", is_dynamic=True)
     meta.scalars.json_data.data.extend([b"{}", b"{}"])
     with pytest.raises(MilvusError) as caught:
-        validate_insert(view, [pk, meta], 3, upsert=False)
+        validate_insert(view, [pk, meta], 3)
     assert caught.value.code == errors.PARAMETER_INVALID and "($meta)" in caught.value.reason
     meta.scalars.json_data.data.append(b"{}")
-    validate_insert(view, [pk, meta], 3, upsert=False)  # three rows each: accepted
+    validate_insert(view, [pk, meta], 3)  # three rows each: accepted
 
 
 # What Milvus 2.3.5 answered to raw InsertRequests lacking these columns (schema below).
@@ -163,7 +163,7 @@ def test_a_missing_column_fails_as_milvus_2_3_5_fails(missing: list[str], code: 
 
     view, given = _seven_field_view_and_columns(missing)
     with pytest.raises(MilvusError) as caught:
-        validate_insert(view, given, 1, upsert=False)
+        validate_insert(view, given, 1)
     assert (caught.value.code, caught.value.reason) == (code, reason)
     view, complete = _seven_field_view_and_columns([])
-    validate_insert(view, complete, 1, upsert=False)  # every column: accepted
+    validate_insert(view, complete, 1)  # every column: accepted

@@ -274,7 +274,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         upsert = method == "Upsert"
         fields_data = list(request.fields_data)
         num_rows = request.num_rows or writes.columns.num_rows(fields_data)
-        writes.validate_insert(view, fields_data, num_rows, upsert, request.partition_name)
+        writes.validate_insert(view, fields_data, num_rows, request.partition_name)
         if view.auto_id and not upsert:
             keys: Any = await self.ids.allocate(num_rows)
             fields_data.append(writes.int64_field(view.pk_field.name, view.pk_field.fieldID, keys))
