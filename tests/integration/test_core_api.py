@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -167,13 +168,38 @@ def test_partitions(router: MilvusClient, direct: MilvusClient, pair: tuple[str,
         assert not client.has_partition(name, "p1")
 
 
-def test_indexes_and_load_state(router: MilvusClient, direct: MilvusClient, pair: tuple[str, str]) -> None:
+def _built_index(client: MilvusClient, name: str) -> dict[str, Any]:
+    """describe_index once the index covers every flushed row (or after 60 s)."""
+    deadline = time.monotonic() + 60
+    while True:
+        desc = client.describe_index(name, "vec")
+        done = desc["state"] == "Finished" and desc["pending_index_rows"] == 0
+        if (done and desc["indexed_rows"] == desc["total_rows"]) or time.monotonic() > deadline:
+            return desc
+        time.sleep(0.5)
+
+
+def test_indexes_and_load_state(router: MilvusClient, direct: MilvusClient, pair: tuple[str, str], stubs: Any) -> None:
     name, _ = pair
     for client in (router, direct):
         client.flush(name)
-    r, d = router.describe_index(name, "vec"), direct.describe_index(name, "vec")
+    r, d = _built_index(router, name), _built_index(direct, name)
     assert r["index_type"] == d["index_type"] == "FLAT" and r["metric_type"] == d["metric_type"]
-    assert r["total_rows"] == d["total_rows"] == ROWS and r["state"] == d["state"]
+    assert r["total_rows"] == d["total_rows"] == ROWS and r["state"] == d["state"] == "Finished"
+    for key in ("indexed_rows", "total_rows", "pending_index_rows"):
+        assert r[key] == d[key], (key, r[key], d[key])
+    statistics = [
+        stub.GetIndexStatistics(milvus_pb2.GetIndexStatisticsRequest(collection_name=name), timeout=30)
+        for stub in stubs
+    ]
+    assert [s.status.code for s in statistics] == [0, 0]
+    shape = [
+        [(i.index_name, i.field_name, i.indexed_rows, i.total_rows, i.state) for i in s.index_descriptions]
+        for s in statistics
+    ]
+    assert shape[0] == shape[1], shape
+    progress = [c._get_connection().get_loading_progress(name) for c in (router, direct)]
+    assert progress == [100, 100]
     assert router.list_indexes(name) == direct.list_indexes(name)
     r, d = run_both(router, direct, lambda c: c.drop_index(name, "vec"))  # loaded: refused
     assert_same_error(r, d)
@@ -215,9 +241,27 @@ def test_describe_collection_identical(router: MilvusClient, direct: MilvusClien
         assert router.list_partitions(coll) == direct.list_partitions(coll)
         for client in (router, direct):
             client.drop_collection(coll)
+    # nullable and default values: Milvus 2.3.5 drops `nullable` and keeps `default_value`;
+    # the router describes the collection as the backend does
+    coll = f"{name}_nullable"
+    for client in (router, direct):
+        schema = client.create_schema(enable_dynamic_field=False)
+        schema.add_field("pk", DataType.INT64, is_primary=True)
+        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
+        schema.add_field("n", DataType.INT64, nullable=True)
+        schema.add_field("dv", DataType.INT64, default_value=7)
+        schema.add_field("ds", DataType.VARCHAR, max_length=8, default_value="x")
+        client.create_collection(coll, schema=schema)
+    r, d = router.describe_collection(coll), direct.describe_collection(coll)
+    assert r["fields"] == d["fields"]
+    by_name = {f["name"]: f for f in r["fields"]}
+    assert "default_value" in by_name["dv"] and "default_value" in by_name["ds"]
+    assert not by_name["n"].get("nullable")  # what 2.3.5 makes of nullable=True
+    for client in (router, direct):
+        client.drop_collection(coll)
 
 
-def test_aliases_and_rename(router: MilvusClient, direct: MilvusClient, pair: tuple[str, str]) -> None:
+def test_aliases_and_rename(router: MilvusClient, direct: MilvusClient, pair: tuple[str, str], stubs: Any) -> None:
     name, pk_type = pair
     other = name + "_b"
     for client in (router, direct):
@@ -233,6 +277,38 @@ def test_aliases_and_rename(router: MilvusClient, direct: MilvusClient, pair: tu
     assert_search_equal(r, d)
     both_ok(router, direct, lambda c: c.insert(name + "_al", rich_rows(pk_type, n=3, start=5000)))
     assert router.describe_collection(name + "_al")["collection_name"] == name
+    alias = name + "_al"
+    ids = [row["pk"] for row in rich_rows(pk_type, n=8)]
+    r, d = both_ok(router, direct, lambda c: c.get(alias, ids=ids, output_fields=["num", "label"]))
+    assert sorted_rows(r, "pk") == sorted_rows(d, "pk") and len(r) == 8
+    r, d = both_ok(router, direct, lambda c: c.upsert(alias, rich_rows(pk_type, n=4, start=2)))
+    assert r["upsert_count"] == d["upsert_count"] == 4
+    r, d = both_ok(router, direct, lambda c: c.delete(alias, ids=ids[:2]))
+    assert r["delete_count"] == d["delete_count"] == 2
+    deleted = [
+        stub.Delete(milvus_pb2.DeleteRequest(collection_name=alias, expr="num == 3"), timeout=30) for stub in stubs
+    ]
+    assert [x.status.code for x in deleted] == [0, 0] and deleted[0].delete_cnt == deleted[1].delete_cnt
+    router_ids = deleted[0].IDs
+    assert not router_ids.int_id.data and not router_ids.str_id.data  # Delete.IDs is left empty
+    for client in (router, direct):
+        client.flush(name)
+    r, d = both_ok(router, direct, lambda c: c.get_collection_stats(alias))
+    assert r == d
+    both_ok(router, direct, lambda c: c.release_collection(alias))
+    assert router.get_load_state(alias) == direct.get_load_state(alias)
+
+    def scalar_index(c: MilvusClient) -> None:
+        params = c.prepare_index_params()
+        params.add_index("num", index_type="STL_SORT", index_name="num_al")
+        c.create_index(alias, params)
+
+    both_ok(router, direct, scalar_index)
+    assert router.list_indexes(alias) == direct.list_indexes(alias)
+    both_ok(router, direct, lambda c: c.load_collection(alias))
+    assert router.get_load_state(alias)["state"].name == direct.get_load_state(alias)["state"].name == "Loaded"
+    r, d = both_ok(router, direct, lambda c: c.query(alias, filter="", output_fields=["count(*)"]))
+    assert r[0]["count(*)"] == d[0]["count(*)"]
     for call in (
         lambda c: c.create_alias(other, name + "_al"),  # alias of another collection
         lambda c: c.create_alias(name, other),  # alias named like a collection
@@ -274,6 +350,60 @@ def test_large_insert_of_20_mb(router: MilvusClient, name: str) -> None:
     assert res["insert_count"] == n
     assert router.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"] == n
     router.drop_collection(name)
+
+
+def test_auto_id_variant(router: MilvusClient, direct: MilvusClient, name: str) -> None:
+    """auto_id: ids differ between the sides, so rows are matched by `score` (unique per row)."""
+    create_both(router, direct, name, "int64", auto_id=True)
+    r, d = both_ok(router, direct, lambda c: c.insert(name, rich_rows("int64", with_pk=False)))
+    r_ids, d_ids = r["ids"], d["ids"]
+    assert len(r_ids) == len(set(r_ids)) == len(d_ids) == ROWS
+
+    def same_rows(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
+        strip = [
+            sorted(({k: v for k, v in row.items() if k != "pk"} for row in x), key=lambda r: r["score"]) for x in (a, b)
+        ]
+        assert strip[0] == strip[1]
+
+    # get: the n-th id of each side names the same row (ids come back in row order)
+    r = router.get(name, ids=r_ids[20:40], output_fields=["score", "label", "num"])
+    d = direct.get(name, ids=d_ids[20:40], output_fields=["score", "label", "num"])
+    same_rows(r, d)
+    assert len(r) == 20
+    # upsert naming a primary key of an auto_id collection: Milvus 2.3.5's error
+    upserted = [{**row, "pk": r_ids[0]} for row in rich_rows("int64", n=1)]
+    r_out, d_out = run_both(router, direct, lambda c: c.upsert(name, upserted))
+    assert_same_failure(r_out, d_out)
+    r_out, d_out = run_both(router, direct, lambda c: c.insert(name, rich_rows("int64", n=1, start=3000)))
+    assert_same_failure(r_out, d_out)  # insert with a primary key value on an auto_id collection
+    r_del = router.delete(name, ids=r_ids[:15])
+    d_del = direct.delete(name, ids=d_ids[:15])
+    assert r_del["delete_count"] == d_del["delete_count"] == 15
+    r, d = both_ok(router, direct, lambda c: c.delete(name, filter="num == 4"))
+    assert r["delete_count"] == d["delete_count"]
+    # partitions
+    for client in (router, direct):
+        client.create_partition(name, "p1")
+        client.insert(name, rich_rows("int64", n=30, start=1000, with_pk=False), partition_name="p1")
+    r, d = both_ok(
+        router,
+        direct,
+        lambda c: c.query(name, filter="num >= 0", partition_names=["p1"], output_fields=["score", "num"]),
+    )
+    same_rows(r, d)
+    assert len(r) == 30
+    # aliases
+    for client in (router, direct):
+        client.create_alias(name, name + "_al")
+    r, d = both_ok(router, direct, lambda c: c.query(name + "_al", filter="num < 3", output_fields=["score", "label"]))
+    same_rows(r, d)
+    r, d = both_ok(router, direct, lambda c: c.delete(name + "_al", filter="num == 2"))
+    assert r["delete_count"] == d["delete_count"]
+    r, d = both_ok(router, direct, lambda c: c.query(name, filter="", output_fields=["count(*)"]))
+    assert r[0]["count(*)"] == d[0]["count(*)"] > 0
+    for client in (router, direct):
+        client.drop_alias(name + "_al")
+        client.drop_collection(name)
 
 
 def test_errors_are_those_of_one_milvus(router: MilvusClient, direct: MilvusClient, pair: tuple[str, str]) -> None:
