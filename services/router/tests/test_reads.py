@@ -16,7 +16,7 @@ from mishards.v1 import meta_pb2
 Hit = tuple[int, float, int]  # (pk, L2 distance, group)
 
 
-def view() -> CollectionView:
+def view(shards_num: int = 2) -> CollectionView:
     schema = schema_pb2.CollectionSchema(
         name="c",
         fields=[
@@ -24,8 +24,10 @@ def view() -> CollectionView:
             schema_pb2.FieldSchema(fieldID=101, name="grp", data_type=DataType.INT64),
         ],
     )
-    shards = [meta_pb2.ShardPlacement(index=i, physical_name=f"p{i}") for i in range(2)]
-    message = meta_pb2.Collection(id=1, name="c", shards_num=2, shards=shards, schema=schema.SerializeToString())
+    shards = [meta_pb2.ShardPlacement(index=i, physical_name=f"p{i}") for i in range(shards_num)]
+    message = meta_pb2.Collection(
+        id=1, name="c", shards_num=shards_num, shards=shards, schema=schema.SerializeToString()
+    )
     return _view(message)
 
 
@@ -159,3 +161,19 @@ def test_query_page_skips_no_row_when_the_client_asks_reduce_stop_for_best() -> 
     res = asyncio.run(reader.query(view(), req))
     assert list(res.fields_data[0].scalars.long_data.data) == [1, 2, 3, 4, 5, 6]
     assert all("reduce_stop_for_best" not in params_of(r.query_params) for r in reader.requests)
+
+
+def test_no_backend_session_timestamp_reaches_the_client() -> None:
+    # a backend's session_ts is its own clock (DESIGN.md, Timestamps): neither a one-shard
+    # answer (passed on without a merge) nor a merged one carries it
+    def answer(shard: int, req: Any) -> milvus_pb2.QueryResults:
+        res = query_shard([shard + 1], req)
+        res.session_ts = 449_000_000_000_000_000 + shard
+        return res
+
+    req = milvus_pb2.QueryRequest(collection_name="c", expr="pk > 0", output_fields=["pk"])
+    req.query_params.add(key="limit", value="5")
+    for shards_num in (1, 2):
+        res = asyncio.run(FakeReader(answer).query(view(shards_num), req))
+        assert res.session_ts == 0
+        assert res.collection_name == "c"

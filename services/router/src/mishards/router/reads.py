@@ -270,6 +270,7 @@ class Reader:
         if single:
             answer: milvus_pb2.QueryResults = responses[0]
             answer.collection_name = view.name
+            answer.ClearField("session_ts")  # the backend's clock never reaches a client
             return answer
         parts = [list(r.fields_data) for r in responses]
         with merge_span("count" if is_count else "query", len(parts)):
