@@ -127,6 +127,29 @@ def test_kill_stop_and_start_one_service(cluster: Cluster) -> None:
         cluster.stop_service("proxy")
 
 
+def test_extra_router_has_its_own_ports_and_logs_and_stops_with_the_cluster(cluster: Cluster) -> None:
+    with pytest.raises(ServiceError, match="start the cluster"):
+        cluster.start_extra_router()
+    with cluster:
+        extra = cluster.start_extra_router()
+        assert _alive(extra.pid) and extra.pid != cluster.service_pid("router")
+        assert extra.port != cluster.router_port and grpc_serving(extra.address)
+        assert (cluster.root_dir / "run" / "router-1.pid").read_text().strip() == str(extra.pid)
+        main = _env(cluster, "router")
+        env: dict[str, str] = json.loads((cluster.log_dir / "router-1" / "router.env.json").read_text())
+        assert env["SERVER_PORT"] == str(extra.port)
+        assert env["LOG_PATH"] == str(cluster.log_dir / "router-1")
+        assert env["METRICS_PORT"] not in (main["METRICS_PORT"], str(extra.port))
+        for key in ("META_ADDRESS", "DISCOVERY_ADDRESS", "DEFAULT_SHARDS_NUM", "SERVER_HOST"):
+            assert env[key] == main[key]
+        second = cluster.start_extra_router()
+        assert second.port != extra.port and second.name == "router-2"
+        second.stop(5.0)  # by PID, alone
+        assert not _alive(second.pid) and _alive(extra.pid)
+        assert grpc_serving(cluster.router_address)
+    assert not _alive(extra.pid) and cluster.extra_routers == []
+
+
 def test_early_exit_raises_with_the_log_and_leaves_nothing_behind(
     tmp_path: Path,
 ) -> None:

@@ -221,6 +221,8 @@ class Cluster:
         self.ports: dict[str, int] = {}
         self.instances: list[MilvusInstance] = []
         self.services: dict[str, ServiceProcess] = {}
+        self.extra_routers: list[ServiceProcess] = []
+        self._extra_router_count = 0
         self._atexit_registered = False
 
     # -- addresses --------------------------------------------------------------
@@ -432,6 +434,42 @@ class Cluster:
         service = self.services.get(name)
         return service.pid if service else None
 
+    def start_extra_router(self, timeout: float | None = None) -> ServiceProcess:
+        """Start one more router over the same meta and discovery; return it once it serves.
+
+        It gets the router's settings with its own free loopback ports (Milvus protocol
+        and metrics), its own log folder ``logs/router-N`` and PID file ``run/router-N.pid``.
+        Its ``port``, ``address`` and ``pid`` say where it is; its ``stop`` ends it (by PID,
+        with its process group). Extra routers are not recorded in ``cluster.json``:
+        ``stop`` ends them first, and a restart does not bring them back.
+        """
+        if not self.ports:
+            raise ServiceError("start the cluster before an extra router")
+        self._extra_router_count += 1
+        name = f"router-{self._extra_router_count}"
+        allocator = ephemeral_allocator()
+        allocator.reserve(self.ports.values())
+        port, metrics_port = allocator.allocate_one(), allocator.allocate_one()
+        env = self._service_env("router")
+        env.update(
+            SERVER_PORT=str(port),
+            METRICS_PORT=str(metrics_port),
+            LOG_PATH=str(self.log_dir / name),
+        )
+        command = self.service_commands.get("router") or console_script("mishards-router")
+        service = ServiceProcess(
+            name, command, env, port, self.log_dir / f"{name}.out", self.root_dir / "run" / f"{name}.pid"
+        )
+        self.extra_routers.append(service)
+        try:
+            service.start()
+            service.wait_ready(self.start_timeout if timeout is None else timeout)
+        except BaseException:
+            service.stop(self.stop_timeout)
+            self.extra_routers.remove(service)
+            raise
+        return service
+
     # -- life cycle -------------------------------------------------------------
 
     def start(self) -> Self:
@@ -467,7 +505,10 @@ class Cluster:
         return self
 
     def stop(self) -> None:
-        """Stop router, meta, discovery, then the instances; never leaves a process behind."""
+        """Stop extra routers, router, meta, discovery, then the instances; never leaves a process behind."""
+        for extra in self.extra_routers:
+            extra.stop(self.stop_timeout)
+        self.extra_routers.clear()
         for name in reversed(SERVICES):
             service = self.services.get(name)
             if service is not None:
