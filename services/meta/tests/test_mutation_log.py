@@ -255,7 +255,9 @@ def test_a_rejection_with_a_retry_code_marks_the_copy_failed_in_the_end(
         async with mutation_log(store, milvus) as log:
             with pytest.raises(MilvusError, match="schema mismatch"):
                 await append(log, insert(1))
-            await eventually(lambda: store.copy_info(1, 0, PRIMARY).state == COPY_FAILED)  # type: ignore[union-attr]
+            # the store first, then the applier: a write is refused once the applier knows
+            await eventually(lambda: bool(log.applier(1, 0, PRIMARY).failed))  # type: ignore[union-attr]
+            assert store.copy_info(1, 0, PRIMARY).state == COPY_FAILED  # type: ignore[union-attr]
             with pytest.raises(MilvusError, match="shard 0 is failed and takes no writes"):
                 await append(log, insert(2))
             # an operator retries once the backend is fixed: the entry goes through, once
