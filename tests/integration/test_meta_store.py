@@ -11,7 +11,8 @@ import pymysql
 import pytest
 from sqlalchemy.engine import make_url
 
-from mishards.meta.store import COPY_READY, CREATING, READY, NotFound, Store
+from mishards.meta.store import COPY_READY, CREATING, READY, NotFound, NoTimestamp, Store
+from mishards.meta.tso import TimestampOracle
 
 SERVER_URL = os.environ.get("SQLALCHEMY_DATABASE_TEST_URI") or "mysql+pymysql://root:@127.0.0.1:3306"
 
@@ -116,18 +117,35 @@ def test_ready_collection_follows_every_change(store: Store) -> None:
 
 
 def test_concurrent_writers_never_share_a_log_position_or_an_id(store: Store) -> None:
-    """Each log append and id block reads a position and moves it: never the same one twice."""
+    """Each log append and id block reads a position and moves it: never the same one twice.
+
+    Each append draws its timestamp while it holds the collection's shards, so on every
+    shard a later position has a later timestamp (reads map timestamps to positions).
+    """
     spec = store.add_collection("default", "c", b"s", 2, 0, [], 1, ["a:1", "b:1"])
     store.set_state(spec.id, READY)
     store.allocate_ids(1)
+    tso = TimestampOracle(store.reserve_timestamp_window)
     entries = [(0, "Insert", b"x"), (1, "Insert", b"y"), (0, "Delete", b"z")]
+
+    def append(_: int) -> tuple[list[int], int]:
+        while True:  # as the mutation log does: the window is persisted outside the transaction
+            try:
+                return store.append_mutations(spec.id, entries, tso.get_reserved)
+            except NoTimestamp:
+                tso.reserve_ahead()
+
     with ThreadPoolExecutor(8) as pool:
-        appended = list(pool.map(lambda _: store.append_mutations(spec.id, entries, 1), range(60)))
+        appended = list(pool.map(append, range(60)))
         blocks = list(pool.map(lambda _: store.allocate_ids(10), range(60)))
-    shard0 = sorted(seq for seqs in appended for seq in (seqs[0], seqs[2]))
-    shard1 = sorted(seqs[1] for seqs in appended)
+    shard0 = sorted(seq for seqs, _ in appended for seq in (seqs[0], seqs[2]))
+    shard1 = sorted(seqs[1] for seqs, _ in appended)
     assert shard0 == list(range(1, 121)) and shard1 == list(range(1, 61))
-    assert all(seqs[2] > seqs[0] for seqs in appended)  # a write's entries keep their order
+    assert all(seqs[2] > seqs[0] for seqs, _ in appended)  # a write's entries keep their order
+    assert len({ts for _, ts in appended}) == 60
+    for shard in (0, 1):
+        stamps = [e.ts for e in store.entries_after(spec.id, shard, 0, limit=1000)]  # in log order
+        assert stamps == sorted(stamps)
     assert sorted(blocks) == list(range(min(blocks), min(blocks) + 600, 10))
 
 
@@ -136,7 +154,7 @@ def test_log_entries_are_numbered_per_shard_and_truncated_once_every_copy_applie
     store.set_state(spec.id, READY)
     store.add_copy(spec.id, 0, "r:1", "replica", COPY_READY)
     entries = [(0, "Insert", b"i" * 70_000), (1, "Insert", b"j"), (0, "Upsert", b"u"), (0, "Delete", b"d")]
-    assert store.append_mutations(spec.id, entries, ts=7) == [1, 1, 2, 3]
+    assert store.append_mutations(spec.id, entries, lambda: 7) == ([1, 1, 2, 3], 7)
     got = store.entries_after(spec.id, 0, 0)
     assert [(e.shard, e.seq, e.ts, e.method, e.payload) for e in got] == [
         (0, 1, 7, "Insert", b"i" * 70_000),
@@ -159,7 +177,7 @@ def test_log_entries_are_numbered_per_shard_and_truncated_once_every_copy_applie
     store.mark_applied(spec.id, 0, "r:1", 3)
     assert store.entries_after(spec.id, 0, 0) == [] and store.log_length() == 1
     # positions go on after a truncation; a copy without a recorded position holds the log
-    assert store.append_mutations(spec.id, [(0, "Insert", b"k")], ts=8) == [4]
+    assert store.append_mutations(spec.id, [(0, "Insert", b"k")], lambda: 8) == ([4], 8)
     store.add_copy(spec.id, 0, "r:2", "replica", COPY_READY)
     store.mark_applied(spec.id, 0, "a:1", 4)
     store.mark_applied(spec.id, 0, "r:1", 4)
@@ -170,4 +188,4 @@ def test_log_entries_are_numbered_per_shard_and_truncated_once_every_copy_applie
     store.remove_collection(spec.id)
     assert store.log_length() == 0
     with pytest.raises(NotFound):
-        store.append_mutations(spec.id, [(0, "Insert", b"x")], ts=9)
+        store.append_mutations(spec.id, [(0, "Insert", b"x")], lambda: 9)

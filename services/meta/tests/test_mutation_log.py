@@ -23,8 +23,9 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 from mishards.common.errors import MilvusError
 from mishards.common.logs import REQUEST_ID
 from mishards.meta import mutations
-from mishards.meta.mutations import MutationLog
+from mishards.meta.mutations import MutationLog, ShardTimeline
 from mishards.meta.store import COPY_FAILED, COPY_READY, READY, Store
+from mishards.meta.tso import TimestampOracle, physical_ms
 
 PRIMARY = "wo:19530"
 
@@ -58,6 +59,7 @@ class FakeMilvus:
         self.failures: list[Failure] = []  # consumed one per call, front first
         self.down = False  # every call fails UNAVAILABLE, nothing applied
         self.others: dict[str, FakeMilvus] = {}  # other instances by address (this one answers the rest)
+        self.clock = 1000  # the instance's own timestamps, returned with each applied mutation
 
     def stub(self, address: str) -> FakeMilvus:
         return self.others.get(address, self)
@@ -83,7 +85,8 @@ class FakeMilvus:
             self._apply(method, ids)
             if when == "after":
                 raise rpc_error(what)
-            return milvus_pb2.MutationResult(status=common_pb2.Status(), insert_cnt=len(ids))
+            self.clock += 10
+            return milvus_pb2.MutationResult(status=common_pb2.Status(), insert_cnt=len(ids), timestamp=self.clock)
 
         return call
 
@@ -128,8 +131,28 @@ async def mutation_log(store: Store, milvus: FakeMilvus, timeout: float = 5.0) -
         await log.stop()
 
 
+class Oracle(TimestampOracle):
+    """A real oracle whose window lives in memory; `at` scripts the timestamps given under the append's lock."""
+
+    def __init__(self, *at: int) -> None:
+        self.bound = 0
+        self.at = list(at)
+        super().__init__(self.reserve)
+
+    def reserve(self, upto_ms: int) -> int:
+        previous, self.bound = self.bound, max(self.bound, upto_ms)
+        return previous
+
+    def get_reserved(self, count: int = 1) -> int | None:
+        return self.at.pop(0) if self.at else super().get_reserved(count)
+
+
+ORACLE = Oracle()
+
+
 async def append(log: MutationLog, *entries: tuple[int, str, bytes]) -> dict[int, list[tuple[int, bytes]]]:
-    return await log.append(1, {0: PRIMARY}, list(entries), ts=1)
+    _, results = await log.append(1, {0: PRIMARY}, list(entries), ORACLE)
+    return results
 
 
 async def append_or_fail_fast(log: MutationLog, entry: tuple[int, str, bytes], reason: str) -> None:
@@ -153,7 +176,7 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
 def test_a_write_before_start_resumes_from_the_recorded_position(store: Store) -> None:
     """Meta serves while it starts: the first write must not replay the log as plain inserts."""
     # The previous meta appended 1..3, applied all three, recorded only 1, then died.
-    store.append_mutations(1, [insert(1), insert(2), insert(3)], ts=1)
+    store.append_mutations(1, [insert(1), insert(2), insert(3)], lambda: 1)
     store.mark_applied(1, 0, PRIMARY, 1)
     milvus = FakeMilvus()
     milvus.rows.update({1: 1, 2: 1, 3: 1})
@@ -171,7 +194,7 @@ def test_a_write_before_start_resumes_from_the_recorded_position(store: Store) -
 
 
 def test_a_write_before_start_keeps_a_failed_copy_failed(store: Store) -> None:
-    store.append_mutations(1, [insert(1)], ts=1)
+    store.append_mutations(1, [insert(1)], lambda: 1)
     store.set_copy_state(1, 0, PRIMARY, COPY_FAILED, "entry 1 (Insert) rejected by wo:19530: schema")
     milvus = FakeMilvus()
 
@@ -378,3 +401,69 @@ def test_concurrent_writes_are_applied_in_log_order_and_the_log_truncated(store:
     ]
     assert sorted(milvus.rows) == list(range(11, 21))
     assert store.copy_info(1, 0, PRIMARY).applied_seq == 21  # type: ignore[union-attr]
+
+
+def test_a_timeline_maps_a_timestamp_to_a_position_never_earlier_than_needed() -> None:
+    timeline = ShardTimeline(base=4)  # entries 1..4 were logged before meta started
+    for ts, seq in [(20, 6), (10, 5), (30, 7)]:  # the appends' threads return in any order
+        timeline.add(ts, seq)
+    assert [timeline.position_at(ts) for ts in (1, 9, 10, 19, 20, 30, 99)] == [4, 4, 5, 5, 6, 7, 7]
+
+
+def test_a_full_timeline_folds_old_positions_into_its_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mutations, "TIMELINE_LIMIT", 4)
+    timeline = ShardTimeline(base=0)
+    for seq in range(1, 6):
+        timeline.add(seq * 10, seq)
+    assert timeline.base == 2 and timeline.seqs == [3, 4, 5]
+    assert [timeline.position_at(ts) for ts in (5, 10, 30, 50)] == [2, 2, 3, 5]  # later than needed, never earlier
+
+
+def test_read_positions_say_where_a_timestamp_is_and_which_copies_reached_it(store: Store) -> None:
+    store.append_mutations(1, [insert(1)], lambda: 50)  # logged by the previous meta: in no timeline
+    store.mark_applied(1, 0, PRIMARY, 1)
+    store.add_copy(1, 0, "ro:19530", "replica", COPY_READY)
+    store.mark_applied(1, 0, "ro:19530", 1)
+    milvus, replica = FakeMilvus(), FakeMilvus()
+    milvus.others["ro:19530"] = replica
+    replica.clock = 5000
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+
+            async def positions(ts: int) -> tuple[int, dict[str, tuple[int, int]]]:
+                (p,) = await log.read_positions(1, [0], ts)
+                return p.seq, {instance: (applied, backend_ts) for instance, applied, backend_ts in p.copies}
+
+            log.start()
+            # nothing appended since start: a timestamp maps to the whole log, the clocks are unknown
+            assert await positions(60) == (1, {PRIMARY: (1, 0), "ro:19530": (1, 0)})
+            first, _ = await log.append(1, {0: PRIMARY}, [insert(2)], Oracle(100))
+            await eventually(lambda: log.applier(1, 0, "ro:19530").applied_seq == 2)  # type: ignore[union-attr]
+            replica.down = True
+            second, _ = await log.append(1, {0: PRIMARY}, [insert(3)], Oracle(200))
+            assert (first, second) == (100, 200)
+            assert await positions(60) == (1, {PRIMARY: (3, 1020), "ro:19530": (2, 5010)})
+            assert (await positions(100))[0] == 2  # the replica has it: it may serve this read at 5010
+            assert (await positions(150))[0] == 2
+            assert (await positions(200))[0] == 3  # only the primary has reached it
+            await log._fail(log.applier(1, 0, "ro:19530"), "scripted")  # type: ignore[arg-type]
+            assert (await positions(200))[1] == {PRIMARY: (3, 1020)}  # a failed copy serves no read
+
+    asyncio.run(scenario())
+
+
+def test_the_oracles_window_is_persisted_outside_the_append_transaction(store: Store) -> None:
+    """On SQLite, persisting the window inside the append's transaction would wait for its own lock."""
+    oracle = Oracle()  # no window yet: the first try under the lock gets no timestamp
+    milvus = FakeMilvus()
+
+    async def scenario() -> int:
+        async with mutation_log(store, milvus) as log:
+            ts, results = await log.append(1, {0: PRIMARY}, [insert(1)], oracle)
+            assert [seq for seq, _ in results[0]] == [1]
+            return ts
+
+    ts = asyncio.run(scenario())
+    assert oracle.bound > 0 and physical_ms(ts) < oracle.bound
+    assert milvus.calls == [("Insert", [1])]  # appended once

@@ -40,3 +40,22 @@ def test_logical_overflow_moves_to_next_millisecond() -> None:
     a = tso.get((1 << LOGICAL_BITS) - 2)
     b = tso.get(5)
     assert physical_ms(b) == physical_ms(a) + 1
+
+
+def test_get_reserved_never_persists_and_reserve_ahead_makes_room() -> None:
+    """The log's append draws its timestamp under a store lock: it must not write the window there."""
+    bound = Bound()
+    now = [10.0]
+    tso = TimestampOracle(bound, clock=lambda: now[0])
+    assert tso.get_reserved() is None and bound.value == 0  # no window yet
+    tso.reserve_ahead()
+    reserved = bound.value
+    first = tso.get_reserved()
+    assert first is not None and physical_ms(first) == 10_000 and bound.value == reserved
+    now[0] = 10.0 + 3.5  # past the window
+    assert tso.get_reserved() is None and bound.value == reserved
+    tso.reserve_ahead()
+    second = tso.get_reserved()
+    assert second is not None and second > first and bound.value > reserved
+    tso.reserve_ahead()  # more than half the window left: nothing written
+    assert bound.value == physical_ms(second) + 3000

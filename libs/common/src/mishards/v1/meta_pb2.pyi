@@ -202,6 +202,42 @@ class CopyState(_message.Message):
     fill_progress: float
     def __init__(self, collection_id: _Optional[int] = ..., db_name: _Optional[str] = ..., collection: _Optional[str] = ..., shard: _Optional[int] = ..., instance: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., applied_seq: _Optional[int] = ..., last_seq: _Optional[int] = ..., reason: _Optional[str] = ..., fill_progress: _Optional[float] = ...) -> None: ...
 
+class ReadPositionsRequest(_message.Message):
+    __slots__ = ("collection_id", "timestamp", "shards")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    collection_id: int
+    timestamp: int
+    shards: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, collection_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., shards: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class CopyPosition(_message.Message):
+    __slots__ = ("instance", "applied_seq", "backend_timestamp")
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_SEQ_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    instance: str
+    applied_seq: int
+    backend_timestamp: int
+    def __init__(self, instance: _Optional[str] = ..., applied_seq: _Optional[int] = ..., backend_timestamp: _Optional[int] = ...) -> None: ...
+
+class ShardReadPosition(_message.Message):
+    __slots__ = ("shard", "seq", "copies")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    COPIES_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    seq: int
+    copies: _containers.RepeatedCompositeFieldContainer[CopyPosition]
+    def __init__(self, shard: _Optional[int] = ..., seq: _Optional[int] = ..., copies: _Optional[_Iterable[_Union[CopyPosition, _Mapping]]] = ...) -> None: ...
+
+class ReadPositionsResponse(_message.Message):
+    __slots__ = ("shards",)
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    shards: _containers.RepeatedCompositeFieldContainer[ShardReadPosition]
+    def __init__(self, shards: _Optional[_Iterable[_Union[ShardReadPosition, _Mapping]]] = ...) -> None: ...
+
 class ListCopiesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

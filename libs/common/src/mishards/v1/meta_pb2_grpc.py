@@ -64,6 +64,11 @@ class MetaStub:
                 request_serializer=mishards_dot_v1_dot_meta__pb2.AppendMutationsRequest.SerializeToString,
                 response_deserializer=mishards_dot_v1_dot_meta__pb2.AppendMutationsResponse.FromString,
                 _registered_method=True)
+        self.GetReadPositions = channel.unary_unary(
+                '/mishards.v1.Meta/GetReadPositions',
+                request_serializer=mishards_dot_v1_dot_meta__pb2.ReadPositionsRequest.SerializeToString,
+                response_deserializer=mishards_dot_v1_dot_meta__pb2.ReadPositionsResponse.FromString,
+                _registered_method=True)
         self.ListCopies = channel.unary_unary(
                 '/mishards.v1.Meta/ListCopies',
                 request_serializer=mishards_dot_v1_dot_meta__pb2.ListCopiesRequest.SerializeToString,
@@ -119,6 +124,13 @@ class MetaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReadPositions(self, request, context):
+        """Per shard: the log position a read at a Mishards timestamp must see, and where each copy is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListCopies(self, request, context):
         """Every copy's instance, role, state and applied log position.
         """
@@ -165,6 +177,11 @@ def add_MetaServicer_to_server(servicer, server):
                     servicer.AppendMutations,
                     request_deserializer=mishards_dot_v1_dot_meta__pb2.AppendMutationsRequest.FromString,
                     response_serializer=mishards_dot_v1_dot_meta__pb2.AppendMutationsResponse.SerializeToString,
+            ),
+            'GetReadPositions': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReadPositions,
+                    request_deserializer=mishards_dot_v1_dot_meta__pb2.ReadPositionsRequest.FromString,
+                    response_serializer=mishards_dot_v1_dot_meta__pb2.ReadPositionsResponse.SerializeToString,
             ),
             'ListCopies': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCopies,
@@ -339,6 +356,33 @@ class Meta:
             '/mishards.v1.Meta/AppendMutations',
             mishards_dot_v1_dot_meta__pb2.AppendMutationsRequest.SerializeToString,
             mishards_dot_v1_dot_meta__pb2.AppendMutationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReadPositions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mishards.v1.Meta/GetReadPositions',
+            mishards_dot_v1_dot_meta__pb2.ReadPositionsRequest.SerializeToString,
+            mishards_dot_v1_dot_meta__pb2.ReadPositionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,11 +3,16 @@
 An entry is acknowledged to the router once the shard's primary has applied it. Entries
 that were in the log when meta started may have been applied before a crash; they are
 replayed with inserts turned into upserts, so a replay never duplicates a row.
+
+Each write's Mishards timestamp is drawn inside its append transaction, so on every shard
+timestamps grow with log positions; a `ShardTimeline` maps a client's timestamp back to the
+position a read must see (`read_positions`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextvars
 import logging
 import time
@@ -21,7 +26,17 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
-from mishards.meta.store import COPY_FAILED, COPY_FILLING, COPY_READY, LogEntry, NotFound, Store, physical_name
+from mishards.meta.store import (
+    COPY_FAILED,
+    COPY_FILLING,
+    COPY_READY,
+    LogEntry,
+    NotFound,
+    NoTimestamp,
+    Store,
+    physical_name,
+)
+from mishards.meta.tso import TimestampOracle
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +56,7 @@ RETRIABLE_CODES = {1, 2, 4, 8, 9, 12}
 # An entry the backend keeps refusing with such a code this many times running is rejected:
 # the copy is marked failed instead of blocking the shard for ever (about a minute of backoff).
 REFUSAL_LIMIT = 15
+TIMELINE_LIMIT = 4096  # (timestamp, position) pairs kept per shard; older ones fold into the base
 BACKOFF_FIRST = 0.2  # seconds before the first retry; doubles up to BACKOFF_MAX
 BACKOFF_MAX = 5.0
 
@@ -54,6 +70,45 @@ def upsert_from_insert(request: milvus_pb2.InsertRequest) -> milvus_pb2.UpsertRe
 
 
 @dataclass
+class ShardTimeline:
+    """A shard's recent log positions by write timestamp, for mapping a client timestamp to a position.
+
+    Within a collection, appends are serialised and draw their timestamp while they hold the
+    lock, so timestamps and positions grow together. Pairs arrive in any order (the appends'
+    threads return in any order) and are kept sorted. `base` is an upper bound on the position
+    of every entry not held here (appended before meta started, or dropped as too old), so the
+    answer may be later than needed but never earlier.
+    """
+
+    base: int
+    stamps: list[int] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+
+    def add(self, ts: int, seq: int) -> None:
+        at = bisect.bisect_right(self.seqs, seq)
+        self.seqs.insert(at, seq)
+        self.stamps.insert(at, ts)
+        if len(self.seqs) > TIMELINE_LIMIT:
+            drop = TIMELINE_LIMIT // 2
+            self.base = max(self.base, self.seqs[drop - 1])
+            del self.seqs[:drop], self.stamps[:drop]
+
+    def position_at(self, ts: int) -> int:
+        """The position every entry with a timestamp up to `ts` is at or below."""
+        at = bisect.bisect_right(self.stamps, ts)
+        return max(self.base, self.seqs[at - 1]) if at else self.base
+
+
+@dataclass
+class ReadPosition:
+    """Where a read at a timestamp must be on one shard, and where the shard's copies are."""
+
+    shard: int
+    seq: int
+    copies: list[tuple[str, int, int]]  # (instance, applied position, backend timestamp of that position or 0)
+
+
+@dataclass
 class CopyApplier:
     """Applies one shard's log to one copy, in order, forever."""
 
@@ -63,6 +118,7 @@ class CopyApplier:
     applied_seq: int
     replay_upto: int  # entries up to here were in the log when meta started
     failed: str = ""
+    backend_ts: int = 0  # the instance's own timestamp of the applied_seq entry (0: not known)
     unavailable: str = ""  # set while the copy's instance does not answer; waiters fail fast
     refusals: int = 0  # times running the backend answered "later" to the next entry
     failing_since: float = 0.0  # monotonic time the copy stopped applying (0 while it applies)
@@ -100,6 +156,7 @@ class MutationLog:
         self.address_of = address_of
         self.timeout = timeout
         self.appliers: dict[tuple[int, int, str], CopyApplier] = {}
+        self.timelines: dict[tuple[int, int], ShardTimeline] = {}
 
     def start(self) -> None:
         """Start an applier for every copy the catalog holds (after a restart: replaying)."""
@@ -162,6 +219,8 @@ class MutationLog:
         return self.appliers.get((collection_id, shard, instance))
 
     def forget_collection(self, collection_id: int) -> None:
+        for shard_key in [k for k in self.timelines if k[0] == collection_id]:
+            del self.timelines[shard_key]
         for key in [k for k in self.appliers if k[0] == collection_id]:
             applier = self.appliers.pop(key)
             if applier.task:
@@ -177,14 +236,19 @@ class MutationLog:
     # --- appending ----------------------------------------------------------------------------------
 
     async def append(
-        self, collection_id: int, primaries: dict[int, str], entries: list[tuple[int, str, bytes]], ts: int
-    ) -> dict[int, list[tuple[int, bytes]]]:
+        self,
+        collection_id: int,
+        primaries: dict[int, str],
+        entries: list[tuple[int, str, bytes]],
+        oracle: TimestampOracle,
+    ) -> tuple[int, dict[int, list[tuple[int, bytes]]]]:
         """Log the entries durably, then wait until each shard's primary applied them.
 
-        Returns shard -> [(seq, primary response)] in entry order. Raises MilvusError when
-        a shard is failed (before appending), when a primary rejects its entry (the copy is
-        then marked failed), or when a primary does not answer or does not apply in time
-        (the entry stays in the log and is applied when the instance answers again).
+        The oracle gives the write its Mishards timestamp inside the append transaction.
+        Returns the timestamp and shard -> [(seq, primary response)] in entry order. Raises
+        MilvusError when a shard is failed (before appending), when a primary rejects its
+        entry (the copy is then marked failed), or when a primary does not answer or does not
+        apply in time (the entry stays in the log and is applied when the instance answers).
         """
         for shard in {e[0] for e in entries}:
             applier = await self._recorded_applier(collection_id, shard, primaries[shard])
@@ -193,10 +257,21 @@ class MutationLog:
                     errors.SERVICE_UNAVAILABLE,
                     f"mishards: shard {shard} is failed and takes no writes until an operator repairs it: {applier.failed}",
                 )
-        try:
-            seqs = await asyncio.to_thread(self.store.append_mutations, collection_id, entries, ts)
-        except NotFound:
-            raise MilvusError(errors.COLLECTION_NOT_FOUND, "collection not found") from None
+        while True:
+            try:
+                seqs, ts = await asyncio.to_thread(
+                    self.store.append_mutations, collection_id, entries, oracle.get_reserved
+                )
+                break
+            except NotFound:
+                raise MilvusError(errors.COLLECTION_NOT_FOUND, "collection not found") from None
+            except NoTimestamp:  # the oracle's window is persisted outside the append transaction
+                await asyncio.to_thread(oracle.reserve_ahead)
+        for (shard, _, _), seq in zip(entries, seqs):
+            timeline = self.timelines.get((collection_id, shard))
+            if timeline is None:  # every earlier entry of the shard is below this write's first
+                timeline = self.timelines[(collection_id, shard)] = ShardTimeline(base=seq - 1)
+            timeline.add(ts, seq)
         wanted: dict[int, list[int]] = {}
         for (shard, method, payload), seq in zip(entries, seqs):
             wanted.setdefault(shard, []).append(seq)
@@ -243,7 +318,29 @@ class MutationLog:
             )
 
         results = await asyncio.gather(*(wait(shard) for shard in wanted))
-        return dict(zip(wanted, results))
+        return ts, dict(zip(wanted, results))
+
+    async def read_positions(self, collection_id: int, shards: list[int], ts: int) -> list[ReadPosition]:
+        """Per shard, the position a read at Mishards timestamp `ts` must see, and every applying copy's position.
+
+        Every write acknowledged with a timestamp up to `ts` is at or below the position.
+        """
+        missing = [k for k in shards if (collection_id, k) not in self.timelines]
+        if missing:  # nothing appended since meta started: everything logged so far
+            ends = await asyncio.to_thread(self.store.log_ends)
+            for k in missing:
+                end = ends.get((collection_id, k), 0)
+                timeline = self.timelines.setdefault((collection_id, k), ShardTimeline(base=end))
+                timeline.base = max(timeline.base, end)
+        out = []
+        for k in shards:
+            copies = [
+                (key[2], a.applied_seq, a.backend_ts)
+                for key, a in self.appliers.items()
+                if key[0] == collection_id and key[1] == k and not a.failed
+            ]
+            out.append(ReadPosition(k, self.timelines[(collection_id, k)].position_at(ts), copies))
+        return out
 
     # --- applying -----------------------------------------------------------------------------------
 
@@ -264,7 +361,7 @@ class MutationLog:
             applied_upto = 0
             for entry in entries:
                 try:
-                    response = await self._apply(a, entry)
+                    response, backend_ts = await self._apply(a, entry)
                 except _Transient as exc:
                     # The backend may have applied it before failing: it is resent as an upsert.
                     a.replay_upto = max(a.replay_upto, entry.seq)
@@ -280,7 +377,7 @@ class MutationLog:
                 else:
                     backoff = BACKOFF_FIRST
                     applied_upto = entry.seq
-                    await self._applied(a, entry.seq, response)
+                    await self._applied(a, entry.seq, response, backend_ts)
                     continue
                 await self._fail(a, f"entry {entry.seq} ({entry.method}) rejected by {a.instance}: {rejection}")
                 break
@@ -288,7 +385,7 @@ class MutationLog:
                 # The recorded position may trail what was applied: replay after a crash is idempotent.
                 await asyncio.to_thread(self.store.mark_applied, a.collection_id, a.shard, a.instance, applied_upto)
 
-    async def _applied(self, a: CopyApplier, seq: int, response: bytes) -> None:
+    async def _applied(self, a: CopyApplier, seq: int, response: bytes, backend_ts: int = 0) -> None:
         if a.failing_since:
             log.info(
                 "copy %s of shard %d/%d answers again (after %.1fs)",
@@ -303,6 +400,7 @@ class MutationLog:
         async with a.progress:
             a.unavailable = ""
             a.applied_seq = seq
+            a.backend_ts = backend_ts
             a.responses[seq] = response
             # keep only recent responses: waiters read theirs right away
             for old in [s for s in a.responses if s < seq - 4096]:
@@ -337,7 +435,8 @@ class MutationLog:
         except TimeoutError:
             pass
 
-    async def _apply(self, a: CopyApplier, entry: LogEntry) -> bytes:
+    async def _apply(self, a: CopyApplier, entry: LogEntry) -> tuple[bytes, int]:
+        """Apply one entry to the copy; its MutationResult (serialized) and the backend's timestamp of it."""
         request: Any = REQUESTS[entry.method].FromString(entry.payload)
         method = entry.method
         if method == "Insert" and entry.seq <= a.replay_upto:
@@ -357,7 +456,7 @@ class MutationLog:
                 # Retried, but not for ever: an answer with a "later" code may be a rejection.
                 raise _Transient(f"code {st.code}: {st.reason}", refused=True)
             raise MilvusError.from_status(st)
-        return bytes(response.SerializeToString())
+        return bytes(response.SerializeToString()), int(response.timestamp)
 
     # --- operators ----------------------------------------------------------------------------------
 
@@ -369,7 +468,7 @@ class MutationLog:
             entries = await asyncio.to_thread(self.store.entries_after, collection_id, shard, applier.applied_seq, 1)
             if entries:
                 await asyncio.to_thread(self.store.mark_applied, collection_id, shard, instance, entries[0].seq)
-                applier.applied_seq = entries[0].seq
+                applier.applied_seq, applier.backend_ts = entries[0].seq, 0
         elif action != "retry":
             raise MilvusError(errors.PARAMETER_INVALID, f"unknown repair action {action!r} (retry or skip)")
         await asyncio.to_thread(self.store.set_copy_state, collection_id, shard, instance, COPY_READY, "")

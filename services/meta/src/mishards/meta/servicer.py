@@ -155,13 +155,24 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
                     raise MilvusError(errors.PARAMETER_INVALID, f"bad log entry for shard {e.shard} ({e.method})")
                 self.ddl.check_primary_serving(spec, e.shard)
                 entries.append((e.shard, e.method, e.request))
-            ts = self.tso.get()
-            applied = await self.log.append(spec.id, primaries, entries, ts)
+            ts, applied = await self.log.append(spec.id, primaries, entries, self.tso)
         except MilvusError as exc:
             return meta_pb2.AppendMutationsResponse(status=exc.to_status().SerializeToString())
         out = meta_pb2.AppendMutationsResponse(timestamp=ts)
         for shard, results in sorted(applied.items()):
             out.shards.add(shard=shard, seq=results[-1][0], responses=[r for _, r in results])
+        return out
+
+    async def GetReadPositions(
+        self, request: meta_pb2.ReadPositionsRequest, context: grpc.aio.ServicerContext
+    ) -> meta_pb2.ReadPositionsResponse:
+        # answered from memory (the appliers and the shards' timelines): it is on the read path
+        positions = await self.log.read_positions(request.collection_id, list(request.shards), request.timestamp)
+        out = meta_pb2.ReadPositionsResponse()
+        for p in positions:
+            shard = out.shards.add(shard=p.shard, seq=p.seq)
+            for instance, applied, backend_ts in p.copies:
+                shard.copies.add(instance=instance, applied_seq=applied, backend_timestamp=backend_ts)
         return out
 
     async def ListCopies(

@@ -7,7 +7,7 @@ that has seen version V has seen every change up to V.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,6 +242,10 @@ def _copy_info(row: CopyRow, last_seq: int) -> CopyInfo:
     return CopyInfo(
         row.collection_id, row.shard, row.instance, row.role, row.state, row.applied_seq, row.reason or "", last_seq
     )
+
+
+class NoTimestamp(Exception):
+    """The timestamp oracle must persist a new window before the append (outside its transaction)."""
 
 
 class NotFound(KeyError):
@@ -524,10 +528,14 @@ class Store:
 
     # --- the mutation log ---------------------------------------------------------------------------
 
-    def append_mutations(self, collection_id: int, entries: list[tuple[int, str, bytes]], ts: int) -> list[int]:
-        """Append (shard, method, payload) entries in one transaction; returns each entry's seq.
+    def append_mutations(
+        self, collection_id: int, entries: list[tuple[int, str, bytes]], stamp: Callable[[], int | None]
+    ) -> tuple[list[int], int]:
+        """Append (shard, method, payload) entries in one transaction; returns each entry's seq and the write's ts.
 
-        Raises NotFound when the collection is gone.
+        The timestamp comes from `stamp()` while the collection's shard rows are locked, so on
+        every shard a later position always has a later timestamp. Raises NotFound when the
+        collection is gone, NoTimestamp (nothing appended) when `stamp()` gives None.
         """
         with self.write() as s, s.begin():
             shards = {
@@ -536,6 +544,9 @@ class Store:
             }
             if not shards:
                 raise NotFound(str(collection_id))
+            ts = stamp()
+            if ts is None:
+                raise NoTimestamp(str(collection_id))
             seqs = []
             for shard, method, payload in entries:
                 row = shards[shard]
@@ -551,7 +562,12 @@ class Store:
                     )
                 )
                 seqs.append(row.last_seq)
-            return seqs
+            return seqs, ts
+
+    def log_ends(self) -> dict[tuple[int, int], int]:
+        """(collection, shard) -> the position of the shard's last log entry."""
+        with self.session() as s:
+            return {(r.collection_id, r.idx): r.last_seq for r in s.scalars(select(ShardRow))}
 
     def entries_after(self, collection_id: int, shard: int, after_seq: int, limit: int = 64) -> list[LogEntry]:
         with self.session() as s:

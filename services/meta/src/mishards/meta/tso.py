@@ -39,17 +39,41 @@ class TimestampOracle:
 
     def get(self, count: int = 1) -> int:
         """Reserve `count` consecutive timestamps; returns the first."""
+        with self._lock:
+            first = self._next(count, persist=True)
+            assert first is not None
+            return first
+
+    def get_reserved(self, count: int = 1) -> int | None:
+        """As `get`, but None where `get` would persist a new window first.
+
+        For callers that hold a store lock (the log's append transaction): on SQLite the
+        window's write would wait for that very lock. They call `reserve_ahead` and retry.
+        """
+        with self._lock:
+            return self._next(count, persist=False)
+
+    def reserve_ahead(self) -> None:
+        """Persist a fresh window when less than half of the current one is left."""
+        with self._lock:
+            now_ms = max(int(self._clock() * 1000), self._last_ms)
+            if now_ms + WINDOW_MS // 2 >= self._bound:
+                self._bound = now_ms + WINDOW_MS
+                self._reserve(self._bound)
+
+    def _next(self, count: int, persist: bool) -> int | None:
         if count < 1 or count > LOGICAL_MASK:
             raise ValueError(f"count must be in 1..{LOGICAL_MASK}")
-        with self._lock:
-            now_ms = int(self._clock() * 1000)
-            if now_ms > self._last_ms:
-                self._last_ms, self._logical = now_ms, 0
-            elif self._logical + count > LOGICAL_MASK:
-                self._last_ms, self._logical = self._last_ms + 1, 0
-            if self._last_ms >= self._bound:
-                self._bound = self._last_ms + WINDOW_MS
-                self._reserve(self._bound)
-            first = compose(self._last_ms, self._logical)
-            self._logical += count
-            return first
+        now_ms = int(self._clock() * 1000)
+        last_ms, logical = self._last_ms, self._logical
+        if now_ms > last_ms:
+            last_ms, logical = now_ms, 0
+        elif logical + count > LOGICAL_MASK:
+            last_ms, logical = last_ms + 1, 0
+        if last_ms >= self._bound:
+            if not persist:
+                return None
+            self._bound = last_ms + WINDOW_MS
+            self._reserve(self._bound)
+        self._last_ms, self._logical = last_ms, logical + count
+        return compose(last_ms, logical)
