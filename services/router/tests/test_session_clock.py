@@ -1,61 +1,213 @@
-"""Session reads: a client's Mishards timestamp becomes each shard's newest backend write timestamp."""
+"""Session and guarantee timestamps: a client's Mishards timestamp becomes, per shard, a copy and that copy's clock.
+
+The topology and meta are fakes: `FakeMeta.GetReadPositions` answers as meta's
+`MetaServicer.GetReadPositions` does (per asked shard: the position the timestamp needs and
+each applying copy's position and clock). What goes to each copy is captured from
+`call_shards`, resolving per-copy requests for every copy the shard may try.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import grpc
+import pytest
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
+from mishards.router import reads
 from mishards.router.catalog import CollectionView, _view
-from mishards.router.reads import SessionClock, consistency_of
-from mishards.v1 import meta_pb2
+from mishards.router.fanout import Target
+from mishards.router.reads import Reader, SessionClock
+from mishards.v1 import discovery_pb2, meta_pb2
 
-SESSION, STRONG, BOUNDED = common_pb2.Session, common_pb2.Strong, common_pb2.Bounded
+SESSION, STRONG, BOUNDED, CUSTOMIZED = common_pb2.Session, common_pb2.Strong, common_pb2.Bounded, common_pb2.Customized
+ADDRESS = {"wo": "127.0.0.1:1", "ro": "127.0.0.1:2"}
 
 
-def view(default_level: int) -> CollectionView:
+def view(default_level: int = BOUNDED, replicas: bool = False) -> CollectionView:
     schema = schema_pb2.CollectionSchema(name="c")
     schema.fields.add(name="pk", data_type=schema_pb2.Int64, is_primary_key=True)
-    return _view(meta_pb2.Collection(name="c", schema=schema.SerializeToString(), consistency_level=default_level))
+    shards = [
+        meta_pb2.ShardPlacement(
+            index=k, physical_name=f"mishards_1_s{k}", primary="wo", replicas=["ro"] if replicas else []
+        )
+        for k in range(2)
+    ]
+    message = meta_pb2.Collection(
+        id=1,
+        name="c",
+        shards_num=2,
+        shards=shards,
+        schema=schema.SerializeToString(),
+        consistency_level=default_level,
+    )
+    return _view(message)
 
 
-def clock() -> SessionClock:
-    c = SessionClock()
-    c.record("mishards_1_s0", backend_ts=555, mishards_ts=1000)
-    c.record("mishards_1_s1", backend_ts=0, mishards_ts=900)  # a backend that gave no timestamp
-    return c
+class FakeMembership:
+    def by_identity(self) -> dict[str, discovery_pb2.Instance]:
+        return {
+            i: discovery_pb2.Instance(identity=i, address=a, health=discovery_pb2.HEALTHY) for i, a in ADDRESS.items()
+        }
+
+
+class FakeTopology:
+    """Ready replicas first, then the primary, as `Topology.read_targets` orders them."""
+
+    membership = FakeMembership()
+
+    def read_targets(self, shard: meta_pb2.ShardPlacement, collection: str, primary_only: bool) -> list[Target]:
+        replicas = [] if primary_only else [Target(ADDRESS[r], "replica") for r in shard.replicas]
+        return replicas + [Target(ADDRESS[shard.primary], "primary")]
+
+    def suspect(self, address: str) -> None: ...
+
+    def started(self, address: str) -> None: ...
+
+    def finished(self, address: str) -> None: ...
+
+
+class FakeMeta:
+    """Meta's read positions: shard -> (position needed, {identity: (applied position, copy clock)})."""
+
+    def __init__(self, positions: dict[int, tuple[int, dict[str, tuple[int, int]]]] | None = None) -> None:
+        self.positions = positions or {}
+        self.asked: list[meta_pb2.ReadPositionsRequest] = []
+        self.down = False
+
+    async def GetReadPositions(
+        self, request: meta_pb2.ReadPositionsRequest, timeout: float
+    ) -> meta_pb2.ReadPositionsResponse:
+        self.asked.append(request)
+        if self.down:
+            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata())
+        out = meta_pb2.ReadPositionsResponse()
+        for k in request.shards:
+            seq, copies = self.positions[k]
+            shard = out.shards.add(shard=k, seq=seq)
+            for identity, (applied, ts) in copies.items():
+                shard.copies.add(instance=identity, applied_seq=applied, backend_timestamp=ts)
+        return out
+
+
+# per shard: [(address, level, guarantee_timestamp, use_default_consistency)] in the order the copies are tried
+Sent = list[list[tuple[str, int, int, bool]]]
 
 
 def read(
-    c: SessionClock, default_level: int, physical: str = "mishards_1_s0", **fields: object
-) -> milvus_pb2.QueryRequest:
-    request = milvus_pb2.QueryRequest(**fields)  # type: ignore[arg-type]
-    c.apply(request, physical, consistency_of(view(default_level), request))
-    return request
+    clock: SessionClock, meta: FakeMeta | None, v: CollectionView, monkeypatch: pytest.MonkeyPatch, **fields: Any
+) -> Sent:
+    sent: Sent = []
+
+    async def capture(backends: Any, v: Any, method: str, calls: Any, timeout: float, failover: Any) -> list[Any]:
+        for _, targets, request in calls:
+            tries = []
+            for t in targets:
+                r = request if isinstance(request, milvus_pb2.QueryRequest) else request(t)
+                tries.append((t.address, r.consistency_level, r.guarantee_timestamp, r.use_default_consistency))
+            sent.append(tries)
+        return []
+
+    monkeypatch.setattr(reads, "call_shards", capture)
+    reader = Reader(FakeTopology(), None, clock, 5.0, meta=meta)  # type: ignore[arg-type]
+    request = milvus_pb2.QueryRequest(**fields)
+
+    def build(physical: str) -> milvus_pb2.QueryRequest:
+        out = milvus_pb2.QueryRequest()
+        out.CopyFrom(request)
+        out.collection_name = physical
+        return out
+
+    asyncio.run(reader._fan_out(v, "Query", request, build))
+    return sent
 
 
-def test_a_session_timestamp_this_router_issued_reads_at_the_shards_newest_write() -> None:
-    out = read(clock(), BOUNDED, consistency_level=SESSION, guarantee_timestamp=1000)
-    assert (out.consistency_level, out.guarantee_timestamp) == (SESSION, 555)
+def own_writes() -> SessionClock:
+    """This router wrote shard 0 at Mishards ts 100 (primary's clock 555) and shard 1 at 300 (777)."""
+    c = SessionClock()
+    c.record("mishards_1_s0", backend_ts=555, mishards_ts=100)
+    c.record("mishards_1_s1", backend_ts=777, mishards_ts=300)
+    c.record("mishards_1_s1", backend_ts=700, mishards_ts=250)  # answered late: the newer write stays
+    return c
 
 
-def test_a_collection_whose_default_is_session_keeps_the_clients_timestamp() -> None:
+WO, RO = ADDRESS["wo"], ADDRESS["ro"]
+
+
+def test_a_timestamp_this_routers_own_writes_cover_is_read_on_the_primary_without_asking_meta(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    meta = FakeMeta()
+    sent = read(own_writes(), meta, view(), monkeypatch, consistency_level=SESSION, guarantee_timestamp=100)
+    assert sent == [[(WO, SESSION, 555, False)], [(WO, SESSION, 777, False)]]
+    assert meta.asked == []
+
+
+def test_another_routers_write_is_found_through_the_log_positions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Router A wrote shard 0 at ts 200, after this router's write there (100) and before its write to shard 1 (300).
+
+    A per-router clock would read shard 0 at 555 and miss A's write; the log position of 200
+    on shard 0 is after it, and the primary has applied it (its clock: 600).
+    """
+    meta = FakeMeta({0: (8, {"wo": (8, 600)})})
+    sent = read(own_writes(), meta, view(), monkeypatch, consistency_level=SESSION, guarantee_timestamp=200)
+    assert sent == [[(WO, SESSION, 600, False)], [(WO, SESSION, 777, False)]]
+    assert [(r.collection_id, r.timestamp, list(r.shards)) for r in meta.asked] == [(1, 200, [0])]
+
+
+def test_an_explicit_guarantee_timestamp_is_mapped_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    meta = FakeMeta({0: (8, {"wo": (8, 600)}), 1: (3, {"wo": (4, 900)})})
+    sent = read(SessionClock(), meta, view(), monkeypatch, consistency_level=CUSTOMIZED, guarantee_timestamp=200)
+    assert sent == [[(WO, CUSTOMIZED, 600, False)], [(WO, CUSTOMIZED, 900, False)]]
+
+
+def test_replicas_that_reached_the_position_serve_session_reads_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    meta = FakeMeta({0: (8, {"wo": (9, 600), "ro": (8, 4000)}), 1: (5, {"wo": (5, 700), "ro": (4, 3000)})})
+    sent = read(
+        own_writes(), meta, view(replicas=True), monkeypatch, consistency_level=SESSION, guarantee_timestamp=100
+    )
+    assert sent == [
+        [(RO, SESSION, 4000, False), (WO, SESSION, 600, False)],  # each copy at its own clock
+        [(WO, SESSION, 700, False)],  # the replica is behind: not tried
+    ]
+    assert [list(r.shards) for r in meta.asked] == [[0, 1]]  # with replicas meta is asked even when covered
+
+
+def test_a_copy_whose_clock_is_unknown_is_read_strong(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After meta restarts, a copy has applied nothing since: its clock is 0, and Strong shows all it has."""
+    meta = FakeMeta({0: (8, {"wo": (8, 0)}), 1: (3, {})})
+    sent = read(SessionClock(), meta, view(), monkeypatch, consistency_level=SESSION, guarantee_timestamp=200)
+    assert sent == [[(WO, STRONG, 0, False)], [(WO, STRONG, 0, False)]]
+
+
+def test_without_meta_a_session_read_goes_to_the_primary_strong(monkeypatch: pytest.MonkeyPatch) -> None:
+    meta = FakeMeta()
+    meta.down = True
+    sent = read(
+        SessionClock(), meta, view(replicas=True), monkeypatch, consistency_level=SESSION, guarantee_timestamp=9
+    )
+    assert sent == [[(WO, STRONG, 0, False)], [(WO, STRONG, 0, False)]]
+
+
+def test_a_collection_whose_default_is_session_keeps_the_clients_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
     """pymilvus sends no level (use_default_consistency) but its last write's timestamp."""
-    out = read(clock(), SESSION, use_default_consistency=True, guarantee_timestamp=1000)
-    assert out.use_default_consistency and out.guarantee_timestamp == 555
-    newer = read(clock(), SESSION, use_default_consistency=True, guarantee_timestamp=1001)
-    assert (newer.use_default_consistency, newer.consistency_level, newer.guarantee_timestamp) == (False, STRONG, 0)
+    sent = read(
+        own_writes(), FakeMeta(), view(SESSION), monkeypatch, use_default_consistency=True, guarantee_timestamp=100
+    )
+    assert sent == [[(WO, SESSION, 555, False)], [(WO, SESSION, 777, False)]]
 
 
-def test_timestamps_this_router_cannot_place_are_read_strong() -> None:
-    newer = read(clock(), BOUNDED, consistency_level=SESSION, guarantee_timestamp=1001)
-    assert (newer.consistency_level, newer.guarantee_timestamp) == (STRONG, 0)
-    untimed = read(clock(), BOUNDED, physical="mishards_1_s1", consistency_level=SESSION, guarantee_timestamp=900)
-    assert (untimed.consistency_level, untimed.guarantee_timestamp) == (STRONG, 0)
-
-
-def test_other_levels_drop_the_timestamp() -> None:
-    bounded = read(clock(), SESSION, consistency_level=BOUNDED, guarantee_timestamp=1000)
-    assert (bounded.consistency_level, bounded.guarantee_timestamp) == (BOUNDED, 0)
-    default_bounded = read(clock(), BOUNDED, use_default_consistency=True, guarantee_timestamp=1000)
-    assert default_bounded.use_default_consistency and default_bounded.guarantee_timestamp == 0
-    no_write_yet = read(clock(), SESSION, use_default_consistency=True, guarantee_timestamp=1)
-    assert no_write_yet.guarantee_timestamp == 1  # as pymilvus sent it: Milvus reads what it has
+def test_other_levels_drop_the_timestamp_and_strong_reads_primaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    v = view(SESSION, replicas=True)
+    meta = FakeMeta()
+    bounded = read(own_writes(), meta, v, monkeypatch, consistency_level=BOUNDED, guarantee_timestamp=100)
+    assert bounded == [[(RO, BOUNDED, 0, False), (WO, BOUNDED, 0, False)]] * 2
+    strong = read(own_writes(), meta, v, monkeypatch, consistency_level=STRONG, guarantee_timestamp=100)
+    assert strong == [[(WO, STRONG, 0, False)]] * 2
+    default_bounded = read(
+        own_writes(), meta, view(BOUNDED), monkeypatch, use_default_consistency=True, guarantee_timestamp=100
+    )
+    assert default_bounded == [[(WO, 0, 0, True)]] * 2 and meta.asked == []
+    no_write_yet = read(own_writes(), meta, v, monkeypatch, use_default_consistency=True, guarantee_timestamp=1)
+    assert no_write_yet == [[(WO, 0, 1, True)]] * 2  # as pymilvus sent it: Milvus reads what it has

@@ -64,6 +64,8 @@ class Failover:
 
 
 NO_FAILOVER = Failover()
+# A shard's request built for the copy it goes to.
+PerTarget = Callable[[Target], pb_message.Message]
 # Backend answers that mean "this copy cannot serve now" rather than "your request is wrong".
 # A copy's collection missing on its backend means the copy moved away (the catalog says it exists).
 COPY_UNAVAILABLE_CODES = {
@@ -79,11 +81,13 @@ async def call_shards(
     backends: BackendPool,
     view: CollectionView,
     method: str,
-    calls: Sequence[tuple[meta_pb2.ShardPlacement, str | Sequence[Target], pb_message.Message]],
+    calls: Sequence[tuple[meta_pb2.ShardPlacement, str | Sequence[Target], pb_message.Message | PerTarget]],
     timeout: float,
     failover: Failover = NO_FAILOVER,
 ) -> list[Any]:
     """Send each shard's request to its first copy, all shards at once; responses in order.
+
+    A shard's request may depend on the copy it goes to (`PerTarget`: a read at that copy's clock).
 
     A copy that does not answer (or answers that it cannot serve) is left for the shard's
     next copy, after a short backoff, up to `failover.retries` more tries. Raises
@@ -139,13 +143,16 @@ async def call_shards(
                 span.set_status(Status(StatusCode.ERROR, st.reason[:256]))
             return response
 
-    async def one(shard: meta_pb2.ShardPlacement, targets: str | Sequence[Target], request: pb_message.Message) -> Any:
+    async def one(
+        shard: meta_pb2.ShardPlacement, targets: str | Sequence[Target], request: pb_message.Message | PerTarget
+    ) -> Any:
         copies = [Target(targets)] if isinstance(targets, str) else list(targets)
         retry = 0
         while True:
             target = copies[retry % len(copies)]
             try:
-                response = await attempt(shard, target, request, retry)
+                sent = request if isinstance(request, pb_message.Message) else request(target)
+                response = await attempt(shard, target, sent, retry)
                 st = _status(response)
                 if not (errors.is_error(st) and st.code in COPY_UNAVAILABLE_CODES and retry < failover.retries):
                     return response

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
+import grpc
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from mishards.common import errors
@@ -13,8 +15,11 @@ from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.router import merge, templates
 from mishards.router.catalog import CollectionView
-from mishards.router.fanout import Failover, call_shards, merge_span
+from mishards.router.fanout import Failover, Target, call_shards, merge_span
 from mishards.router.topology import Topology
+from mishards.v1 import meta_pb2, meta_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 MAX_TOPK = 16384
 MAX_NQ = 16384  # Milvus's quotaAndLimits.limits.maxNQ
@@ -41,37 +46,39 @@ def _set_params(target: Any, params: dict[str, str]) -> None:
 
 
 class SessionClock:
-    """Per physical collection, the newest backend timestamp of a write this router made.
+    """Per physical collection, the newest write this router made there.
 
-    A Session read carrying a Mishards timestamp is served by each shard at that shard's
-    newest known write; a timestamp this router did not issue falls back to Strong.
+    On every shard a later Mishards timestamp is at a later log position, and the primary
+    applies positions in order; so the primary's own timestamp of this router's newest write
+    covers every write to the shard with a Mishards timestamp up to that write's.
     """
 
     def __init__(self) -> None:
-        self.backend_ts: dict[str, int] = {}
-        self.newest_issued = 0
+        self.newest: dict[str, tuple[int, int]] = {}  # physical -> (Mishards ts, the primary's backend ts)
 
     def record(self, physical: str, backend_ts: int, mishards_ts: int) -> None:
-        """Remember a write; a backend that gave no timestamp (0) makes Session reads Strong."""
-        if backend_ts == 0:
-            self.backend_ts[physical] = 0
-        elif backend_ts > self.backend_ts.get(physical, 0):
-            self.backend_ts[physical] = backend_ts
-        self.newest_issued = max(self.newest_issued, mishards_ts)
+        """Remember a write (a backend that gave no timestamp records 0: not usable)."""
+        if mishards_ts >= self.newest.get(physical, (0, 0))[0]:
+            self.newest[physical] = (mishards_ts, backend_ts)
 
-    def apply(self, request: Any, physical: str, level: int) -> None:
-        """Translate the client's consistency (`level`, see `consistency_of`) into what the backend understands."""
-        guarantee = request.guarantee_timestamp
-        if level in (common_pb2.Session, common_pb2.Customized) and guarantee > 1:
-            backend_ts = self.backend_ts.get(physical, 1)
-            if guarantee <= self.newest_issued and backend_ts:
-                request.guarantee_timestamp = backend_ts
-            else:
-                request.consistency_level = common_pb2.Strong
-                request.use_default_consistency = False
-                request.guarantee_timestamp = 0
-        elif level not in (common_pb2.Session, common_pb2.Customized):
-            request.guarantee_timestamp = 0
+    def covering(self, physical: str, ts: int) -> int:
+        """The primary's timestamp at which every write up to Mishards timestamp `ts` is visible; 0 if unknown."""
+        mishards_ts, backend_ts = self.newest.get(physical, (0, 0))
+        return backend_ts if ts <= mishards_ts else 0
+
+
+def at_backend_ts(request: Any, level: int, backend_ts: int) -> Any:
+    """A copy of a Session/Customized read to be served at one copy's own timestamp (0: Strong)."""
+    out = type(request)()
+    out.CopyFrom(request)
+    out.use_default_consistency = False
+    if backend_ts:
+        out.consistency_level = level
+        out.guarantee_timestamp = backend_ts
+    else:  # the copy's clock is not known: Strong makes everything it applied visible
+        out.consistency_level = common_pb2.Strong
+        out.guarantee_timestamp = 0
+    return out
 
 
 def consistency_of(view: CollectionView, request: Any) -> int:
@@ -86,11 +93,18 @@ class Reader:
     """Search and query across shards."""
 
     def __init__(
-        self, topology: Topology, backends: BackendPool, clock: SessionClock, timeout: float, retries: int = 0
+        self,
+        topology: Topology,
+        backends: BackendPool,
+        clock: SessionClock,
+        timeout: float,
+        retries: int = 0,
+        meta: meta_pb2_grpc.MetaStub | None = None,
     ) -> None:
         self.topology = topology
         self.backends = backends
         self.clock = clock
+        self.meta = meta
         self.timeout = timeout
         self.failover = Failover(
             retries=retries,
@@ -102,14 +116,83 @@ class Reader:
     async def _fan_out(self, view: CollectionView, method: str, request: Any, build: Any) -> list[Any]:
         """Send `build(physical_name)` to one copy of every shard; raise the first error.
 
-        Strong and Session reads go to the primaries, whose applied writes include every
-        acknowledged one; Bounded and Eventually reads go to ready replicas first.
+        Strong reads go to the primaries, whose applied writes include every acknowledged
+        one. Session and Customized reads with a client timestamp go to copies that have
+        applied the shard's log up to where that timestamp is (`_session_calls`). Bounded
+        and Eventually reads go to ready replicas first, without a timestamp.
         """
-        primary_only = consistency_of(view, request) in (common_pb2.Strong, common_pb2.Session, common_pb2.Customized)
-        calls = [
-            (s, self.topology.read_targets(s, view.name, primary_only), build(s.physical_name)) for s in view.shards
-        ]
+        level = consistency_of(view, request)
+        if level in (common_pb2.Session, common_pb2.Customized) and request.guarantee_timestamp > 1:
+            calls = await self._session_calls(view, request.guarantee_timestamp, level, build)
+        else:
+            primary_only = level in (common_pb2.Strong, common_pb2.Session, common_pb2.Customized)
+            calls = []
+            for s in view.shards:
+                out = build(s.physical_name)
+                # Strong, Bounded, Eventually carry no client timestamp; a Session one of 0 or 1
+                # (no write yet) goes as pymilvus sent it
+                if level not in (common_pb2.Session, common_pb2.Customized):
+                    out.guarantee_timestamp = 0
+                calls.append((s, self.topology.read_targets(s, view.name, primary_only), out))
         return await call_shards(self.backends, view, method, calls, self.timeout, self.failover)
+
+    async def _session_calls(self, view: CollectionView, ts: int, level: int, build: Any) -> list[Any]:
+        """Per shard, the copies that have applied every write up to Mishards timestamp `ts`, each read at its own clock.
+
+        A shard with no ready replica that this router wrote to at `ts` or later is read on its
+        primary at the primary's timestamp of that write, without asking meta. Otherwise meta
+        says where `ts` is in the shard's log and where each copy is; copies that have reached
+        it are read at their timestamp of the last entry they applied (replicas first, as the
+        read strategy orders them), the primary last (Strong when its clock is not known).
+        """
+        calls: list[Any] = []
+        asked: list[tuple[meta_pb2.ShardPlacement, list[Target], Any]] = []
+        for s in view.shards:
+            targets = self.topology.read_targets(s, view.name, primary_only=False)
+            request = build(s.physical_name)
+            backend_ts = self.clock.covering(s.physical_name, ts)
+            if backend_ts and all(t.role == "primary" for t in targets):
+                calls.append((s, targets, at_backend_ts(request, level, backend_ts)))
+            else:
+                asked.append((s, targets, request))
+        if not asked:
+            return calls
+        positions = await self._positions(view, [s.index for s, _, _ in asked], ts)
+        members = self.topology.membership.by_identity()
+        for s, targets, request in asked:
+            position = positions.get(s.index)
+            reached: dict[str, int] = {}  # address -> the copy's timestamp of its applied position
+            if position is not None:
+                for c in position.copies:
+                    if c.applied_seq >= position.seq and c.instance in members:
+                        reached[members[c.instance].address] = c.backend_timestamp
+            chosen = [t for t in targets if t.address in reached]
+            if not any(t.role == "primary" for t in chosen):  # the primary, Strong, as the last resort
+                chosen += [t for t in targets if t.role == "primary"]
+            if not chosen:
+                raise MilvusError(
+                    errors.SERVICE_UNAVAILABLE,
+                    f"mishards: shard {s.index} of collection {view.name} has no copy that has applied "
+                    "the writes this read must see",
+                )
+            per_target = {t.address: at_backend_ts(request, level, reached.get(t.address, 0)) for t in chosen}
+            calls.append((s, chosen, lambda target, per_target=per_target: per_target[target.address]))
+        order = {s.index: i for i, s in enumerate(view.shards)}
+        return sorted(calls, key=lambda call: order[call[0].index])
+
+    async def _positions(
+        self, view: CollectionView, shards: list[int], ts: int
+    ) -> dict[int, meta_pb2.ShardReadPosition]:
+        """Meta's read positions for `ts`; none (every shard then reads its primary Strong) when meta does not answer."""
+        if self.meta is None:
+            return {}
+        request = meta_pb2.ReadPositionsRequest(collection_id=view.id, timestamp=ts, shards=shards)
+        try:
+            answer = await self.meta.GetReadPositions(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("read positions of %s unavailable (%s); reading primaries Strong", view.name, exc.code().name)
+            return {}
+        return {p.shard: p for p in answer.shards}
 
     def metric_of(self, view: CollectionView, params: dict[str, str]) -> str:
         metric = params.get("metric_type", "")
@@ -166,7 +249,6 @@ class Reader:
             out.db_name = ""
             out.collection_name = physical
             _set_params(out.search_params, shard_params)
-            self.clock.apply(out, physical, consistency_of(view, req))
             return out
 
         responses = await self._fan_out(view, "Search", req, build)
@@ -263,7 +345,6 @@ class Reader:
             out.db_name = ""
             out.collection_name = physical
             _set_params(out.query_params, shard_params)
-            self.clock.apply(out, physical, consistency_of(view, req))
             return out
 
         responses = await self._fan_out(view, "Query", req, build)

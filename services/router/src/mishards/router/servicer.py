@@ -108,7 +108,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         self.mutation_log = mutation_log
         self.ids = ids
         self.clock = SessionClock()
-        self.reader = Reader(topology, backends, self.clock, timeout, retries)
+        self.reader = Reader(topology, backends, self.clock, timeout, retries, meta)
         self.copies = CopyState(topology, backends, timeout)
 
     async def _timestamp(self) -> int:
