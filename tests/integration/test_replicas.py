@@ -142,31 +142,30 @@ def test_reads_are_served_by_read_only_copies(rcluster: Cluster) -> None:
     client.close()
 
 
-def test_session_reads_use_replicas_that_have_applied_the_clients_writes(rcluster: Cluster) -> None:
-    """A Session read sees the client's write at once (the primary serves it while the replicas
-    apply it), and once the replicas have applied it they serve Session reads, not the primary."""
+@pytest.mark.parametrize("level", ["Session", "Strong"])
+def test_reads_that_must_see_writes_use_replicas_that_have_applied_them(rcluster: Cluster, level: str) -> None:
+    """A Session or Strong read sees the client's write at once (the primary serves it while the
+    replicas apply it); once the replicas have applied it, they serve those reads, not the primary."""
     client = MilvusClient(uri=rcluster.router_uri)
-    name = "replica_session_reads"
+    name = f"replica_{level.lower()}_reads"
     collection_id = make_collection(client, name)
     client.insert(name, rows(0, 500))
     wait_replicas_ready(rcluster, collection_id, replicas=2)
     wait_visible(client, name, 500)
     wait_router_reads_replicas(rcluster, client, name)
     client.insert(name, rows(500, 7))  # the client's Session timestamp is now this write's
-    assert client.query(name, filter="", output_fields=["count(*)"], consistency_level="Session")[0]["count(*)"] == 507
-    assert [r["id"] for r in client.query(name, filter="id >= 500", consistency_level="Session")] == list(
-        range(500, 507)
-    )
+    assert client.query(name, filter="", output_fields=["count(*)"], consistency_level=level)[0]["count(*)"] == 507
+    assert [r["id"] for r in client.query(name, filter="id >= 500", consistency_level=level)] == list(range(500, 507))
     wait_replicas_ready(rcluster, collection_id, replicas=2)
     writable = rcluster.writable_instances[0]
     before = {i.identity: requests_served(i, "Query") for i in rcluster.instances}
     counts = [
-        client.query(name, filter="", output_fields=["count(*)"], consistency_level="Session")[0]["count(*)"]
+        client.query(name, filter="", output_fields=["count(*)"], consistency_level=level)[0]["count(*)"]
         for _ in range(10)
     ]
     after = {i.identity: requests_served(i, "Query") for i in rcluster.instances}
     assert counts == [507] * 10
-    assert after[writable.identity] == before[writable.identity], "the primary served Session reads replicas could"
+    assert after[writable.identity] == before[writable.identity], f"the primary served {level} reads replicas could"
     assert sum(after[i.identity] - before[i.identity] for i in rcluster.readonly_instances) == 10 * 2
     client.drop_collection(name)
     client.close()

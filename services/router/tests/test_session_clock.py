@@ -174,6 +174,18 @@ def test_replicas_that_reached_the_position_serve_session_reads_first(monkeypatc
     assert [list(r.shards) for r in meta.asked] == [[0, 1]]  # with replicas meta is asked even when covered
 
 
+def test_strong_reads_use_replicas_that_have_applied_the_whole_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strong is the end of every shard's log; a replica there serves it at its clock (Milvus
+    ignores a timestamp with Strong, so the read goes as Customized)."""
+    meta = FakeMeta({0: (9, {"wo": (9, 600), "ro": (9, 4000)}), 1: (5, {"wo": (5, 700), "ro": (4, 3000)})})
+    sent = read(own_writes(), meta, view(replicas=True), monkeypatch, consistency_level=STRONG)
+    assert sent == [
+        [(RO, CUSTOMIZED, 4000, False), (WO, CUSTOMIZED, 600, False)],
+        [(WO, CUSTOMIZED, 700, False)],  # the replica is behind
+    ]
+    assert [(r.timestamp, list(r.shards)) for r in meta.asked] == [(reads.LOG_END, [0, 1])]
+
+
 def test_a_copy_whose_clock_is_unknown_is_read_strong(monkeypatch: pytest.MonkeyPatch) -> None:
     """After meta restarts, a copy has applied nothing since: its clock is 0, and Strong shows all it has."""
     meta = FakeMeta({0: (8, {"wo": (8, 0)}), 1: (3, {})})
@@ -203,8 +215,8 @@ def test_other_levels_drop_the_timestamp_and_strong_reads_primaries(monkeypatch:
     meta = FakeMeta()
     bounded = read(own_writes(), meta, v, monkeypatch, consistency_level=BOUNDED, guarantee_timestamp=100)
     assert bounded == [[(RO, BOUNDED, 0, False), (WO, BOUNDED, 0, False)]] * 2
-    strong = read(own_writes(), meta, v, monkeypatch, consistency_level=STRONG, guarantee_timestamp=100)
-    assert strong == [[(WO, STRONG, 0, False)]] * 2
+    strong = read(own_writes(), meta, view(SESSION), monkeypatch, consistency_level=STRONG, guarantee_timestamp=100)
+    assert strong == [[(WO, STRONG, 0, False)]] * 2  # no replica: the primary, as it is, without asking meta
     default_bounded = read(
         own_writes(), meta, view(BOUNDED), monkeypatch, use_default_consistency=True, guarantee_timestamp=100
     )

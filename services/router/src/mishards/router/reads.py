@@ -22,6 +22,7 @@ from mishards.v1 import meta_pb2, meta_pb2_grpc
 log = logging.getLogger(__name__)
 
 MAX_TOPK = 16384
+LOG_END = 2**64 - 1  # the Mishards timestamp a Strong read is placed at: the end of every shard's log
 MAX_NQ = 16384  # Milvus's quotaAndLimits.limits.maxNQ
 # Search parameters about the client's own session with one Milvus: never forwarded. The
 # collection id is Mishards' logical id; search-iterator v2 state is per backend (pymilvus
@@ -68,12 +69,16 @@ class SessionClock:
 
 
 def at_backend_ts(request: Any, level: int, backend_ts: int) -> Any:
-    """A copy of a Session/Customized read to be served at one copy's own timestamp (0: Strong)."""
+    """A copy of a read to be served at one copy's own timestamp (0: Strong).
+
+    Milvus reads a Session or Customized request at its guarantee timestamp; a Strong one
+    ignores it, so a Strong read placed at a copy's timestamp goes as Customized.
+    """
     out = type(request)()
     out.CopyFrom(request)
     out.use_default_consistency = False
     if backend_ts:
-        out.consistency_level = level
+        out.consistency_level = level if level in (common_pb2.Session, common_pb2.Customized) else common_pb2.Customized
         out.guarantee_timestamp = backend_ts
     else:  # the copy's clock is not known: Strong makes everything it applied visible
         out.consistency_level = common_pb2.Strong
@@ -116,14 +121,17 @@ class Reader:
     async def _fan_out(self, view: CollectionView, method: str, request: Any, build: Any) -> list[Any]:
         """Send `build(physical_name)` to one copy of every shard; raise the first error.
 
-        Strong reads go to the primaries, whose applied writes include every acknowledged
-        one. Session and Customized reads with a client timestamp go to copies that have
-        applied the shard's log up to where that timestamp is (`_session_calls`). Bounded
-        and Eventually reads go to ready replicas first, without a timestamp.
+        Session and Customized reads with a client timestamp, and Strong reads of shards
+        with replicas, go to copies that have applied the shard's log up to the position
+        the read must see (`_positioned_calls`); Strong reads of shards without replicas
+        go to the primary, which has applied every acknowledged write. Bounded and
+        Eventually reads go to ready replicas first, without a timestamp.
         """
         level = consistency_of(view, request)
         if level in (common_pb2.Session, common_pb2.Customized) and request.guarantee_timestamp > 1:
-            calls = await self._session_calls(view, request.guarantee_timestamp, level, build)
+            calls = await self._positioned_calls(view, request.guarantee_timestamp, level, build)
+        elif level == common_pb2.Strong and any(s.replicas for s in view.shards):
+            calls = await self._positioned_calls(view, LOG_END, level, build)
         else:
             primary_only = level in (common_pb2.Strong, common_pb2.Session, common_pb2.Customized)
             calls = []
@@ -136,25 +144,28 @@ class Reader:
                 calls.append((s, self.topology.read_targets(s, view.name, primary_only), out))
         return await call_shards(self.backends, view, method, calls, self.timeout, self.failover)
 
-    async def _session_calls(self, view: CollectionView, ts: int, level: int, build: Any) -> list[Any]:
+    async def _positioned_calls(self, view: CollectionView, ts: int, level: int, build: Any) -> list[Any]:
         """Per shard, the copies that have applied every write up to Mishards timestamp `ts`, each read at its own clock.
 
-        A shard with no ready replica that this router wrote to at `ts` or later is read on its
-        primary at the primary's timestamp of that write, without asking meta. Otherwise meta
-        says where `ts` is in the shard's log and where each copy is; copies that have reached
-        it are read at their timestamp of the last entry they applied (replicas first, as the
-        read strategy orders them), the primary last (Strong when its clock is not known).
+        `ts` is the client's Session or guarantee timestamp, or `LOG_END` for Strong. A shard
+        with no ready replica is read on its primary without asking meta: Strong as it is, and
+        Session at the primary's timestamp of this router's own write there when that write's
+        Mishards timestamp is `ts` or later. Otherwise meta says where `ts` is in the shard's
+        log and where each copy is; copies that have reached it are read at their timestamp of
+        the last entry they applied (replicas first, as the read strategy orders them), the
+        primary last (Strong when its clock is not known or it has not reached the position).
         """
         calls: list[Any] = []
         asked: list[tuple[meta_pb2.ShardPlacement, list[Target], Any]] = []
         for s in view.shards:
             targets = self.topology.read_targets(s, view.name, primary_only=False)
             request = build(s.physical_name)
-            backend_ts = self.clock.covering(s.physical_name, ts)
-            if backend_ts and all(t.role == "primary" for t in targets):
-                calls.append((s, targets, at_backend_ts(request, level, backend_ts)))
-            else:
-                asked.append((s, targets, request))
+            if all(t.role == "primary" for t in targets):
+                backend_ts = self.clock.covering(s.physical_name, ts)
+                if level == common_pb2.Strong or backend_ts:
+                    calls.append((s, targets, at_backend_ts(request, level, backend_ts)))
+                    continue
+            asked.append((s, targets, request))
         if not asked:
             return calls
         positions = await self._positions(view, [s.index for s, _, _ in asked], ts)
