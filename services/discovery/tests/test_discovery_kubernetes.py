@@ -132,6 +132,9 @@ def test_watch_resumes_and_relists_on_410(fake: FakeKubernetes, tmp_path: Path) 
         backend = backend_for(fake, tmp_path, DISCOVERY_KUBERNETES_POLL_INTERVAL=30)
         try:
             await until(backend, {WO})
+            deadline = time.monotonic() + 5  # the watch follows the list: on a busy machine, a moment later
+            while not any(kind == "watch" for kind, _ in fake.requests) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
             watches = [p for kind, p in fake.requests if kind == "watch"]
             assert watches and watches[0]["resourceVersion"], "the watch starts from the list's resourceVersion"
             relists = backend.relists
