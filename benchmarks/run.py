@@ -59,6 +59,7 @@ METRICS: tuple[tuple[str, str, str, int], ...] = (
     ("search_c8", "throughput", "searches", 8),
     ("search_c32", "throughput", "searches", 32),
     ("search_nq100", "latency", "searches", 1),
+    ("search_strong", "latency", "searches", 1),
     ("query_filter", "latency", "queries", 1),
     ("count", "latency", "queries", 1),
     ("insert", "write", "rows", 1),
@@ -92,6 +93,7 @@ def block_runner(
         "search_c8": ops.search(1),
         "search_c32": ops.search(1),
         "search_nq100": ops.search(100),
+        "search_strong": ops.search(1, "Strong"),
         "query_filter": ops.query_filter,
         "count": ops.count,
     }[name]

@@ -164,7 +164,7 @@ class Operations:
         self.batches = [vectors(preset, preset.batch_rows, 2 + b) for b in range(4)]
         self.params = search_params(preset)
 
-    def search(self, nq: int) -> Callable[[Arm, int], int]:
+    def search(self, nq: int, level: str = CONSISTENCY) -> Callable[[Arm, int], int]:
         def op(arm: Arm, i: int) -> int:
             start = (i * nq) % (len(self.queries) - nq)
             arm.client.search(
@@ -172,7 +172,7 @@ class Operations:
                 data=self.queries[start : start + nq],
                 limit=self.preset.topk,
                 search_params=self.params,
-                consistency_level=CONSISTENCY,
+                consistency_level=level,
             )
             return 1
 
