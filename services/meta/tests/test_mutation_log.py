@@ -67,6 +67,12 @@ class FakeMilvus:
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return ()
 
+    async def AllocTimestamp(self, request: milvus_pb2.AllocTimestampRequest, **_: Any) -> Any:
+        if self.down:
+            raise rpc_error(grpc.StatusCode.UNAVAILABLE)
+        self.clock += 1
+        return milvus_pb2.AllocTimestampResponse(status=common_pb2.Status(), timestamp=self.clock)
+
     def __getattr__(self, method: str) -> Callable[..., Any]:
         if method not in ("Insert", "Upsert", "Delete"):
             raise AttributeError(method)
@@ -436,19 +442,22 @@ def test_read_positions_say_where_a_timestamp_is_and_which_copies_reached_it(sto
                 return p.seq, {instance: (applied, backend_ts) for instance, applied, backend_ts in p.copies}
 
             log.start()
-            # nothing appended since start: a timestamp maps to the whole log, the clocks are unknown
+            # nothing appended since start: a timestamp maps to the whole log, the clocks are unknown...
             assert await positions(60) == (1, {PRIMARY: (1, 0), "ro:19530": (1, 0)})
+            # ... until each instance gives one (a timestamp it allocates after what it acknowledged)
+            await eventually(lambda: bool(log.applier(1, 0, "ro:19530").backend_ts))  # type: ignore[union-attr]
+            assert await positions(60) == (1, {PRIMARY: (1, 1001), "ro:19530": (1, 5001)})
             first, _ = await log.append(1, {0: PRIMARY}, [insert(2)], Oracle(100))
             await eventually(lambda: log.applier(1, 0, "ro:19530").applied_seq == 2)  # type: ignore[union-attr]
             replica.down = True
             second, _ = await log.append(1, {0: PRIMARY}, [insert(3)], Oracle(200))
             assert (first, second) == (100, 200)
-            assert await positions(60) == (1, {PRIMARY: (3, 1020), "ro:19530": (2, 5010)})
-            assert (await positions(100))[0] == 2  # the replica has it: it may serve this read at 5010
+            assert await positions(60) == (1, {PRIMARY: (3, 1021), "ro:19530": (2, 5011)})
+            assert (await positions(100))[0] == 2  # the replica has it: it may serve this read at 5011
             assert (await positions(150))[0] == 2
             assert (await positions(200))[0] == 3  # only the primary has reached it
             await log._fail(log.applier(1, 0, "ro:19530"), "scripted")  # type: ignore[arg-type]
-            assert (await positions(200))[1] == {PRIMARY: (3, 1020)}  # a failed copy serves no read
+            assert (await positions(200))[1] == {PRIMARY: (3, 1021)}  # a failed copy serves no read
 
     asyncio.run(scenario())
 

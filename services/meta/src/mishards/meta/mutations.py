@@ -119,6 +119,7 @@ class CopyApplier:
     replay_upto: int  # entries up to here were in the log when meta started
     failed: str = ""
     backend_ts: int = 0  # the instance's own timestamp of the applied_seq entry (0: not known)
+    clock_asked: int = -1  # the applied position the instance was last asked for a timestamp at
     unavailable: str = ""  # set while the copy's instance does not answer; waiters fail fast
     refusals: int = 0  # times running the backend answered "later" to the next entry
     failing_since: float = 0.0  # monotonic time the copy stopped applying (0 while it applies)
@@ -157,6 +158,7 @@ class MutationLog:
         self.timeout = timeout
         self.appliers: dict[tuple[int, int, str], CopyApplier] = {}
         self.timelines: dict[tuple[int, int], ShardTimeline] = {}
+        self._clock_asks: set[asyncio.Task[None]] = set()  # held until done (the loop keeps weak references)
 
     def start(self) -> None:
         """Start an applier for every copy the catalog holds (after a restart: replaying)."""
@@ -227,7 +229,7 @@ class MutationLog:
                 applier.task.cancel()
 
     async def stop(self) -> None:
-        tasks = [a.task for a in self.appliers.values() if a.task]
+        tasks = [a.task for a in self.appliers.values() if a.task] + list(self._clock_asks)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -334,13 +336,43 @@ class MutationLog:
                 timeline.base = max(timeline.base, end)
         out = []
         for k in shards:
-            copies = [
-                (key[2], a.applied_seq, a.backend_ts)
-                for key, a in self.appliers.items()
-                if key[0] == collection_id and key[1] == k and not a.failed
-            ]
+            copies = []
+            for key, a in self.appliers.items():
+                if key[0] == collection_id and key[1] == k and not a.failed:
+                    copies.append((key[2], a.applied_seq, a.backend_ts))
+                    if not a.backend_ts:
+                        self._learn_clock(a)
             out.append(ReadPosition(k, self.timelines[(collection_id, k)].position_at(ts), copies))
         return out
+
+    def _learn_clock(self, a: CopyApplier) -> None:
+        """Ask the instance of a copy whose clock is not known for a timestamp, in the background, once per position.
+
+        A copy filled from a snapshot, or one that has applied nothing since meta started, has
+        no timestamp of its applied position: reads go to it Strong, which waits for Milvus's
+        next time tick. A timestamp the instance allocates now is later than every entry it has
+        acknowledged, so a read at it shows the applied position; the next reads use it.
+        """
+        if a.clock_asked == a.applied_seq:
+            return
+        a.clock_asked = a.applied_seq
+        task = asyncio.create_task(self._ask_clock(a, a.applied_seq), context=contextvars.Context())
+        self._clock_asks.add(task)
+        task.add_done_callback(self._clock_asks.discard)
+
+    async def _ask_clock(self, a: CopyApplier, seq: int) -> None:
+        try:
+            stub = self.backends.stub(self.address_of(a.instance))
+            answer = await stub.AllocTimestamp(
+                milvus_pb2.AllocTimestampRequest(), timeout=self.timeout, metadata=self.backends.metadata()
+            )
+        except (MilvusError, grpc.aio.AioRpcError) as exc:  # not answering, or no AllocTimestamp (milvus-lite)
+            log.info("copy %s of shard %d/%d gave no timestamp: %s", a.instance, a.collection_id, a.shard, exc)
+            return
+        if errors.is_error(answer.status) or not answer.timestamp:
+            return
+        if a.applied_seq == seq and not a.backend_ts:  # an entry applied meanwhile brought its own
+            a.backend_ts = int(answer.timestamp)
 
     # --- applying -----------------------------------------------------------------------------------
 
