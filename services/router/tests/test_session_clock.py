@@ -186,6 +186,16 @@ def test_strong_reads_use_replicas_that_have_applied_the_whole_log(monkeypatch: 
     assert [(r.timestamp, list(r.shards)) for r in meta.asked] == [(reads.LOG_END, [0, 1])]
 
 
+def test_strong_reads_of_a_shard_without_replicas_go_to_the_primary_at_its_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The primary has applied every acknowledged write; at its own timestamp of that (known
+    to meta) Milvus need not wait for a time tick as it does for Strong."""
+    meta = FakeMeta({0: (9, {"wo": (9, 600)}), 1: (5, {"wo": (5, 0)})})
+    sent = read(own_writes(), meta, view(), monkeypatch, consistency_level=STRONG, guarantee_timestamp=100)
+    assert sent == [[(WO, CUSTOMIZED, 600, False)], [(WO, STRONG, 0, False)]]  # clock unknown: Strong
+
+
 def test_a_copy_whose_clock_is_unknown_is_read_strong(monkeypatch: pytest.MonkeyPatch) -> None:
     """After meta restarts, a copy has applied nothing since: its clock is 0, and Strong shows all it has."""
     meta = FakeMeta({0: (8, {"wo": (8, 0)}), 1: (3, {})})
@@ -210,13 +220,11 @@ def test_a_collection_whose_default_is_session_keeps_the_clients_timestamp(monke
     assert sent == [[(WO, SESSION, 555, False)], [(WO, SESSION, 777, False)]]
 
 
-def test_other_levels_drop_the_timestamp_and_strong_reads_primaries(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_other_levels_drop_the_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
     v = view(SESSION, replicas=True)
     meta = FakeMeta()
     bounded = read(own_writes(), meta, v, monkeypatch, consistency_level=BOUNDED, guarantee_timestamp=100)
     assert bounded == [[(RO, BOUNDED, 0, False), (WO, BOUNDED, 0, False)]] * 2
-    strong = read(own_writes(), meta, view(SESSION), monkeypatch, consistency_level=STRONG, guarantee_timestamp=100)
-    assert strong == [[(WO, STRONG, 0, False)]] * 2  # no replica: the primary, as it is, without asking meta
     default_bounded = read(
         own_writes(), meta, view(BOUNDED), monkeypatch, use_default_consistency=True, guarantee_timestamp=100
     )

@@ -121,16 +121,15 @@ class Reader:
     async def _fan_out(self, view: CollectionView, method: str, request: Any, build: Any) -> list[Any]:
         """Send `build(physical_name)` to one copy of every shard; raise the first error.
 
-        Session and Customized reads with a client timestamp, and Strong reads of shards
-        with replicas, go to copies that have applied the shard's log up to the position
-        the read must see (`_positioned_calls`); Strong reads of shards without replicas
-        go to the primary, which has applied every acknowledged write. Bounded and
-        Eventually reads go to ready replicas first, without a timestamp.
+        Strong reads, and Session and Customized reads with a client timestamp, go to copies
+        that have applied the shard's log up to the position the read must see
+        (`_positioned_calls`): for Strong, the end of the log, which holds every acknowledged
+        write. Bounded and Eventually reads go to ready replicas first, without a timestamp.
         """
         level = consistency_of(view, request)
         if level in (common_pb2.Session, common_pb2.Customized) and request.guarantee_timestamp > 1:
             calls = await self._positioned_calls(view, request.guarantee_timestamp, level, build)
-        elif level == common_pb2.Strong and any(s.replicas for s in view.shards):
+        elif level == common_pb2.Strong:
             calls = await self._positioned_calls(view, LOG_END, level, build)
         else:
             primary_only = level in (common_pb2.Strong, common_pb2.Session, common_pb2.Customized)
@@ -148,24 +147,23 @@ class Reader:
         """Per shard, the copies that have applied every write up to Mishards timestamp `ts`, each read at its own clock.
 
         `ts` is the client's Session or guarantee timestamp, or `LOG_END` for Strong. A shard
-        with no ready replica is read on its primary without asking meta: Strong as it is, and
-        Session at the primary's timestamp of this router's own write there when that write's
-        Mishards timestamp is `ts` or later. Otherwise meta says where `ts` is in the shard's
-        log and where each copy is; copies that have reached it are read at their timestamp of
-        the last entry they applied (replicas first, as the read strategy orders them), the
-        primary last (Strong when its clock is not known or it has not reached the position).
+        with no ready replica that this router wrote to at `ts` or later is read on its primary
+        at the primary's timestamp of that write, without asking meta. Otherwise meta says
+        where `ts` is in the shard's log and where each copy is; copies that have reached it
+        are read at their timestamp of the last entry they applied (replicas first, as the
+        read strategy orders them), the primary last (Strong when its clock is not known or it
+        has not reached the position).
         """
         calls: list[Any] = []
         asked: list[tuple[meta_pb2.ShardPlacement, list[Target], Any]] = []
         for s in view.shards:
             targets = self.topology.read_targets(s, view.name, primary_only=False)
             request = build(s.physical_name)
-            if all(t.role == "primary" for t in targets):
-                backend_ts = self.clock.covering(s.physical_name, ts)
-                if level == common_pb2.Strong or backend_ts:
-                    calls.append((s, targets, at_backend_ts(request, level, backend_ts)))
-                    continue
-            asked.append((s, targets, request))
+            backend_ts = self.clock.covering(s.physical_name, ts)
+            if backend_ts and all(t.role == "primary" for t in targets):
+                calls.append((s, targets, at_backend_ts(request, level, backend_ts)))
+            else:
+                asked.append((s, targets, request))
         if not asked:
             return calls
         positions = await self._positions(view, [s.index for s, _, _ in asked], ts)
