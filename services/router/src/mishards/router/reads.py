@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import grpc
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 MAX_TOPK = 16384
 LOG_END = 2**64 - 1  # the Mishards timestamp a Strong read is placed at: the end of every shard's log
+POSITIONS_TIMEOUT = 2.0  # seconds meta has to say where a read must be (it answers from memory)
 MAX_NQ = 16384  # Milvus's quotaAndLimits.limits.maxNQ
 # Search parameters about the client's own session with one Milvus: never forwarded. The
 # collection id is Mishards' logical id; search-iterator v2 state is per backend (pymilvus
@@ -110,6 +112,7 @@ class Reader:
         self.backends = backends
         self.clock = clock
         self.meta = meta
+        self._quiet_until = 0.0  # no warning about meta's read positions before then
         self.timeout = timeout
         self.failover = Failover(
             retries=retries,
@@ -197,9 +200,12 @@ class Reader:
             return {}
         request = meta_pb2.ReadPositionsRequest(collection_id=view.id, timestamp=ts, shards=shards)
         try:
-            answer = await self.meta.GetReadPositions(request, timeout=self.timeout)
+            answer = await self.meta.GetReadPositions(request, timeout=min(self.timeout, POSITIONS_TIMEOUT))
         except grpc.aio.AioRpcError as exc:
-            log.warning("read positions of %s unavailable (%s); reading primaries Strong", view.name, exc.code().name)
+            now = time.monotonic()
+            if now >= self._quiet_until:  # once per outage-ish, not once per read
+                self._quiet_until = now + 10.0
+                log.warning("read positions unavailable (%s); reading primaries Strong", exc.code().name)
             return {}
         return {p.shard: p for p in answer.shards}
 
