@@ -1,3 +1,5 @@
+import threading
+
 from mishards.meta.tso import LOGICAL_BITS, TimestampOracle, physical_ms
 
 
@@ -59,3 +61,25 @@ def test_get_reserved_never_persists_and_reserve_ahead_makes_room() -> None:
     assert second is not None and second > first and bound.value > reserved
     tso.reserve_ahead()  # more than half the window left: nothing written
     assert bound.value == physical_ms(second) + 3000
+
+
+def test_issuing_never_waits_for_a_window_being_written() -> None:
+    """A store write of the bound may wait for a lock an issuing caller holds (the append
+    transaction on SQLite); issuing must not wait for that write, or neither ends."""
+    writing, release = threading.Event(), threading.Event()
+    bound = Bound()
+
+    def slow_reserve(upto: int) -> int:
+        if upto:  # not the start-up read
+            writing.set()
+            assert release.wait(5)
+        return bound(upto)
+
+    tso = TimestampOracle(slow_reserve, clock=lambda: 10.0)
+    writer = threading.Thread(target=tso.reserve_ahead)
+    writer.start()
+    assert writing.wait(5)
+    assert tso.get_reserved() is None  # answered at once while the window is being written
+    release.set()
+    writer.join(5)
+    assert not writer.is_alive() and tso.get_reserved() is not None

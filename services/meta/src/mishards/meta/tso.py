@@ -26,12 +26,17 @@ class TimestampOracle:
     `reserve(upto_ms) -> previous bound` persists the highest physical time that may be
     issued; after a restart every timestamp is above the previous bound, so timestamps
     never go back even when the wall clock does.
+
+    The store write of a new bound is made without holding the lock that issuing takes: a
+    caller that issues while it holds a store lock (the log's append transaction, via
+    `get_reserved`) must never wait for a thread that waits for that store lock.
     """
 
     def __init__(self, reserve: Callable[[int], int], clock: Callable[[], float] = time.time) -> None:
         self._reserve = reserve
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # issuing: held briefly, never across the store write
+        self._reserving = threading.Lock()  # one store write of the bound at a time
         previous_bound = reserve(0)
         self._last_ms = previous_bound
         self._logical = LOGICAL_MASK  # the next call moves to a fresh millisecond
@@ -39,41 +44,40 @@ class TimestampOracle:
 
     def get(self, count: int = 1) -> int:
         """Reserve `count` consecutive timestamps; returns the first."""
-        with self._lock:
-            first = self._next(count, persist=True)
-            assert first is not None
-            return first
+        while True:
+            first = self.get_reserved(count)
+            if first is not None:
+                return first
+            self.reserve_ahead()
 
     def get_reserved(self, count: int = 1) -> int | None:
-        """As `get`, but None where `get` would persist a new window first.
+        """As `get`, but None where `get` would first persist a new window; it never writes.
 
         For callers that hold a store lock (the log's append transaction): on SQLite the
         window's write would wait for that very lock. They call `reserve_ahead` and retry.
         """
+        if count < 1 or count > LOGICAL_MASK:
+            raise ValueError(f"count must be in 1..{LOGICAL_MASK}")
         with self._lock:
-            return self._next(count, persist=False)
+            now_ms = int(self._clock() * 1000)
+            last_ms, logical = self._last_ms, self._logical
+            if now_ms > last_ms:
+                last_ms, logical = now_ms, 0
+            elif logical + count > LOGICAL_MASK:
+                last_ms, logical = last_ms + 1, 0
+            if last_ms >= self._bound:
+                return None
+            self._last_ms, self._logical = last_ms, logical + count
+            return compose(last_ms, logical)
 
     def reserve_ahead(self) -> None:
         """Persist a fresh window when less than half of the current one is left."""
-        with self._lock:
-            now_ms = max(int(self._clock() * 1000), self._last_ms)
-            if now_ms + WINDOW_MS // 2 >= self._bound:
-                self._bound = now_ms + WINDOW_MS
-                self._reserve(self._bound)
-
-    def _next(self, count: int, persist: bool) -> int | None:
-        if count < 1 or count > LOGICAL_MASK:
-            raise ValueError(f"count must be in 1..{LOGICAL_MASK}")
-        now_ms = int(self._clock() * 1000)
-        last_ms, logical = self._last_ms, self._logical
-        if now_ms > last_ms:
-            last_ms, logical = now_ms, 0
-        elif logical + count > LOGICAL_MASK:
-            last_ms, logical = last_ms + 1, 0
-        if last_ms >= self._bound:
-            if not persist:
-                return None
-            self._bound = last_ms + WINDOW_MS
-            self._reserve(self._bound)
-        self._last_ms, self._logical = last_ms, logical + count
-        return compose(last_ms, logical)
+        with self._reserving:
+            with self._lock:
+                now_ms = max(int(self._clock() * 1000), self._last_ms)
+                if now_ms + WINDOW_MS // 2 < self._bound:
+                    return
+                upto = now_ms + WINDOW_MS
+            self._reserve(upto)  # may wait for the store: issuing goes on meanwhile, below the old bound
+            with self._lock:
+                self._bound = max(self._bound, upto)
