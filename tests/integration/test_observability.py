@@ -30,6 +30,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from pymilvus import MilvusClient
+from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
 from mishards.cli.cluster import Cluster
 from mishards.common import tracing
@@ -305,8 +306,15 @@ def test_every_dashboard_metric_has_samples_on_the_service_that_produces_it(repl
         return served() > before
 
     wait_for("the router to read from the replicas", replica_serves_bounded_searches, 30)
-    # The read-only instance dies: reads sent to it fail and are retried on the primary; probes fail.
-    replica.kill()
+    # The replica stops serving while its instance stays up (its copies released behind
+    # Mishards' back): reads sent to it fail and are retried on the primary. Killing the
+    # instance first would race discovery, which takes a dead instance out of rotation
+    # within a probe round, possibly before any read reached it.
+    with grpc.insecure_channel(replica.address) as channel:
+        stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+        for k in range(2):
+            release = milvus_pb2.ReleaseCollectionRequest(collection_name=f"mishards_{collection_id}_s{k}")
+            assert stub.ReleaseCollection(release, timeout=30).error_code == 0
 
     def retried() -> bool:
         hits = client.search(name, data=[[1.0, 1.0, 2.0, 1.0]], limit=3, consistency_level="Bounded")
@@ -314,6 +322,8 @@ def test_every_dashboard_metric_has_samples_on_the_service_that_produces_it(repl
         return total(scrape(cluster, "router"), "mishards_router_retries_total", method="Search") >= 1
 
     wait_for("a retried search", retried, 30)
+    # The read-only instance dies: probes fail.
+    replica.kill()
     wait_for(
         "a failed probe",
         lambda: (
