@@ -48,6 +48,14 @@ class MembershipWatcher:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(lambda: self.membership.version >= version), timeout)
 
+    async def wait_changed(self, seen_version: int, timeout: float) -> None:
+        """Wait until the membership's version is not `seen_version`, at most `timeout` seconds."""
+        try:
+            async with self._changed:
+                await asyncio.wait_for(self._changed.wait_for(lambda: self.membership.version != seen_version), timeout)
+        except TimeoutError:
+            pass
+
     def instances(self, role: int | None = None, healthy_only: bool = True) -> list[discovery_pb2.Instance]:
         out = []
         for inst in self.membership.instances:

@@ -68,15 +68,25 @@ class Collection(_message.Message):
     loaded: bool
     def __init__(self, id: _Optional[int] = ..., db_name: _Optional[str] = ..., name: _Optional[str] = ..., schema: _Optional[bytes] = ..., shards_num: _Optional[int] = ..., consistency_level: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardPlacement, _Mapping]]] = ..., aliases: _Optional[_Iterable[str]] = ..., partitions: _Optional[_Iterable[str]] = ..., indexes: _Optional[_Iterable[_Union[IndexSpec, _Mapping]]] = ..., properties: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ..., created_timestamp: _Optional[int] = ..., loaded: _Optional[bool] = ...) -> None: ...
 
+class InstanceVersion(_message.Message):
+    __slots__ = ("identity", "version")
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    identity: str
+    version: str
+    def __init__(self, identity: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
 class Catalog(_message.Message):
-    __slots__ = ("version", "databases", "collections")
+    __slots__ = ("version", "databases", "collections", "instances")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DATABASES_FIELD_NUMBER: _ClassVar[int]
     COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
     version: int
     databases: _containers.RepeatedScalarFieldContainer[str]
     collections: _containers.RepeatedCompositeFieldContainer[Collection]
-    def __init__(self, version: _Optional[int] = ..., databases: _Optional[_Iterable[str]] = ..., collections: _Optional[_Iterable[_Union[Collection, _Mapping]]] = ...) -> None: ...
+    instances: _containers.RepeatedCompositeFieldContainer[InstanceVersion]
+    def __init__(self, version: _Optional[int] = ..., databases: _Optional[_Iterable[str]] = ..., collections: _Optional[_Iterable[_Union[Collection, _Mapping]]] = ..., instances: _Optional[_Iterable[_Union[InstanceVersion, _Mapping]]] = ...) -> None: ...
 
 class GetCatalogRequest(_message.Message):
     __slots__ = ()

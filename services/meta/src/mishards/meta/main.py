@@ -17,6 +17,7 @@ from mishards.meta.replicas import ReplicaManager
 from mishards.meta.servicer import CatalogFeed, MetaServicer
 from mishards.meta.store import Store
 from mishards.meta.tso import TimestampOracle
+from mishards.meta.versions import InstanceVersions
 from mishards.v1 import meta_pb2_grpc
 
 log = logging.getLogger("mishards.meta")
@@ -39,6 +40,7 @@ class MetaService:
         self.replicas = ReplicaManager(
             self.store, self.membership, self.backends, self.log, settings, self.feed.publish, ddl_lock=self.ddl.lock
         )
+        self.versions = InstanceVersions(self.store, self.membership, self.backends, self.feed.publish)
         http_port = default_port(settings.METRICS_PORT, "meta") if metrics_port is None else metrics_port
         self.http = HttpServer(settings.SERVER_HOST, http_port)
         self.server: Server = create_server(
@@ -54,11 +56,13 @@ class MetaService:
         await self.http.start()
         await self.membership.start(wait_first=60.0)
         await self.ddl.reconcile()
+        self.versions.start()
         self.log.start()
         self.replicas.start()
 
     async def on_stop(self) -> None:
         await self.replicas.stop()
+        await self.versions.stop()
         await self.log.stop()
         await self.feed.close()
         await self.membership.stop()

@@ -101,6 +101,10 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             version=version,
             databases=self.store.list_databases(),
             collections=[collection_message(c, self._ready_replicas()) for c in self.store.collections()],
+            instances=[
+                meta_pb2.InstanceVersion(identity=i, version=v)
+                for i, v in sorted(self.store.instance_versions().items())
+            ],
         )
 
     def _ready_replicas(self) -> dict[tuple[int, int], list[str]]:

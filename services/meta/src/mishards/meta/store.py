@@ -110,6 +110,8 @@ class MutationRow(Base):
     ts: Mapped[int] = mapped_column(BigInteger)
     method: Mapped[str] = mapped_column(String(16))
     payload: Mapped[bytes] = mapped_column(_PAYLOAD)
+    abortable: Mapped[bool] = mapped_column(Boolean, default=False)  # its client waits for the primaries
+    aborted: Mapped[bool] = mapped_column(Boolean, default=False)  # rejected by the primary: every copy skips it
 
 
 class CopyRow(Base):
@@ -121,6 +123,12 @@ class CopyRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     applied_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class InstanceRow(Base):
+    __tablename__ = "instances"
+    identity: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), default="")
 
 
 class CounterRow(Base):
@@ -320,6 +328,18 @@ class Store:
             old = row.value
             row.value = max(old, upto_ms)
             return old
+
+    # --- instances ------------------------------------------------------------------------
+
+    def instance_versions(self) -> dict[str, str]:
+        """identity -> the Milvus version the instance reported (GetVersion)."""
+        with self.session() as s:
+            return {r.identity: r.version for r in s.scalars(select(InstanceRow))}
+
+    def set_instance_version(self, identity: str, version: str) -> int:
+        with self.write() as s, s.begin():
+            s.merge(InstanceRow(identity=identity, version=version))
+            return self._bump(s, "catalog_version")
 
     # --- databases ------------------------------------------------------------------------
 

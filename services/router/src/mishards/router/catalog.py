@@ -70,6 +70,7 @@ class CatalogCache:
         self.stub = meta_pb2_grpc.MetaStub(self.channel)
         self.version = -1
         self.databases: list[str] = ["default"]
+        self.instance_versions: dict[str, str] = {}  # identity -> the Milvus version it reported
         self._by_name: dict[tuple[str, str], CollectionView] = {}
         self._by_alias: dict[tuple[str, str], CollectionView] = {}
         self._refresh_lock = asyncio.Lock()
@@ -114,6 +115,7 @@ class CatalogCache:
                 by_alias[(message.db_name, alias)] = view
         self._by_name, self._by_alias = by_name, by_alias
         self.databases = list(catalog.databases)
+        self.instance_versions = {i.identity: i.version for i in catalog.instances}
         self.version = catalog.version
 
     async def _follow(self) -> None:
@@ -141,6 +143,11 @@ class CatalogCache:
         if view is None:
             raise errors.collection_not_found_in(method, name, db)
         return view
+
+    def backend_version(self, view: CollectionView) -> str:
+        """The Milvus version of the collection's first primary ('' until meta has asked it)."""
+        shards = view.message.shards
+        return self.instance_versions.get(shards[0].primary, "") if shards else ""
 
     def find(self, db_name: str, name: str) -> CollectionView | None:
         db = db_name or "default"
