@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -24,7 +25,7 @@ from mishards.common.errors import MilvusError
 from mishards.common.logs import REQUEST_ID
 from mishards.meta import mutations
 from mishards.meta.mutations import MutationLog, ShardTimeline
-from mishards.meta.store import COPY_FAILED, COPY_READY, READY, Store
+from mishards.meta.store import COPY_READY, READY, Store
 from mishards.meta.tso import TimestampOracle, physical_ms
 
 PRIMARY = "wo:19530"
@@ -87,6 +88,8 @@ class FakeMilvus:
             if when == "before":
                 if isinstance(what, common_pb2.Status):
                     return milvus_pb2.MutationResult(status=what)
+                if isinstance(what, Exception):  # a bug of ours, say: not a gRPC error
+                    raise what
                 raise rpc_error(what)
             self._apply(method, ids)
             if when == "after":
@@ -126,15 +129,8 @@ def store(tmp_path: Path) -> Store:
 def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mutations, "BACKOFF_FIRST", 0.01)
     monkeypatch.setattr(mutations, "BACKOFF_MAX", 0.05)
-
-
-@contextlib.asynccontextmanager
-async def mutation_log(store: Store, milvus: FakeMilvus, timeout: float = 5.0) -> AsyncIterator[MutationLog]:
-    log = MutationLog(store, milvus, lambda identity: identity, timeout)  # type: ignore[arg-type]
-    try:
-        yield log
-    finally:
-        await log.stop()
+    monkeypatch.setattr(mutations, "STUCK_BACKOFF_MAX", 0.05)
+    monkeypatch.setattr(mutations, "MARK_INTERVAL", 0.02)
 
 
 class Oracle(TimestampOracle):
@@ -153,12 +149,21 @@ class Oracle(TimestampOracle):
         return self.at.pop(0) if self.at else super().get_reserved(count)
 
 
-ORACLE = Oracle()
+@contextlib.asynccontextmanager
+async def mutation_log(
+    store: Store, milvus: FakeMilvus, timeout: float = 5.0, oracle: TimestampOracle | None = None, **kw: Any
+) -> AsyncIterator[MutationLog]:
+    log = MutationLog(store, milvus, lambda identity: identity, timeout, oracle or Oracle(), **kw)  # type: ignore[arg-type]
+    try:
+        yield log
+    finally:
+        await log.stop()
 
 
-async def append(log: MutationLog, *entries: tuple[int, str, bytes]) -> dict[int, list[tuple[int, bytes]]]:
-    _, results = await log.append(1, {0: PRIMARY}, list(entries), ORACLE)
-    return results
+async def append(log: MutationLog, *entries: tuple[int, str, bytes], wait: bool = True) -> list[int]:
+    """A write to shard 0: its positions. `wait`: WRITE_ACK=applied (else logged)."""
+    _, positions = await log.append(1, {0: PRIMARY}, list(entries), wait)
+    return positions[0]
 
 
 async def append_or_fail_fast(log: MutationLog, entry: tuple[int, str, bytes], reason: str) -> None:
@@ -179,6 +184,119 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+def applied(log: MutationLog, instance: str = PRIMARY) -> int:
+    a = log.applier(1, 0, instance)
+    return a.applied_seq if a is not None else -1
+
+
+def inserted(milvus: FakeMilvus) -> list[int]:
+    """Keys of every insert/upsert call, in call order."""
+    return [k for method, ids in milvus.calls if method != "Delete" for k in ids]
+
+
+# --- acknowledgement ------------------------------------------------------------------------------------
+
+
+def test_a_logged_write_is_acknowledged_while_the_primary_is_down_then_applied(store: Store) -> None:
+    milvus = FakeMilvus()
+    milvus.down = True
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            for k in range(1, 4):
+                assert await append(log, insert(k), wait=False) == [k]  # durable in the log: acknowledged
+            assert store.log_length() == 3 and applied(log) == 0
+            milvus.down = False
+            await eventually(lambda: applied(log) == 3)
+            await eventually(lambda: store.log_length() == 0)  # the only copy applied it all: truncated
+
+    asyncio.run(scenario())
+    assert milvus.rows == {1: 1, 2: 1, 3: 1}
+
+
+def test_a_full_backlog_gets_the_rate_limit_status_and_logs_nothing(store: Store) -> None:
+    milvus = FakeMilvus()
+    milvus.down = True
+    size = len(insert(1)[2])
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus, backlog_limit=3 * size) as log:
+            for k in range(1, 4):
+                await append(log, insert(k), wait=False)
+            with pytest.raises(MilvusError) as full:
+                await append(log, insert(4), wait=False)
+            assert full.value.code == 8 and full.value.to_status().error_code == common_pb2.RateLimit
+            assert "shard 0 of collection mishards_1_s0 holds" in full.value.reason
+            assert full.value.reason.endswith(f"rate limit exceeded[rate={3 * size}]")
+            assert store.log_length() == 3
+            milvus.down = False  # the primary catches up: the shard takes writes again
+            await eventually(lambda: applied(log) == 3)
+            await append(log, insert(5), wait=False)
+            await eventually(lambda: applied(log) == 4)
+
+    asyncio.run(scenario())
+    assert milvus.rows == {1: 1, 2: 1, 3: 1, 5: 1}
+
+
+def test_the_backlog_counts_what_the_log_held_when_meta_started(store: Store) -> None:
+    store.append_mutations(1, [insert(1), insert(2)], lambda: 1)  # logged by the previous meta, not applied
+    milvus = FakeMilvus()
+    milvus.down = True
+    size = len(insert(1)[2])
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus, backlog_limit=2 * size) as log:
+            with pytest.raises(MilvusError, match="rate limit exceeded"):
+                await append(log, insert(3), wait=False)
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_appends_share_commits(store: Store) -> None:
+    milvus = FakeMilvus()
+
+    async def scenario() -> int:
+        async with mutation_log(store, milvus) as log:
+            results = await asyncio.gather(*(append(log, insert(k), wait=False) for k in range(1, 41)))
+            assert sorted(seq for r in results for seq in r) == list(range(1, 41))
+            await eventually(lambda: applied(log) == 40)
+            return log.commits.batches
+
+    batches = asyncio.run(scenario())
+    assert batches <= 10, f"{batches} commits for 40 concurrent appends"
+    assert sorted(milvus.rows) == list(range(1, 41))
+
+
+def test_an_append_cut_short_after_its_commit_is_still_applied(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client deadline or a killed router must not leave a committed entry waiting for the next write."""
+    milvus = FakeMilvus()
+    committing, release = threading.Event(), threading.Event()
+    real = store.append_batch
+
+    def slow_append(*args: Any) -> Any:
+        committing.set()
+        release.wait(5)
+        return real(*args)
+
+    monkeypatch.setattr(store, "append_batch", slow_append)
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            caller = asyncio.create_task(append(log, insert(7), wait=False))
+            await eventually(committing.is_set)
+            caller.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+            release.set()
+            await eventually(lambda: applied(log) == 1)  # no other write came to wake it
+
+    asyncio.run(scenario())
+    assert milvus.rows == {7: 1}
+
+
+# --- applying -------------------------------------------------------------------------------------------
+
+
 def test_a_write_before_start_resumes_from_the_recorded_position(store: Store) -> None:
     """Meta serves while it starts: the first write must not replay the log as plain inserts."""
     # The previous meta appended 1..3, applied all three, recorded only 1, then died.
@@ -196,22 +314,8 @@ def test_a_write_before_start_resumes_from_the_recorded_position(store: Store) -
 
     asyncio.run(scenario())
     assert milvus.rows == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
-    assert milvus.calls == [("Upsert", [2]), ("Upsert", [3]), ("Insert", [4]), ("Insert", [5])]
-
-
-def test_a_write_before_start_keeps_a_failed_copy_failed(store: Store) -> None:
-    store.append_mutations(1, [insert(1)], lambda: 1)
-    store.set_copy_state(1, 0, PRIMARY, COPY_FAILED, "entry 1 (Insert) rejected by wo:19530: schema")
-    milvus = FakeMilvus()
-
-    async def scenario() -> None:
-        async with mutation_log(store, milvus) as log:
-            with pytest.raises(MilvusError, match="shard 0 is failed .*: entry 1 .*schema"):
-                await append(log, insert(2))
-
-    asyncio.run(scenario())
-    assert milvus.calls == []
-    assert [e.seq for e in store.entries_after(1, 0, 0)] == [1]  # nothing appended after the failed entry
+    assert all(method == "Upsert" for method, ids in milvus.calls if {2, 3} & set(ids))
+    assert inserted(milvus) == [2, 3, 4, 5]
 
 
 @pytest.mark.parametrize(
@@ -224,7 +328,7 @@ def test_an_insert_that_may_have_been_applied_is_resent_as_an_upsert(store: Stor
     async def scenario() -> None:
         async with mutation_log(store, milvus) as log:
             await append_or_fail_fast(log, insert(1, 2), reason=code.name)
-            await eventually(lambda: log.applier(1, 0, PRIMARY).applied_seq == 1)  # type: ignore[union-attr]
+            await eventually(lambda: applied(log) == 1)
             await append(log, insert(3))  # later entries are new: plain inserts
 
     asyncio.run(scenario())
@@ -232,7 +336,7 @@ def test_an_insert_that_may_have_been_applied_is_resent_as_an_upsert(store: Stor
     assert milvus.calls == [("Insert", [1, 2]), ("Upsert", [1, 2]), ("Insert", [3])]
 
 
-def test_writes_fail_fast_naming_the_shard_while_the_primary_does_not_answer(store: Store) -> None:
+def test_applied_mode_writes_fail_fast_naming_the_shard_while_the_primary_does_not_answer(store: Store) -> None:
     milvus = FakeMilvus()
     milvus.down = True
 
@@ -245,6 +349,7 @@ def test_writes_fail_fast_naming_the_shard_while_the_primary_does_not_answer(sto
             assert failed.value.code == 2  # SERVICE_UNAVAILABLE, as Milvus says for a node it cannot reach
             assert "shard 0 of collection mishards_1_s0" in failed.value.reason
             assert f"primary {PRIMARY} is not applying writes: UNAVAILABLE" in failed.value.reason
+            assert "will be applied" in failed.value.reason  # its outcome is not a failure: it is logged
             with pytest.raises(MilvusError, match="not applying writes"):  # the next write too, just as fast
                 await append(log, insert(2))
             assert time.monotonic() - started < 4.0
@@ -253,8 +358,7 @@ def test_writes_fail_fast_naming_the_shard_while_the_primary_does_not_answer(sto
 
     asyncio.run(scenario())
     assert milvus.rows == {1: 1, 2: 1, 3: 1}
-    assert milvus.calls[0] == ("Insert", [1])
-    assert milvus.calls[-3:] == [("Upsert", [1]), ("Insert", [2]), ("Insert", [3])]
+    assert inserted(milvus)[-3:] == [1, 2, 3]
 
 
 def test_a_write_that_times_out_names_the_shard_and_instance(store: Store) -> None:
@@ -272,99 +376,187 @@ def test_a_write_that_times_out_names_the_shard_and_instance(store: Store) -> No
     asyncio.run(scenario())
 
 
-def test_a_rejection_with_a_retry_code_marks_the_copy_failed_in_the_end(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(mutations, "REFUSAL_LIMIT", 4)
+def test_a_later_answer_is_retried_without_limit(store: Store) -> None:
     milvus = FakeMilvus()
-    refusal = common_pb2.Status(code=1, error_code=common_pb2.UnexpectedError, reason="field x: schema mismatch")
+    not_ready = ("before", common_pb2.Status(code=1, reason="service not ready"))
+    milvus.failures = [not_ready] * 30
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            await append(log, insert(1), wait=False)
+            await eventually(lambda: applied(log) == 1)
+            assert not log.applier(1, 0, PRIMARY).stuck  # type: ignore[union-attr]
+
+    asyncio.run(scenario())
+    assert milvus.rows == {1: 1} and len(milvus.calls) == 31
+
+
+def test_a_refused_logged_entry_is_stuck_not_dropped_and_the_shard_takes_writes(store: Store) -> None:
+    milvus = FakeMilvus()
+    refusal = common_pb2.Status(code=1100, error_code=5, reason="the num_rows (4) of field (v)")
     milvus.failures = [("before", refusal)] * 4
 
     async def scenario() -> None:
         async with mutation_log(store, milvus) as log:
-            with pytest.raises(MilvusError, match="schema mismatch"):
-                await append(log, insert(1))
-            # the store first, then the applier: a write is refused once the applier knows
-            await eventually(lambda: bool(log.applier(1, 0, PRIMARY).failed))  # type: ignore[union-attr]
-            assert store.copy_info(1, 0, PRIMARY).state == COPY_FAILED  # type: ignore[union-attr]
-            with pytest.raises(MilvusError, match="shard 0 is failed and takes no writes"):
-                await append(log, insert(2))
-            # an operator retries once the backend is fixed: the entry goes through, once
-            assert "ready again" in await log.repair(1, 0, PRIMARY, "retry")
-            await append(log, insert(3))
-
-    asyncio.run(scenario())
-    reason = store.copy_info(1, 0, PRIMARY).reason  # type: ignore[union-attr]
-    assert reason == ""  # repaired
-    assert [m for m, _ in milvus.calls].count("Insert") == 1 + 1  # the first try, then seq 3
-    assert milvus.rows == {1: 1, 3: 1}
-
-
-def test_the_failure_reason_is_recorded(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mutations, "REFUSAL_LIMIT", 3)
-    milvus = FakeMilvus()
-    milvus.failures = [("before", common_pb2.Status(code=1, reason="schema mismatch"))] * 3
-
-    async def scenario() -> None:
-        async with mutation_log(store, milvus) as log:
-            with pytest.raises(MilvusError):
-                await append(log, insert(1))
-            await eventually(lambda: store.copy_info(1, 0, PRIMARY).state == COPY_FAILED)  # type: ignore[union-attr]
-
-    asyncio.run(scenario())
-    reason = store.copy_info(1, 0, PRIMARY).reason  # type: ignore[union-attr]
-    assert reason == "entry 1 (Insert) rejected by wo:19530: code 1: schema mismatch (refused 3 times running)"
-    assert len(milvus.calls) == 3
-
-
-def test_a_not_ready_answer_is_retried_and_counts_from_zero_after_a_success(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(mutations, "REFUSAL_LIMIT", 3)
-    milvus = FakeMilvus()
-    not_ready = ("before", common_pb2.Status(code=1, reason="service not ready"))
-    milvus.failures = [not_ready, not_ready, ("", None), not_ready, not_ready]
-
-    async def scenario() -> None:
-        async with mutation_log(store, milvus) as log:
-            await append_or_fail_fast(log, insert(1), reason="code 1: service not ready")
-            await eventually(lambda: log.applier(1, 0, PRIMARY).applied_seq == 1)  # type: ignore[union-attr]
-            await append_or_fail_fast(log, insert(2), reason="code 1: service not ready")
-            await eventually(lambda: log.applier(1, 0, PRIMARY).applied_seq == 2)  # type: ignore[union-attr]
-            assert not log.applier(1, 0, PRIMARY).failed  # type: ignore[union-attr]
+            await append(log, insert(1), wait=False)  # acknowledged: it is in the log
+            await eventually(lambda: bool(log.applier(1, 0, PRIMARY).stuck))  # type: ignore[union-attr]
+            a = log.applier(1, 0, PRIMARY)
+            assert a is not None and a.stuck_seq == 1
+            assert a.stuck == "entry 1 (Insert) rejected by wo:19530: code 1100: the num_rows (4) of field (v)"
+            await append(log, insert(2), wait=False)  # the shard still takes writes
+            await eventually(lambda: applied(log) == 2)  # the refusals end: the stuck entry goes through, once
+            assert not a.stuck
 
     asyncio.run(scenario())
     assert milvus.rows == {1: 1, 2: 1}
+    assert inserted(milvus).count(1) == 5
 
 
-def test_a_rejection_marks_the_copy_failed_at_once(store: Store) -> None:
+def test_an_operator_skips_a_stuck_entry_recording_the_abort(store: Store) -> None:
     milvus = FakeMilvus()
-    milvus.failures = [("before", common_pb2.Status(code=1100, error_code=5, reason="the num_rows (4) of field (v)"))]
+    refusal = common_pb2.Status(code=1100, error_code=5, reason="bad row")
+    milvus.failures = [("before", refusal)] * 1000
 
     async def scenario() -> None:
         async with mutation_log(store, milvus) as log:
-            with pytest.raises(MilvusError, match=r"shard 0 .* rejected the write: entry 1 .*num_rows \(4\)"):
+            await append(log, insert(1), wait=False)
+            await append(log, insert(2), wait=False)
+            await eventually(lambda: bool(log.applier(1, 0, PRIMARY).stuck))  # type: ignore[union-attr]
+            milvus.failures = []
+            assert "entry skipped" in await log.repair(1, 0, PRIMARY, "skip")
+            await eventually(lambda: applied(log) == 2)
+
+    asyncio.run(scenario())
+    assert milvus.rows == {2: 1}
+
+
+def test_applied_mode_aborts_a_refused_entry_and_answers_the_primarys_status(store: Store) -> None:
+    store.add_copy(1, 0, "ro:19530", "replica", COPY_READY)
+    milvus, replica = FakeMilvus(), FakeMilvus()
+    milvus.others["ro:19530"] = replica
+    refusal = common_pb2.Status(code=1100, error_code=5, reason="the num_rows (4) of field (v)")
+    milvus.failures = [("before", refusal)]
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            log.start()
+            with pytest.raises(MilvusError) as refused:
                 await append(log, insert(1))
+            assert (refused.value.code, refused.value.reason) == (1100, "the num_rows (4) of field (v)")
+            await append(log, insert(2))  # the shard takes writes
+            await eventually(lambda: applied(log, "ro:19530") == 2)  # the replica skipped the aborted entry
 
     asyncio.run(scenario())
-    assert store.copy_info(1, 0, PRIMARY).state == COPY_FAILED  # type: ignore[union-attr]
-    assert len(milvus.calls) == 1
+    assert milvus.rows == replica.rows == {2: 1}
+    assert replica.calls == [("Insert", [2])]
 
 
-def test_appliers_do_not_carry_the_request_that_started_them(store: Store) -> None:
+def test_an_aborted_entry_is_skipped_after_a_restart(store: Store) -> None:
+    store.append_mutations(1, [insert(1), insert(2)], lambda: 1)
+    store.abort_entry(1, 0, 1)
     milvus = FakeMilvus()
-
-    async def request(log: MutationLog, request_id: str, *entries: tuple[int, str, bytes]) -> None:
-        REQUEST_ID.set(request_id)
-        await append(log, *entries)
 
     async def scenario() -> None:
         async with mutation_log(store, milvus) as log:
-            await asyncio.create_task(request(log, "first-request", insert(1)))
-            await asyncio.create_task(request(log, "second-request", insert(2)))
+            log.start()
+            await eventually(lambda: applied(log) == 2)
 
     asyncio.run(scenario())
-    assert milvus.request_ids == ["-", "-"]
+    assert milvus.rows == {2: 1}
+
+
+def test_a_bug_in_applying_does_not_end_the_applier(store: Store) -> None:
+    milvus = FakeMilvus()
+    milvus.failures = [("before", RuntimeError("injected"))]
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            await append(log, insert(1), wait=False)
+            await eventually(lambda: applied(log) == 1)
+            task = log.applier(1, 0, PRIMARY).task  # type: ignore[union-attr]
+            assert task is not None and not task.done()
+
+    asyncio.run(scenario())
+    assert milvus.rows == {1: 1}
+
+
+def test_an_entry_that_does_not_decode_is_stuck_not_fatal(store: Store) -> None:
+    store.append_mutations(1, [(0, "Insert", b"\xff\xff not a request")], lambda: 1)  # behind the servicer's back
+    milvus = FakeMilvus()
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            log.start()
+            await eventually(lambda: "does not decode" in log.applier(1, 0, PRIMARY).stuck)  # type: ignore[union-attr]
+            await log.repair(1, 0, PRIMARY, "skip")
+            await append(log, insert(2), wait=False)
+            await eventually(lambda: applied(log) == 2)
+
+    asyncio.run(scenario())
+    assert milvus.rows == {2: 1}
+
+
+def test_a_replica_applies_only_what_its_primary_applied(store: Store) -> None:
+    store.add_copy(1, 0, "ro:19530", "replica", COPY_READY)
+    milvus, replica = FakeMilvus(), FakeMilvus()
+    milvus.others["ro:19530"] = replica
+    milvus.down = True
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            log.start()
+            for k in (1, 2):
+                await append(log, insert(k), wait=False)
+            await asyncio.sleep(0.3)
+            assert applied(log, "ro:19530") == 0 and replica.calls == []
+            milvus.down = False
+            await eventually(lambda: applied(log, "ro:19530") == 2)
+
+    asyncio.run(scenario())
+    assert replica.rows == milvus.rows == {1: 1, 2: 1}
+
+
+def test_a_replica_that_fails_on_an_entry_its_primary_applied_is_refilled(store: Store) -> None:
+    store.add_copy(1, 0, "ro:19530", "replica", COPY_READY)
+    milvus, replica = FakeMilvus(), FakeMilvus()
+    milvus.others["ro:19530"] = replica
+    replica.failures = [("before", common_pb2.Status(code=1100, reason="refused"))]
+    lost: list[tuple[int, int, str, str]] = []
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            log.on_replica_lost = lambda *args: lost.append(args)
+            log.start()
+            await append(log, insert(1))
+            await eventually(lambda: bool(lost))
+            assert log.applier(1, 0, "ro:19530") is None  # out of rotation until refilled
+            await append(log, insert(2))  # the primary goes on
+
+    asyncio.run(scenario())
+    assert lost == [(1, 0, "ro:19530", "entry 1 (Insert) rejected by ro:19530: code 1100: refused")]
+    assert milvus.rows == {1: 1, 2: 1}
+
+
+def test_a_replica_down_past_the_grace_no_longer_holds_the_log(store: Store) -> None:
+    store.add_copy(1, 0, "ro:19530", "replica", COPY_READY)
+    milvus, replica = FakeMilvus(), FakeMilvus()
+    milvus.others["ro:19530"] = replica
+    replica.down = True
+    lost: list[tuple[int, int, str, str]] = []
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus, replica_down_grace=0.3) as log:
+            log.on_replica_lost = lambda *args: lost.append(args)
+            log.start()
+            await append(log, insert(1))
+            await asyncio.sleep(0.5)  # past the grace
+            await append(log, insert(2))
+            await eventually(lambda: store.log_length() == 0)  # the primary alone holds it back now
+            replica.down = False  # it returns: the log no longer has what it needs
+            await eventually(lambda: bool(lost))
+
+    asyncio.run(scenario())
+    assert lost[0][3] == "the log no longer holds entry 1"
 
 
 def test_the_log_keeps_what_a_replica_has_not_applied(store: Store) -> None:
@@ -377,7 +569,7 @@ def test_the_log_keeps_what_a_replica_has_not_applied(store: Store) -> None:
         async with mutation_log(store, milvus) as log:
             log.start()
             for k in range(1, 6):
-                await append(log, insert(k))  # the primary applies: acknowledged
+                await append(log, insert(k))
             await append(log, delete(1, 2))
             await eventually(lambda: store.copy_info(1, 0, PRIMARY).applied_seq == 6)  # type: ignore[union-attr]
             assert store.log_length() == 6  # all of it: the replica has applied nothing
@@ -396,17 +588,55 @@ def test_concurrent_writes_are_applied_in_log_order_and_the_log_truncated(store:
     async def scenario() -> None:
         async with mutation_log(store, milvus) as log:
             results = await asyncio.gather(*(append(log, insert(k)) for k in range(1, 21)))
-            seq_of.update({k: result[0][0][0] for k, result in zip(range(1, 21), results)})
+            seq_of.update({k: result[0] for k, result in zip(range(1, 21), results)})
             await append(log, delete(*range(1, 11)))
             await eventually(lambda: store.log_length() == 0)  # the only copy applied everything
 
     asyncio.run(scenario())
     assert sorted(seq_of.values()) == list(range(1, 21))
-    assert milvus.calls == [("Insert", [k]) for k in sorted(seq_of, key=seq_of.__getitem__)] + [
-        ("Delete", list(range(1, 11)))
-    ]
+    assert inserted(milvus) == sorted(seq_of, key=seq_of.__getitem__)
+    assert milvus.calls[-1] == ("Delete", list(range(1, 11)))
     assert sorted(milvus.rows) == list(range(11, 21))
     assert store.copy_info(1, 0, PRIMARY).applied_seq == 21  # type: ignore[union-attr]
+
+
+def test_consecutive_inserts_go_as_one_call_when_the_copy_is_behind(store: Store) -> None:
+    milvus = FakeMilvus()
+    milvus.down = True
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            for k in range(1, 11):
+                await append(log, insert(k), wait=False)
+            await append(log, delete(3), wait=False)
+            await append(log, insert(11), wait=False)
+            milvus.calls.clear()
+            milvus.down = False
+            await eventually(lambda: applied(log) == 12)
+
+    asyncio.run(scenario())
+    # the first run was tried while the instance was down: it may have landed, so it goes as an upsert
+    assert [ids for _, ids in milvus.calls] == [list(range(1, 11)), [3], [11]]
+    assert [method for method, _ in milvus.calls][1:] == ["Delete", "Insert"]
+
+
+def test_appliers_do_not_carry_the_request_that_started_them(store: Store) -> None:
+    milvus = FakeMilvus()
+
+    async def request(log: MutationLog, request_id: str, *entries: tuple[int, str, bytes]) -> None:
+        REQUEST_ID.set(request_id)
+        await append(log, *entries)
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            await asyncio.create_task(request(log, "first-request", insert(1)))
+            await asyncio.create_task(request(log, "second-request", insert(2)))
+
+    asyncio.run(scenario())
+    assert milvus.request_ids == ["-", "-"]
+
+
+# --- positions ------------------------------------------------------------------------------------------
 
 
 def test_a_timeline_maps_a_timestamp_to_a_position_never_earlier_than_needed() -> None:
@@ -435,11 +665,11 @@ def test_read_positions_say_where_a_timestamp_is_and_which_copies_reached_it(sto
     replica.clock = 5000
 
     async def scenario() -> None:
-        async with mutation_log(store, milvus) as log:
+        async with mutation_log(store, milvus, oracle=Oracle(100, 200)) as log:
 
             async def positions(ts: int) -> tuple[int, dict[str, tuple[int, int]]]:
                 (p,) = await log.read_positions(1, [0], ts)
-                return p.seq, {instance: (applied, backend_ts) for instance, applied, backend_ts in p.copies}
+                return p.seq, {instance: (applied, backend_ts) for instance, applied, backend_ts, _ in p.copies}
 
             log.start()
             # nothing appended since start: a timestamp maps to the whole log, the clocks are unknown...
@@ -447,17 +677,38 @@ def test_read_positions_say_where_a_timestamp_is_and_which_copies_reached_it(sto
             # ... until each instance gives one (a timestamp it allocates after what it acknowledged)
             await eventually(lambda: bool(log.applier(1, 0, "ro:19530").backend_ts))  # type: ignore[union-attr]
             assert await positions(60) == (1, {PRIMARY: (1, 1001), "ro:19530": (1, 5001)})
-            first, _ = await log.append(1, {0: PRIMARY}, [insert(2)], Oracle(100))
-            await eventually(lambda: log.applier(1, 0, "ro:19530").applied_seq == 2)  # type: ignore[union-attr]
+            first, _ = await log.append(1, {0: PRIMARY}, [insert(2)], True)
+            await eventually(lambda: applied(log, "ro:19530") == 2)
             replica.down = True
-            second, _ = await log.append(1, {0: PRIMARY}, [insert(3)], Oracle(200))
+            second, _ = await log.append(1, {0: PRIMARY}, [insert(3)], True)
             assert (first, second) == (100, 200)
             assert await positions(60) == (1, {PRIMARY: (3, 1021), "ro:19530": (2, 5011)})
             assert (await positions(100))[0] == 2  # the replica has it: it may serve this read at 5011
             assert (await positions(150))[0] == 2
             assert (await positions(200))[0] == 3  # only the primary has reached it
-            await log._fail(log.applier(1, 0, "ro:19530"), "scripted")  # type: ignore[arg-type]
-            assert (await positions(200))[1] == {PRIMARY: (3, 1021)}  # a failed copy serves no read
+            (p,) = await log.read_positions(1, [0], 100)
+            assert {c[0]: c[3] for c in p.copies} == {PRIMARY: 1011, "ro:19530": 5011}  # each one's clock of entry 2
+
+    asyncio.run(scenario())
+
+
+def test_a_positioned_read_waits_for_a_lagging_primary(store: Store) -> None:
+    milvus = FakeMilvus()
+    milvus.down = True
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            ts, _ = await log.append(1, {0: PRIMARY}, [insert(1)], False)
+            started = time.monotonic()
+            (p,) = await log.read_positions(1, [0], ts, wait=0.3)  # gives up at the wait's end
+            assert time.monotonic() - started >= 0.3
+            assert p.seq == 1 and p.copies[0][1] == 0
+            waiting = asyncio.create_task(log.read_positions(1, [0], ts, wait=5.0))
+            await asyncio.sleep(0.1)
+            milvus.down = False  # the primary catches up while the read waits: it answers then
+            (p,) = await waiting
+            assert p.copies[0][1] == 1
+            assert time.monotonic() - started < 3.0
 
     asyncio.run(scenario())
 
@@ -468,9 +719,9 @@ def test_the_oracles_window_is_persisted_outside_the_append_transaction(store: S
     milvus = FakeMilvus()
 
     async def scenario() -> int:
-        async with mutation_log(store, milvus) as log:
-            ts, results = await log.append(1, {0: PRIMARY}, [insert(1)], oracle)
-            assert [seq for seq, _ in results[0]] == [1]
+        async with mutation_log(store, milvus, oracle=oracle) as log:
+            ts, positions = await log.append(1, {0: PRIMARY}, [insert(1)], True)
+            assert positions == {0: [1]}
             return ts
 
     ts = asyncio.run(scenario())

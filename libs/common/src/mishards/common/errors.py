@@ -8,6 +8,7 @@ from pymilvus.grpc_gen import common_pb2
 SERVICE_NOT_READY = 1
 SERVICE_UNAVAILABLE = 2
 SERVICE_INTERNAL = 5
+RATE_LIMIT = 8
 SERVICE_UNIMPLEMENTED = 10
 COLLECTION_NOT_FOUND = 100
 COLLECTION_NOT_LOADED = 101
@@ -28,6 +29,7 @@ UNEXPECTED = 65535
 _LEGACY = {
     SERVICE_NOT_READY: common_pb2.NotReadyServe,
     SERVICE_UNAVAILABLE: common_pb2.UnexpectedError,
+    RATE_LIMIT: common_pb2.RateLimit,
     COLLECTION_NOT_FOUND: common_pb2.CollectionNotExists,
     INDEX_NOT_FOUND: common_pb2.IndexNotExist,
     PARAMETER_INVALID: common_pb2.IllegalArgument,

@@ -81,6 +81,11 @@ REPLICA_LAG = Gauge(
     "Mutation-log entries a copy has yet to apply, by collection, shard and instance (replicas only)",
     ["collection", "shard", "instance"],
 )
+STUCK_ENTRIES = Gauge(
+    "mishards_meta_stuck_entries",
+    "1 while a copy's next log entry is refused by its backend and retried, by collection id, shard and instance",
+    ["collection", "shard", "instance"],
+)
 META_LOG_LENGTH = Gauge(
     "mishards_meta_log_entries",
     "Entries in meta's mutation log not yet truncated, by collection and shard",

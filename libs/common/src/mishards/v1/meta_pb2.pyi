@@ -159,12 +159,14 @@ class MutationEntry(_message.Message):
     def __init__(self, shard: _Optional[int] = ..., method: _Optional[str] = ..., request: _Optional[bytes] = ...) -> None: ...
 
 class AppendMutationsRequest(_message.Message):
-    __slots__ = ("collection_id", "entries")
+    __slots__ = ("collection_id", "entries", "wait_applied")
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    WAIT_APPLIED_FIELD_NUMBER: _ClassVar[int]
     collection_id: int
     entries: _containers.RepeatedCompositeFieldContainer[MutationEntry]
-    def __init__(self, collection_id: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[MutationEntry, _Mapping]]] = ...) -> None: ...
+    wait_applied: bool
+    def __init__(self, collection_id: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[MutationEntry, _Mapping]]] = ..., wait_applied: _Optional[bool] = ...) -> None: ...
 
 class ShardResult(_message.Message):
     __slots__ = ("shard", "seq", "responses")
@@ -187,7 +189,7 @@ class AppendMutationsResponse(_message.Message):
     def __init__(self, status: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardResult, _Mapping]]] = ...) -> None: ...
 
 class CopyState(_message.Message):
-    __slots__ = ("collection_id", "db_name", "collection", "shard", "instance", "role", "state", "applied_seq", "last_seq", "reason", "fill_progress")
+    __slots__ = ("collection_id", "db_name", "collection", "shard", "instance", "role", "state", "applied_seq", "last_seq", "reason", "fill_progress", "stuck", "stuck_seq", "unavailable")
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     DB_NAME_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
@@ -199,6 +201,9 @@ class CopyState(_message.Message):
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     FILL_PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    STUCK_FIELD_NUMBER: _ClassVar[int]
+    STUCK_SEQ_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_FIELD_NUMBER: _ClassVar[int]
     collection_id: int
     db_name: str
     collection: str
@@ -210,27 +215,34 @@ class CopyState(_message.Message):
     last_seq: int
     reason: str
     fill_progress: float
-    def __init__(self, collection_id: _Optional[int] = ..., db_name: _Optional[str] = ..., collection: _Optional[str] = ..., shard: _Optional[int] = ..., instance: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., applied_seq: _Optional[int] = ..., last_seq: _Optional[int] = ..., reason: _Optional[str] = ..., fill_progress: _Optional[float] = ...) -> None: ...
+    stuck: str
+    stuck_seq: int
+    unavailable: str
+    def __init__(self, collection_id: _Optional[int] = ..., db_name: _Optional[str] = ..., collection: _Optional[str] = ..., shard: _Optional[int] = ..., instance: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., applied_seq: _Optional[int] = ..., last_seq: _Optional[int] = ..., reason: _Optional[str] = ..., fill_progress: _Optional[float] = ..., stuck: _Optional[str] = ..., stuck_seq: _Optional[int] = ..., unavailable: _Optional[str] = ...) -> None: ...
 
 class ReadPositionsRequest(_message.Message):
-    __slots__ = ("collection_id", "timestamp", "shards")
+    __slots__ = ("collection_id", "timestamp", "shards", "wait_seconds")
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     collection_id: int
     timestamp: int
     shards: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, collection_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., shards: _Optional[_Iterable[int]] = ...) -> None: ...
+    wait_seconds: float
+    def __init__(self, collection_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., shards: _Optional[_Iterable[int]] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
 
 class CopyPosition(_message.Message):
-    __slots__ = ("instance", "applied_seq", "backend_timestamp")
+    __slots__ = ("instance", "applied_seq", "backend_timestamp", "backend_timestamp_at_seq")
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
     APPLIED_SEQ_FIELD_NUMBER: _ClassVar[int]
     BACKEND_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_TIMESTAMP_AT_SEQ_FIELD_NUMBER: _ClassVar[int]
     instance: str
     applied_seq: int
     backend_timestamp: int
-    def __init__(self, instance: _Optional[str] = ..., applied_seq: _Optional[int] = ..., backend_timestamp: _Optional[int] = ...) -> None: ...
+    backend_timestamp_at_seq: int
+    def __init__(self, instance: _Optional[str] = ..., applied_seq: _Optional[int] = ..., backend_timestamp: _Optional[int] = ..., backend_timestamp_at_seq: _Optional[int] = ...) -> None: ...
 
 class ShardReadPosition(_message.Message):
     __slots__ = ("shard", "seq", "copies")

@@ -117,8 +117,8 @@ class MetaServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AppendMutations(self, request, context):
-        """Appends a write (one entry per shard) to the mutation log in one transaction and
-        answers once every shard's primary has applied its entries.
+        """Appends a write (one entry per shard) to the mutation log in one transaction and answers
+        once it is durable (with wait_applied: once every shard's primary has applied its entries).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,7 +139,7 @@ class MetaServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RepairShard(self, request, context):
-        """Operator action on a copy marked failed.
+        """Operator action on a copy whose next entry is refused: retry it now, or skip (abort) it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

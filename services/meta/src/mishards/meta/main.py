@@ -35,7 +35,15 @@ class MetaService:
         self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN)
         self.feed = CatalogFeed(self.store.catalog_version())
         self.ddl = DdlExecutor(self.store, self.tso, self.membership, self.backends, settings, self.feed.publish)
-        self.log = MutationLog(self.store, self.backends, self.ddl.address_of, settings.BACKEND_TIMEOUT)
+        self.log = MutationLog(
+            self.store,
+            self.backends,
+            self.ddl.address_of,
+            settings.BACKEND_TIMEOUT,
+            self.tso,
+            backlog_limit=settings.WRITE_BACKLOG_LIMIT,
+            replica_down_grace=settings.REPLICA_DOWN_GRACE,
+        )
         self.ddl.on_drop = self.log.forget_collection
         self.replicas = ReplicaManager(
             self.store, self.membership, self.backends, self.log, settings, self.feed.publish, ddl_lock=self.ddl.lock
@@ -50,6 +58,7 @@ class MetaService:
         )
         self.servicer = MetaServicer(self.store, self.tso, self.ddl, self.feed, self.log)
         self.servicer.fill_progress = self.replicas.progress
+        self.log.on_replica_lost = self.replicas.refill
         meta_pb2_grpc.add_MetaServicer_to_server(self.servicer, self.server.server)
 
     async def on_start(self) -> None:

@@ -78,7 +78,13 @@ class ReplicaManager:
         self._fills: dict[tuple[int, int, str], asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._drops: set[asyncio.Task[None]] = set()
+        self._lost: dict[tuple[int, int, str], str] = {}  # replicas that could not follow their primary
         self.wake = asyncio.Event()
+
+    def refill(self, collection_id: int, shard: int, instance: str, reason: str) -> None:
+        """A replica failed on an entry its primary applied (or the log moved past it): refill it from a snapshot."""
+        self._lost[(collection_id, shard, instance)] = reason
+        self.wake.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="replica-manager")
@@ -115,6 +121,14 @@ class ReplicaManager:
         _export_log_metrics(copies, collections)
         replicas = {(c.collection_id, c.shard, c.instance): c for c in copies if c.role == "replica"}
         changed = False
+        for key, reason in list(self._lost.items()):
+            del self._lost[key]
+            if key in replicas and key[0] in collections and key not in self._fills:
+                cid, k, instance = key
+                await asyncio.to_thread(self.store.set_copy_state, cid, k, instance, COPY_FILLING, reason)
+                replicas[key].state = COPY_FILLING
+                self._start_fill(collections[cid], k, instance)
+                changed = True
         for spec in collections.values():
             for shard in spec.shards:
                 wanted = place_replicas(spec.id, shard.index, readonly, self.settings.READ_REPLICAS)
@@ -293,8 +307,8 @@ class ReplicaManager:
             mine = next((c for c in copies if (c.collection_id, c.shard, c.instance) == key), None)
             if mine is None:
                 return  # drained meanwhile
-            if applier.failed:
-                raise MilvusError(errors.SERVICE_INTERNAL, applier.failed)
+            if self.log.applier(spec.id, shard, instance) is not applier:
+                raise MilvusError(errors.SERVICE_INTERNAL, "the replica could not follow its primary")
             if mine.applied_seq >= mine.last_seq:
                 break
             await asyncio.sleep(0.2)

@@ -10,12 +10,13 @@ import grpc
 from mishards.common import errors
 from mishards.common.errors import MilvusError
 from mishards.meta.ddl import DdlExecutor
-from mishards.meta.mutations import MutationLog
+from mishards.meta.mutations import MutationLog, decode_entry
 from mishards.meta.store import COPY_READY, CollectionSpec, Store
 from mishards.meta.tso import TimestampOracle
 from mishards.v1 import meta_pb2, meta_pb2_grpc
 
 MAX_ID_BLOCK = 10_000_000
+MAX_READ_WAIT = 600.0  # seconds a read-positions call may wait at most
 
 
 def collection_message(spec: CollectionSpec, ready_replicas: dict[tuple[int, int], list[str]]) -> meta_pb2.Collection:
@@ -153,30 +154,48 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             if spec is None:
                 raise MilvusError(errors.COLLECTION_NOT_FOUND, f"collection {request.collection_id} not found")
             primaries = {s.index: s.primary for s in spec.shards}
-            entries = []
-            for e in request.entries:
-                if e.shard not in primaries or e.method not in ("Insert", "Upsert", "Delete"):
-                    raise MilvusError(errors.PARAMETER_INVALID, f"bad log entry for shard {e.shard} ({e.method})")
-                self.ddl.check_primary_serving(spec, e.shard)
-                entries.append((e.shard, e.method, e.request))
-            ts, applied = await self.log.append(spec.id, primaries, entries, self.tso)
+            entries = [self._entry(spec, e) for e in request.entries]
+            if request.wait_applied:  # the client waits for the primaries: one that is down fails it now
+                for shard in {e[0] for e in entries}:
+                    self.ddl.check_primary_serving(spec, shard)
+            ts, seqs = await self.log.append(spec.id, primaries, entries, request.wait_applied)
         except MilvusError as exc:
             return meta_pb2.AppendMutationsResponse(status=exc.to_status().SerializeToString())
         out = meta_pb2.AppendMutationsResponse(timestamp=ts)
-        for shard, results in sorted(applied.items()):
-            out.shards.add(shard=shard, seq=results[-1][0], responses=[r for _, r in results])
+        for shard, positions in sorted(seqs.items()):
+            out.shards.add(shard=shard, seq=positions[-1])
         return out
+
+    @staticmethod
+    def _entry(spec: CollectionSpec, e: meta_pb2.MutationEntry) -> tuple[int, str, bytes]:
+        """A log entry, checked: its shard exists, and its payload decodes and names that shard's copy."""
+        if e.shard < 0 or e.shard >= len(spec.shards):
+            raise MilvusError(errors.PARAMETER_INVALID, f"mishards: collection {spec.name} has no shard {e.shard}")
+        request = decode_entry(e.method, e.request)
+        physical = spec.shards[e.shard].physical_name
+        if request.collection_name != physical:
+            raise MilvusError(
+                errors.PARAMETER_INVALID,
+                f"mishards: a log entry for shard {e.shard} names {request.collection_name!r}, not {physical!r}",
+            )
+        return e.shard, e.method, e.request
 
     async def GetReadPositions(
         self, request: meta_pb2.ReadPositionsRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.ReadPositionsResponse:
         # answered from memory (the appliers and the shards' timelines): it is on the read path
-        positions = await self.log.read_positions(request.collection_id, list(request.shards), request.timestamp)
+        wait = max(0.0, min(request.wait_seconds, MAX_READ_WAIT))
+        positions = await self.log.read_positions(request.collection_id, list(request.shards), request.timestamp, wait)
         out = meta_pb2.ReadPositionsResponse()
         for p in positions:
             shard = out.shards.add(shard=p.shard, seq=p.seq)
-            for instance, applied, backend_ts in p.copies:
-                shard.copies.add(instance=instance, applied_seq=applied, backend_timestamp=backend_ts)
+            for instance, applied, backend_ts, ts_at_seq in p.copies:
+                shard.copies.add(
+                    instance=instance,
+                    applied_seq=applied,
+                    backend_timestamp=backend_ts,
+                    backend_timestamp_at_seq=ts_at_seq,
+                )
         return out
 
     async def ListCopies(
@@ -186,6 +205,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         out = meta_pb2.ListCopiesResponse(log_entries=self.store.log_length())
         for info in self.store.copies():
             spec = names.get(info.collection_id)
+            applier = self.log.applier(info.collection_id, info.shard, info.instance)
             out.copies.add(
                 collection_id=info.collection_id,
                 db_name=spec.db_name if spec else "",
@@ -194,10 +214,13 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
                 instance=info.instance,
                 role=info.role,
                 state=info.state,
-                applied_seq=info.applied_seq,
+                applied_seq=max(info.applied_seq, applier.applied_seq if applier else 0),
                 last_seq=info.last_seq,
                 reason=info.reason,
                 fill_progress=self.fill_progress.get((info.collection_id, info.shard, info.instance), 0.0),
+                stuck=applier.stuck if applier else "",
+                stuck_seq=applier.stuck_seq if applier else 0,
+                unavailable=applier.unavailable if applier else "",
             )
         return out
 

@@ -7,7 +7,7 @@ that has seen version V has seen every change up to V.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,8 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
+    insert,
     select,
     update,
 )
@@ -152,6 +154,8 @@ class LogEntry:
     ts: int
     method: str
     payload: bytes
+    abortable: bool = False  # its client waits for the primary (WRITE_ACK=applied)
+    aborted: bool = False  # the primary rejected it: every copy skips it
 
 
 @dataclass
@@ -548,58 +552,125 @@ class Store:
 
     # --- the mutation log ---------------------------------------------------------------------------
 
+    def append_batch(
+        self, appends: Sequence[tuple[int, Sequence[tuple[int, str, bytes]], bool]], stamp: Callable[[], int | None]
+    ) -> list[tuple[list[int], int] | None]:
+        """Append several writes in one transaction (one commit, one fsync: group commit).
+
+        Each write is (collection id, [(shard, method, payload)], abortable) and gets its entries'
+        positions and its own timestamp from `stamp()`, drawn while the collections' shard rows
+        are locked, so on every shard a later position always has a later timestamp. A write
+        whose collection is gone gets None. Raises NoTimestamp (nothing appended) when `stamp()`
+        gives None.
+        """
+        with self.write() as s, s.begin():
+            ids = sorted({cid for cid, _, _ in appends})
+            shards = {
+                (r.collection_id, r.idx): r
+                for r in s.scalars(
+                    select(ShardRow)
+                    .where(ShardRow.collection_id.in_(ids))
+                    .order_by(ShardRow.collection_id, ShardRow.idx)
+                    .with_for_update()
+                )
+            }
+            rows: list[dict[str, Any]] = []
+            out: list[tuple[list[int], int] | None] = []
+            for cid, entries, abortable in appends:
+                if any((cid, shard) not in shards for shard, _, _ in entries):
+                    out.append(None)
+                    continue
+                ts = stamp()
+                if ts is None:
+                    raise NoTimestamp(str(cid))
+                seqs = []
+                for shard, method, payload in entries:
+                    row = shards[(cid, shard)]
+                    row.last_seq += 1
+                    seqs.append(row.last_seq)
+                    rows.append(
+                        {
+                            "collection_id": cid,
+                            "shard": shard,
+                            "seq": row.last_seq,
+                            "ts": ts,
+                            "method": method,
+                            "payload": payload,
+                            "abortable": abortable,
+                            "aborted": False,
+                        }
+                    )
+                out.append((seqs, ts))
+            if rows:
+                s.execute(insert(MutationRow), rows)
+            return out
+
     def append_mutations(
         self, collection_id: int, entries: list[tuple[int, str, bytes]], stamp: Callable[[], int | None]
     ) -> tuple[list[int], int]:
-        """Append (shard, method, payload) entries in one transaction; returns each entry's seq and the write's ts.
+        """One write's (shard, method, payload) entries in one transaction: their positions and the write's ts.
 
-        The timestamp comes from `stamp()` while the collection's shard rows are locked, so on
-        every shard a later position always has a later timestamp. Raises NotFound when the
-        collection is gone, NoTimestamp (nothing appended) when `stamp()` gives None.
+        Raises NotFound when the collection is gone (see `append_batch`).
         """
+        done = self.append_batch([(collection_id, entries, False)], stamp)[0]
+        if done is None:
+            raise NotFound(str(collection_id))
+        return done
+
+    def abort_entry(self, collection_id: int, shard: int, seq: int) -> None:
+        """Record that the primary rejected an abortable entry: every copy skips it from now on."""
         with self.write() as s, s.begin():
-            shards = {
-                r.idx: r
-                for r in s.scalars(select(ShardRow).where(ShardRow.collection_id == collection_id).with_for_update())
-            }
-            if not shards:
-                raise NotFound(str(collection_id))
-            ts = stamp()
-            if ts is None:
-                raise NoTimestamp(str(collection_id))
-            seqs = []
-            for shard, method, payload in entries:
-                row = shards[shard]
-                row.last_seq += 1
-                s.add(
-                    MutationRow(
-                        collection_id=collection_id,
-                        shard=shard,
-                        seq=row.last_seq,
-                        ts=ts,
-                        method=method,
-                        payload=payload,
-                    )
+            s.execute(
+                update(MutationRow)
+                .where(MutationRow.collection_id == collection_id, MutationRow.shard == shard, MutationRow.seq == seq)
+                .values(aborted=True)
+            )
+
+    def entry_sizes(self, collection_id: int, shard: int, after_seq: int) -> list[tuple[int, int]]:
+        """(position, payload bytes) of the shard's entries after `after_seq`, in order."""
+        with self.session() as s:
+            rows = s.execute(
+                select(MutationRow.seq, func.length(MutationRow.payload))
+                .where(
+                    MutationRow.collection_id == collection_id, MutationRow.shard == shard, MutationRow.seq > after_seq
                 )
-                seqs.append(row.last_seq)
-            return seqs, ts
+                .order_by(MutationRow.seq)
+            )
+            return [(int(seq), int(size or 0)) for seq, size in rows]
+
+    def log_start(self, collection_id: int, shard: int) -> int:
+        """The first position the log still holds for the shard (its end + 1 when it holds none)."""
+        with self.session() as s:
+            first = s.scalar(
+                select(func.min(MutationRow.seq)).where(
+                    MutationRow.collection_id == collection_id, MutationRow.shard == shard
+                )
+            )
+            if first is not None:
+                return int(first)
+            row = s.get(ShardRow, (collection_id, shard))
+            return (row.last_seq if row is not None else 0) + 1
 
     def log_ends(self) -> dict[tuple[int, int], int]:
         """(collection, shard) -> the position of the shard's last log entry."""
         with self.session() as s:
             return {(r.collection_id, r.idx): r.last_seq for r in s.scalars(select(ShardRow))}
 
-    def entries_after(self, collection_id: int, shard: int, after_seq: int, limit: int = 64) -> list[LogEntry]:
+    def entries_after(
+        self, collection_id: int, shard: int, after_seq: int, limit: int = 64, upto: int | None = None
+    ) -> list[LogEntry]:
+        """The shard's entries after `after_seq` (and up to `upto`), in order, at most `limit`."""
         with self.session() as s:
-            rows = s.scalars(
-                select(MutationRow)
-                .where(
-                    MutationRow.collection_id == collection_id, MutationRow.shard == shard, MutationRow.seq > after_seq
-                )
-                .order_by(MutationRow.seq)
-                .limit(limit)
+            query = select(MutationRow).where(
+                MutationRow.collection_id == collection_id, MutationRow.shard == shard, MutationRow.seq > after_seq
             )
-            return [LogEntry(r.collection_id, r.shard, r.seq, r.ts, r.method, r.payload) for r in rows]
+            if upto is not None:
+                query = query.where(MutationRow.seq <= upto)
+            rows = s.scalars(query.order_by(MutationRow.seq).limit(limit))
+            return [
+                LogEntry(r.collection_id, r.shard, r.seq, r.ts, r.method, r.payload, r.abortable, r.aborted)
+                for r in rows
+            ]
 
     def copies(self) -> list[CopyInfo]:
         with self.session() as s:
@@ -618,13 +689,23 @@ class Store:
             shard_row = s.get(ShardRow, (collection_id, shard))
             return _copy_info(row, shard_row.last_seq if shard_row is not None else 0)
 
-    def mark_applied(self, collection_id: int, shard: int, instance: str, seq: int) -> None:
-        """Record that a copy applied the log up to `seq`, and drop entries every copy has applied."""
+    def mark_applied(
+        self, collection_id: int, shard: int, instance: str, seq: int, released: Collection[str] = ()
+    ) -> None:
+        """Record that a copy applied the log up to `seq`, and drop entries every copy has applied.
+
+        Copies in `released` (replicas down for too long) no longer hold the log back; the
+        primary always does.
+        """
         with self.write() as s, s.begin():
             _set_applied(s, collection_id, shard, instance, seq)
             positions = list(
                 s.scalars(
-                    select(CopyRow.applied_seq).where(CopyRow.collection_id == collection_id, CopyRow.shard == shard)
+                    select(CopyRow.applied_seq).where(
+                        CopyRow.collection_id == collection_id,
+                        CopyRow.shard == shard,
+                        (CopyRow.role == "primary") | CopyRow.instance.not_in(list(released)),
+                    )
                 )
             )
             upto = min(positions) if positions else seq
@@ -675,8 +756,6 @@ class Store:
             )
 
     def log_length(self) -> int:
-        from sqlalchemy import func
-
         with self.session() as s:
             return int(s.scalar(select(func.count()).select_from(MutationRow)) or 0)
 
