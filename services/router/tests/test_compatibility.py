@@ -100,6 +100,9 @@ class _Ctx:
     def invocation_metadata(self) -> tuple[()]:
         return ()
 
+    def time_remaining(self) -> float | None:
+        return None
+
     async def abort(self, code: grpc.StatusCode, details: str) -> None:
         raise Aborted(code, details)
 

@@ -1,4 +1,4 @@
-"""Session and guarantee timestamps: a client's Mishards timestamp becomes, per shard, a copy and that copy's clock.
+"""Positioned reads: a Strong, Session or guarantee timestamp becomes, per shard, a copy that applied it and that copy's clock.
 
 The topology and meta are fakes: `FakeMeta.GetReadPositions` answers as meta's
 `MetaServicer.GetReadPositions` does (per asked shard: the position the timestamp needs and
@@ -15,10 +15,11 @@ import grpc
 import pytest
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
+from mishards.common.errors import MilvusError
 from mishards.router import reads
 from mishards.router.catalog import CollectionView, _view
 from mishards.router.fanout import Target
-from mishards.router.reads import Reader, SessionClock
+from mishards.router.reads import DEADLINE, Reader
 from mishards.v1 import discovery_pb2, meta_pb2
 
 SESSION, STRONG, BOUNDED, CUSTOMIZED = common_pb2.Session, common_pb2.Strong, common_pb2.Bounded, common_pb2.Customized
@@ -77,7 +78,7 @@ class FakeMeta:
         self.down = False
 
     async def GetReadPositions(
-        self, request: meta_pb2.ReadPositionsRequest, timeout: float
+        self, request: meta_pb2.ReadPositionsRequest, timeout: float, wait_for_ready: bool = False
     ) -> meta_pb2.ReadPositionsResponse:
         self.asked.append(request)
         if self.down:
@@ -95,9 +96,7 @@ class FakeMeta:
 Sent = list[list[tuple[str, int, int, bool]]]
 
 
-def read(
-    clock: SessionClock, meta: FakeMeta | None, v: CollectionView, monkeypatch: pytest.MonkeyPatch, **fields: Any
-) -> Sent:
+def read(meta: FakeMeta | None, v: CollectionView, monkeypatch: pytest.MonkeyPatch, **fields: Any) -> Sent:
     sent: Sent = []
 
     async def capture(backends: Any, v: Any, method: str, calls: Any, timeout: float, failover: Any) -> list[Any]:
@@ -110,7 +109,7 @@ def read(
         return []
 
     monkeypatch.setattr(reads, "call_shards", capture)
-    reader = Reader(FakeTopology(), None, clock, 5.0, meta=meta)  # type: ignore[arg-type]
+    reader = Reader(FakeTopology(), None, 5.0, meta=meta, read_wait=7.0)  # type: ignore[arg-type]
     request = milvus_pb2.QueryRequest(**fields)
 
     def build(physical: str) -> milvus_pb2.QueryRequest:
@@ -123,62 +122,39 @@ def read(
     return sent
 
 
-def own_writes() -> SessionClock:
-    """This router wrote shard 0 at Mishards ts 100 (primary's clock 555) and shard 1 at 300 (777)."""
-    c = SessionClock()
-    c.record("mishards_1_s0", backend_ts=555, mishards_ts=100)
-    c.record("mishards_1_s1", backend_ts=777, mishards_ts=300)
-    c.record("mishards_1_s1", backend_ts=700, mishards_ts=250)  # answered late: the newer write stays
-    return c
-
-
 WO, RO = ADDRESS["wo"], ADDRESS["ro"]
 
 
-def test_a_timestamp_this_routers_own_writes_cover_is_read_on_the_primary_without_asking_meta(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    meta = FakeMeta()
-    sent = read(own_writes(), meta, view(), monkeypatch, consistency_level=SESSION, guarantee_timestamp=100)
-    assert sent == [[(WO, SESSION, 555, False)], [(WO, SESSION, 777, False)]]
-    assert meta.asked == []
-
-
-def test_another_routers_write_is_found_through_the_log_positions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Router A wrote shard 0 at ts 200, after this router's write there (100) and before its write to shard 1 (300).
-
-    A per-router clock would read shard 0 at 555 and miss A's write; the log position of 200
-    on shard 0 is after it, and the primary has applied it (its clock: 600).
-    """
-    meta = FakeMeta({0: (8, {"wo": (8, 600)})})
-    sent = read(own_writes(), meta, view(), monkeypatch, consistency_level=SESSION, guarantee_timestamp=200)
-    assert sent == [[(WO, SESSION, 600, False)], [(WO, SESSION, 777, False)]]
-    assert [(r.collection_id, r.timestamp, list(r.shards)) for r in meta.asked] == [(1, 200, [0])]
+def test_a_session_timestamp_is_read_where_each_shard_has_applied_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Router A wrote shard 0 at ts 200: its log position there is 8, which the primary has applied (clock 600)."""
+    meta = FakeMeta({0: (8, {"wo": (8, 600)}), 1: (3, {"wo": (4, 900)})})
+    sent = read(meta, view(), monkeypatch, consistency_level=SESSION, guarantee_timestamp=200)
+    assert sent == [[(WO, SESSION, 600, False)], [(WO, SESSION, 900, False)]]
+    assert [(r.collection_id, r.timestamp, list(r.shards), r.wait_seconds) for r in meta.asked] == [
+        (1, 200, [0, 1], 7.0)  # READ_WAIT_TIMEOUT: meta waits that long at most for the primaries
+    ]
 
 
 def test_an_explicit_guarantee_timestamp_is_mapped_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
     meta = FakeMeta({0: (8, {"wo": (8, 600)}), 1: (3, {"wo": (4, 900)})})
-    sent = read(SessionClock(), meta, view(), monkeypatch, consistency_level=CUSTOMIZED, guarantee_timestamp=200)
+    sent = read(meta, view(), monkeypatch, consistency_level=CUSTOMIZED, guarantee_timestamp=200)
     assert sent == [[(WO, CUSTOMIZED, 600, False)], [(WO, CUSTOMIZED, 900, False)]]
 
 
 def test_replicas_that_reached_the_position_serve_session_reads_first(monkeypatch: pytest.MonkeyPatch) -> None:
     meta = FakeMeta({0: (8, {"wo": (9, 600), "ro": (8, 4000)}), 1: (5, {"wo": (5, 700), "ro": (4, 3000)})})
-    sent = read(
-        own_writes(), meta, view(replicas=True), monkeypatch, consistency_level=SESSION, guarantee_timestamp=100
-    )
+    sent = read(meta, view(replicas=True), monkeypatch, consistency_level=SESSION, guarantee_timestamp=100)
     assert sent == [
         [(RO, SESSION, 4000, False), (WO, SESSION, 600, False)],  # each copy at its own clock
         [(WO, SESSION, 700, False)],  # the replica is behind: not tried
     ]
-    assert [list(r.shards) for r in meta.asked] == [[0, 1]]  # with replicas meta is asked even when covered
 
 
-def test_strong_reads_use_replicas_that_have_applied_the_whole_log(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Strong is the end of every shard's log; a replica there serves it at its clock (Milvus
+def test_strong_reads_use_copies_that_have_applied_the_whole_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strong is the end of every shard's log; a copy there serves it at its clock (Milvus
     ignores a timestamp with Strong, so the read goes as Customized)."""
     meta = FakeMeta({0: (9, {"wo": (9, 600), "ro": (9, 4000)}), 1: (5, {"wo": (5, 700), "ro": (4, 3000)})})
-    sent = read(own_writes(), meta, view(replicas=True), monkeypatch, consistency_level=STRONG)
+    sent = read(meta, view(replicas=True), monkeypatch, consistency_level=STRONG)
     assert sent == [
         [(RO, CUSTOMIZED, 4000, False), (WO, CUSTOMIZED, 600, False)],
         [(WO, CUSTOMIZED, 700, False)],  # the replica is behind
@@ -186,48 +162,56 @@ def test_strong_reads_use_replicas_that_have_applied_the_whole_log(monkeypatch: 
     assert [(r.timestamp, list(r.shards)) for r in meta.asked] == [(reads.LOG_END, [0, 1])]
 
 
-def test_strong_reads_of_a_shard_without_replicas_go_to_the_primary_at_its_clock(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The primary has applied every acknowledged write; at its own timestamp of that (known
-    to meta) Milvus need not wait for a time tick as it does for Strong."""
-    meta = FakeMeta({0: (9, {"wo": (9, 600)}), 1: (5, {"wo": (5, 0)})})
-    sent = read(own_writes(), meta, view(), monkeypatch, consistency_level=STRONG, guarantee_timestamp=100)
-    assert sent == [[(WO, CUSTOMIZED, 600, False)], [(WO, STRONG, 0, False)]]  # clock unknown: Strong
-
-
 def test_a_copy_whose_clock_is_unknown_is_read_strong(monkeypatch: pytest.MonkeyPatch) -> None:
     """After meta restarts, a copy has applied nothing since: its clock is 0, and Strong shows all it has."""
-    meta = FakeMeta({0: (8, {"wo": (8, 0)}), 1: (3, {})})
-    sent = read(SessionClock(), meta, view(), monkeypatch, consistency_level=SESSION, guarantee_timestamp=200)
+    meta = FakeMeta({0: (8, {"wo": (8, 0)}), 1: (3, {"wo": (3, 0)})})
+    sent = read(meta, view(), monkeypatch, consistency_level=SESSION, guarantee_timestamp=200)
     assert sent == [[(WO, STRONG, 0, False)], [(WO, STRONG, 0, False)]]
 
 
-def test_without_meta_a_session_read_goes_to_the_primary_strong(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_shard_no_copy_of_which_reached_the_position_fails_the_read_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No read falls back to a primary that may lag: a client must never miss a write it was told is done."""
+    meta = FakeMeta({0: (8, {"wo": (8, 600)}), 1: (5, {"wo": (4, 700)})})
+    with pytest.raises(MilvusError) as failed:
+        read(meta, view(), monkeypatch, consistency_level=STRONG)
+    assert failed.value.code == 2
+    assert "shard 1 of collection c has no copy that applied the writes this read must see" in failed.value.reason
+    assert "log position 5; its primary wo is at 4" in failed.value.reason
+
+
+def test_without_meta_a_positioned_read_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     meta = FakeMeta()
     meta.down = True
-    sent = read(
-        SessionClock(), meta, view(replicas=True), monkeypatch, consistency_level=SESSION, guarantee_timestamp=9
-    )
-    assert sent == [[(WO, STRONG, 0, False)], [(WO, STRONG, 0, False)]]
+    with pytest.raises(MilvusError) as failed:
+        read(meta, view(replicas=True), monkeypatch, consistency_level=SESSION, guarantee_timestamp=9)
+    assert failed.value.code == 2 and "meta did not say where" in failed.value.reason
+
+
+def test_the_clients_deadline_bounds_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    meta = FakeMeta({0: (1, {"wo": (1, 5)}), 1: (1, {"wo": (1, 5)})})
+    token = DEADLINE.set(reads.time.monotonic() + 2.0)
+    try:
+        read(meta, view(), monkeypatch, consistency_level=STRONG)
+    finally:
+        DEADLINE.reset(token)
+    assert 0 < meta.asked[0].wait_seconds <= 2.0
 
 
 def test_a_collection_whose_default_is_session_keeps_the_clients_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
     """pymilvus sends no level (use_default_consistency) but its last write's timestamp."""
-    sent = read(
-        own_writes(), FakeMeta(), view(SESSION), monkeypatch, use_default_consistency=True, guarantee_timestamp=100
-    )
+    meta = FakeMeta({0: (8, {"wo": (8, 555)}), 1: (3, {"wo": (3, 777)})})
+    sent = read(meta, view(SESSION), monkeypatch, use_default_consistency=True, guarantee_timestamp=100)
     assert sent == [[(WO, SESSION, 555, False)], [(WO, SESSION, 777, False)]]
 
 
 def test_other_levels_drop_the_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
     v = view(SESSION, replicas=True)
     meta = FakeMeta()
-    bounded = read(own_writes(), meta, v, monkeypatch, consistency_level=BOUNDED, guarantee_timestamp=100)
+    bounded = read(meta, v, monkeypatch, consistency_level=BOUNDED, guarantee_timestamp=100)
     assert bounded == [[(RO, BOUNDED, 0, False), (WO, BOUNDED, 0, False)]] * 2
-    default_bounded = read(
-        own_writes(), meta, view(BOUNDED), monkeypatch, use_default_consistency=True, guarantee_timestamp=100
-    )
+    default_bounded = read(meta, view(BOUNDED), monkeypatch, use_default_consistency=True, guarantee_timestamp=100)
     assert default_bounded == [[(WO, 0, 0, True)]] * 2 and meta.asked == []
-    no_write_yet = read(own_writes(), meta, v, monkeypatch, use_default_consistency=True, guarantee_timestamp=1)
+    no_write_yet = read(meta, v, monkeypatch, use_default_consistency=True, guarantee_timestamp=1)
     assert no_write_yet == [[(WO, 0, 1, True)]] * 2  # as pymilvus sent it: Milvus reads what it has

@@ -10,7 +10,7 @@ from pymilvus import DataType
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from mishards.router.catalog import CollectionView, _view
-from mishards.router.reads import Reader, SessionClock, params_of
+from mishards.router.reads import Reader, params_of
 from mishards.v1 import meta_pb2
 
 Hit = tuple[int, float, int]  # (pk, L2 distance, group)
@@ -35,7 +35,6 @@ class FakeReader(Reader):
     """Each shard answers from its own rows; `requests` records what every shard was sent."""
 
     def __init__(self, answer: Any) -> None:
-        self.clock = SessionClock()
         self.answer = answer
         self.requests: list[Any] = []
 

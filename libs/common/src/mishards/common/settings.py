@@ -253,6 +253,42 @@ class Settings:
         default=10000, metadata=_meta("int", "ids the router takes from meta at a time", 1, 10_000_000)
     )
     GRACE_PERIOD: float = field(default=5.0, metadata=_meta("float", "seconds to drain requests on SIGTERM", 0))
+    WRITE_ACK: str = field(
+        default="logged",
+        metadata=_meta(
+            "str",
+            "when a write is acknowledged: logged (once meta's log holds it durably, as Milvus once its queue does) "
+            "or applied (once every shard's primary applied it; a rejection then aborts it)",
+            choices=("logged", "applied"),
+        ),
+    )
+    WRITE_BACKLOG_LIMIT: int = field(
+        default=256 << 20,
+        metadata=_meta(
+            "int",
+            "bytes of logged writes a shard's primary may have yet to apply; past it writes get Milvus's rate-limit "
+            "status (code 8)",
+            1 << 20,
+        ),
+    )
+    READ_WAIT_TIMEOUT: float = field(
+        default=30.0,
+        metadata=_meta(
+            "float",
+            "seconds a Strong, Session or guarantee_timestamp read waits for a copy of each shard to apply the writes "
+            "it must see (the client's deadline may end it sooner)",
+            0.1,
+        ),
+    )
+    REPLICA_DOWN_GRACE: float = field(
+        default=600.0,
+        metadata=_meta(
+            "float",
+            "seconds a replica may be down or failing before it no longer holds the log back (it is refilled from "
+            "a snapshot when it returns)",
+            0,
+        ),
+    )
 
     def __repr__(self) -> str:  # never print secrets
         shown = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from mishards.common import errors
@@ -236,6 +237,40 @@ class CopyState:
             )
 
         await asyncio.gather(*(wait(s, r) for s, r in zip(view.shards, responses)))
+
+    async def flushed(self, view: CollectionView, positions: dict[int, Any]) -> bool:
+        """True when every shard's primary applied its position and its Milvus has flushed up to there.
+
+        The Milvus is asked about its own timestamp of that position (meta keeps recent ones);
+        when that is not known, about a timestamp it allocates now, which can only make the
+        answer later, never wrong.
+        """
+
+        async def one(shard: Any) -> bool:
+            position = positions[shard.index]
+            primary = next((c for c in position.copies if c.instance == shard.primary), None)
+            if primary is None or primary.applied_seq < position.seq:
+                return False
+            stub = self.backends.stub(self.topology.primary_address(shard, view.name))
+            flush_ts = primary.backend_timestamp_at_seq or primary.backend_timestamp
+            if not flush_ts:
+                try:
+                    now = await stub.AllocTimestamp(
+                        milvus_pb2.AllocTimestampRequest(), timeout=self.timeout, metadata=self.backends.metadata()
+                    )
+                    flush_ts = now.timestamp
+                except grpc.aio.AioRpcError:  # milvus-lite has no clock to give; it flushes as it writes
+                    flush_ts = 0
+            state = await stub.GetFlushState(
+                milvus_pb2.GetFlushStateRequest(collection_name=shard.physical_name, flush_ts=flush_ts),
+                timeout=self.timeout,
+                metadata=self.backends.metadata(),
+            )
+            if errors.is_error(state.status):
+                raise MilvusError.from_status(rename_status(state.status, view))
+            return bool(state.flushed)
+
+        return all(await asyncio.gather(*(one(s) for s in view.shards)))
 
 
 def _row_count(stats: Any) -> int:

@@ -27,7 +27,9 @@ class IdAllocator:
             while filled < count:
                 if self._next >= self._end:
                     want = max(self.block_size, count - filled)
-                    block = await self.stub.AllocateIds(meta_pb2.AllocateIdsRequest(count=want), timeout=30)
+                    block = await self.stub.AllocateIds(
+                        meta_pb2.AllocateIdsRequest(count=want), timeout=30, wait_for_ready=True
+                    )
                     self._next, self._end = block.begin, block.begin + block.count
                 take = min(count - filled, self._end - self._next)
                 out[filled : filled + take] = np.arange(self._next, self._next + take, dtype=np.int64)

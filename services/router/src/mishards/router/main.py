@@ -38,10 +38,13 @@ class RouterService:
             meta=self.catalog.stub,
             topology=self.topology,
             backends=self.backends,
-            mutation_log=MetaMutationLog(self.catalog.stub, self.topology, settings.BACKEND_TIMEOUT),
+            mutation_log=MetaMutationLog(
+                self.catalog.stub, self.topology, settings.BACKEND_TIMEOUT, settings.WRITE_ACK == "applied"
+            ),
             ids=IdAllocator(self.catalog.stub, settings.ID_BLOCK_SIZE),
             timeout=settings.BACKEND_TIMEOUT,
             retries=settings.MAX_RETRY,
+            read_wait=settings.READ_WAIT_TIMEOUT,
         )
         # Telemetry: spans, request ids and RPC metrics; /metrics and the topology page (port 0: any free one).
         self.errors = RecentErrors()

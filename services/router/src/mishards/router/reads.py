@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -16,7 +17,7 @@ from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.router import merge, templates
 from mishards.router.catalog import CollectionView
-from mishards.router.fanout import Failover, Target, call_shards, merge_span
+from mishards.router.fanout import Failover, call_shards, merge_span
 from mishards.router.topology import Topology
 from mishards.v1 import meta_pb2, meta_pb2_grpc
 
@@ -24,7 +25,10 @@ log = logging.getLogger(__name__)
 
 MAX_TOPK = 16384
 LOG_END = 2**64 - 1  # the Mishards timestamp a Strong read is placed at: the end of every shard's log
-POSITIONS_TIMEOUT = 2.0  # seconds meta has to say where a read must be (it answers from memory)
+ANSWER_MARGIN = 0.1  # seconds kept from a client's deadline to answer when a read cannot be placed in time
+POSITIONS_TIMEOUT = 2.0  # seconds meta has to say where a read must be, beyond the time it may wait
+# The monotonic time the client's request must be answered by (None: no deadline), set per request.
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("mishards_deadline", default=None)
 MAX_NQ = 16384  # Milvus's quotaAndLimits.limits.maxNQ
 # Search parameters about the client's own session with one Milvus: never forwarded. The
 # collection id is Mishards' logical id; search-iterator v2 state is per backend (pymilvus
@@ -46,28 +50,6 @@ def _set_params(target: Any, params: dict[str, str]) -> None:
     del target[:]
     for key, value in params.items():
         target.add(key=key, value=value)
-
-
-class SessionClock:
-    """Per physical collection, the newest write this router made there.
-
-    On every shard a later Mishards timestamp is at a later log position, and the primary
-    applies positions in order; so the primary's own timestamp of this router's newest write
-    covers every write to the shard with a Mishards timestamp up to that write's.
-    """
-
-    def __init__(self) -> None:
-        self.newest: dict[str, tuple[int, int]] = {}  # physical -> (Mishards ts, the primary's backend ts)
-
-    def record(self, physical: str, backend_ts: int, mishards_ts: int) -> None:
-        """Remember a write (a backend that gave no timestamp records 0: not usable)."""
-        if mishards_ts >= self.newest.get(physical, (0, 0))[0]:
-            self.newest[physical] = (mishards_ts, backend_ts)
-
-    def covering(self, physical: str, ts: int) -> int:
-        """The primary's timestamp at which every write up to Mishards timestamp `ts` is visible; 0 if unknown."""
-        mishards_ts, backend_ts = self.newest.get(physical, (0, 0))
-        return backend_ts if ts <= mishards_ts else 0
 
 
 def at_backend_ts(request: Any, level: int, backend_ts: int) -> Any:
@@ -103,16 +85,15 @@ class Reader:
         self,
         topology: Topology,
         backends: BackendPool,
-        clock: SessionClock,
         timeout: float,
         retries: int = 0,
         meta: meta_pb2_grpc.MetaStub | None = None,
+        read_wait: float = 30.0,
     ) -> None:
         self.topology = topology
         self.backends = backends
-        self.clock = clock
         self.meta = meta
-        self._quiet_until = 0.0  # no warning about meta's read positions before then
+        self.read_wait = read_wait  # READ_WAIT_TIMEOUT
         self.timeout = timeout
         self.failover = Failover(
             retries=retries,
@@ -149,65 +130,102 @@ class Reader:
     async def _positioned_calls(self, view: CollectionView, ts: int, level: int, build: Any) -> list[Any]:
         """Per shard, the copies that have applied every write up to Mishards timestamp `ts`, each read at its own clock.
 
-        `ts` is the client's Session or guarantee timestamp, or `LOG_END` for Strong. A shard
-        with no ready replica that this router wrote to at `ts` or later is read on its primary
-        at the primary's timestamp of that write, without asking meta. Otherwise meta says
-        where `ts` is in the shard's log and where each copy is; copies that have reached it
-        are read at their timestamp of the last entry they applied (replicas first, as the
-        read strategy orders them), the primary last (Strong when its clock is not known or it
-        has not reached the position).
+        `ts` is the client's Session or guarantee timestamp, or `LOG_END` for Strong. Meta says
+        where `ts` is in each shard's log and where each copy is, after waiting (up to
+        READ_WAIT_TIMEOUT or the client's deadline) until each shard's primary has applied it.
+        Copies that have reached it are read at their timestamp of the last entry they applied
+        (replicas first, as the read strategy orders them; Strong when a copy's clock is not
+        known). A shard none of whose copies has reached it fails the read, naming the shard: no
+        read falls back to a copy that may lag.
         """
+        wait = self._wait_budget()
+        positions = await self.positions(view, [s.index for s in view.shards], ts, wait)
+        members = self.topology.membership.by_identity()
         calls: list[Any] = []
-        asked: list[tuple[meta_pb2.ShardPlacement, list[Target], Any]] = []
         for s in view.shards:
             targets = self.topology.read_targets(s, view.name, primary_only=False)
-            request = build(s.physical_name)
-            backend_ts = self.clock.covering(s.physical_name, ts)
-            if backend_ts and all(t.role == "primary" for t in targets):
-                calls.append((s, targets, at_backend_ts(request, level, backend_ts)))
-            else:
-                asked.append((s, targets, request))
-        if not asked:
-            return calls
-        positions = await self._positions(view, [s.index for s, _, _ in asked], ts)
-        members = self.topology.membership.by_identity()
-        for s, targets, request in asked:
-            position = positions.get(s.index)
+            position = positions[s.index]
             reached: dict[str, int] = {}  # address -> the copy's timestamp of its applied position
-            if position is not None:
-                for c in position.copies:
-                    if c.applied_seq >= position.seq and c.instance in members:
-                        reached[members[c.instance].address] = c.backend_timestamp
+            for c in position.copies:
+                if c.applied_seq >= position.seq and c.instance in members:
+                    reached[members[c.instance].address] = c.backend_timestamp
             chosen = [t for t in targets if t.address in reached]
-            if not any(t.role == "primary" for t in chosen):  # the primary, Strong, as the last resort
-                chosen += [t for t in targets if t.role == "primary"]
             if not chosen:
+                primary = next((c for c in position.copies if c.instance == s.primary), None)
+                where = f"its primary {s.primary} is at {primary.applied_seq}" if primary else "no copy applies it"
                 raise MilvusError(
                     errors.SERVICE_UNAVAILABLE,
-                    f"mishards: shard {s.index} of collection {view.name} has no copy that has applied "
-                    "the writes this read must see",
+                    f"mishards: shard {s.index} of collection {view.name} has no copy that applied the writes "
+                    f"this read must see (log position {position.seq}; {where}) within {wait:g}s",
                 )
-            per_target = {t.address: at_backend_ts(request, level, reached.get(t.address, 0)) for t in chosen}
+            request = build(s.physical_name)
+            per_target = {t.address: at_backend_ts(request, level, reached[t.address]) for t in chosen}
             calls.append((s, chosen, lambda target, per_target=per_target: per_target[target.address]))
-        order = {s.index: i for i, s in enumerate(view.shards)}
-        return sorted(calls, key=lambda call: order[call[0].index])
+        return calls
 
-    async def _positions(
-        self, view: CollectionView, shards: list[int], ts: int
+    def _wait_budget(self) -> float:
+        """Seconds a positioned read may wait for the copies: READ_WAIT_TIMEOUT or what is left of the deadline."""
+        deadline = DEADLINE.get()
+        if deadline is None:
+            return self.read_wait
+        # the answer (code 2 naming the shard) must reach the client before its deadline does
+        return max(0.0, min(self.read_wait, (deadline - time.monotonic()) * 0.9 - ANSWER_MARGIN))
+
+    async def positions(
+        self, view: CollectionView, shards: list[int], ts: int, wait: float = 0.0
     ) -> dict[int, meta_pb2.ShardReadPosition]:
-        """Meta's read positions for `ts`; none (every shard then reads its primary Strong) when meta does not answer."""
+        """Meta's read positions for `ts` (after waiting up to `wait` seconds for the primaries).
+
+        Raises SERVICE_UNAVAILABLE when meta does not answer: without it no read can be placed.
+        """
         if self.meta is None:
-            return {}
-        request = meta_pb2.ReadPositionsRequest(collection_id=view.id, timestamp=ts, shards=shards)
+            raise MilvusError(errors.SERVICE_UNAVAILABLE, "mishards: no meta to place the read")
+        request = meta_pb2.ReadPositionsRequest(collection_id=view.id, timestamp=ts, shards=shards, wait_seconds=wait)
         try:
-            answer = await self.meta.GetReadPositions(request, timeout=min(self.timeout, POSITIONS_TIMEOUT))
+            try:
+                answer = await self.meta.GetReadPositions(request, timeout=wait + POSITIONS_TIMEOUT)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                # meta may be back while the channel waits to reconnect: give it POSITIONS_TIMEOUT, no more
+                answer = await self.meta.GetReadPositions(request, timeout=POSITIONS_TIMEOUT, wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
-            now = time.monotonic()
-            if now >= self._quiet_until:  # once per outage-ish, not once per read
-                self._quiet_until = now + 10.0
-                log.warning("read positions unavailable (%s); reading primaries Strong", exc.code().name)
-            return {}
+            raise MilvusError(
+                errors.SERVICE_UNAVAILABLE,
+                f"mishards: meta did not say where collection {view.name}'s shards are ({exc.code().name}); "
+                "a Strong, Session or guarantee_timestamp read cannot be placed",
+            ) from None
         return {p.shard: p for p in answer.shards}
+
+    async def keys_matching(self, view: CollectionView, expr: str, partitions: list[str]) -> dict[int, list[Any]]:
+        """Per shard, the primary keys of the rows `expr` matches: a Strong query at the log's end.
+
+        What Milvus 2.3.5's proxy does for a delete by expression (`complexDelete`): the
+        matching keys are read with every acknowledged write visible, then deleted by key.
+        """
+        pk = view.pk_field.name
+
+        def build(physical: str) -> milvus_pb2.QueryRequest:
+            return milvus_pb2.QueryRequest(
+                collection_name=physical,
+                expr=expr,
+                output_fields=[pk],
+                partition_names=partitions,
+                consistency_level=common_pb2.Strong,
+            )
+
+        calls = await self._positioned_calls(view, LOG_END, common_pb2.Strong, build)
+        responses = await call_shards(self.backends, view, "Query", calls, self.timeout, self.failover)
+        out: dict[int, list[Any]] = {}
+        for (shard, _, _), answer in zip(calls, responses):
+            column = next((fd for fd in answer.fields_data if fd.field_name == pk), None)
+            if column is None:
+                out[shard.index] = []
+            elif column.scalars.HasField("long_data"):
+                out[shard.index] = list(column.scalars.long_data.data)
+            else:
+                out[shard.index] = list(column.scalars.string_data.data)
+        return out
 
     def metric_of(self, view: CollectionView, params: dict[str, str]) -> str:
         metric = params.get("metric_type", "")

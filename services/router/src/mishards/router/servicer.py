@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,14 +16,14 @@ from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.common.milvus_messages import SERVICE, carries_status, error_response, is_streaming
-from mishards.router import aggregate, templates, writes
+from mishards.router import aggregate, templates
 from mishards.router.aggregate import CopyState
 from mishards.router.catalog import CatalogCache, CollectionView
 from mishards.router.ddl import hand_to_meta
 from mishards.router.ids import IdAllocator
-from mishards.router.reads import Reader, SessionClock, hybrid_search
+from mishards.router.reads import DEADLINE, LOG_END, Reader, hybrid_search
 from mishards.router.topology import Topology
-from mishards.router.writes import AppliedWrite, MutationLog
+from mishards.router.writes import MutationLog, Writer
 from mishards.v1 import discovery_pb2, meta_pb2, meta_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ def guarded(
     """Turn MilvusError and surprises into the method's response with a status; never a traceback."""
 
     async def wrapper(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+        remaining = context.time_remaining()
+        DEADLINE.set(time.monotonic() + remaining if remaining is not None else None)
         try:
             return await handler(self, request, context)
         except MilvusError as exc:
@@ -100,19 +103,20 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         ids: IdAllocator,
         timeout: float,
         retries: int = 0,
+        read_wait: float = 30.0,
     ) -> None:
         self.catalog = catalog
         self.meta = meta
         self.topology = topology
         self.backends = backends
-        self.mutation_log = mutation_log
-        self.ids = ids
-        self.clock = SessionClock()
-        self.reader = Reader(topology, backends, self.clock, timeout, retries, meta)
+        self.reader = Reader(topology, backends, timeout, retries, meta, read_wait)
+        self.writer = Writer(mutation_log, ids, self.reader.keys_matching, self._timestamp)
         self.copies = CopyState(topology, backends, timeout)
+        self._flushed: dict[int, int] = {}  # collection id -> Mishards timestamp of its last completed flush
 
     async def _timestamp(self) -> int:
-        return (await self.meta.GetTimestamp(meta_pb2.GetTimestampRequest(count=1), timeout=30)).timestamp
+        request = meta_pb2.GetTimestampRequest(count=1)
+        return (await self.meta.GetTimestamp(request, timeout=30, wait_for_ready=True)).timestamp
 
     # --- handshake -------------------------------------------------------------------------
 
@@ -264,92 +268,44 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
 
     # --- writes -------------------------------------------------------------------------------
 
-    async def _write_rows(
-        self,
-        request: milvus_pb2.InsertRequest | milvus_pb2.UpsertRequest,
-        context: grpc.aio.ServicerContext,
-        method: str,
-    ) -> milvus_pb2.MutationResult:
-        view = self.catalog.resolve(db_of(request, context), request.collection_name)
-        upsert = method == "Upsert"
-        fields_data = list(request.fields_data)
-        num_rows = request.num_rows or writes.columns.num_rows(fields_data)
-        writes.validate_insert(view, fields_data, num_rows, request.partition_name)
-        if view.auto_id and not upsert:
-            keys: Any = await self.ids.allocate(num_rows)
-            fields_data.append(writes.int64_field(view.pk_field.name, view.pk_field.fieldID, keys))
-        else:
-            keys = writes.primary_keys(fields_data, view.pk_field)
-        parts: dict[int, pb_message.Message] = {}
-        for shard, rows in writes.split_rows_by_shard(keys, view.shards_num).items():
-            part = type(request)(
-                collection_name=view.shards[shard].physical_name,
-                partition_name=request.partition_name,
-                num_rows=len(rows),
-            )
-            # every row to one shard (always so with one shard): the columns go as they came
-            part.fields_data.extend(
-                fields_data if len(rows) == num_rows else writes.columns.take_rows(fields_data, rows)
-            )
-            parts[shard] = part
-        applied = await self.mutation_log.apply(view, method, parts)
-        self._record_session(view, applied)
-        if upsert:
-            return writes.mutation_result(view.pk_field, keys, applied.timestamp, upsert=num_rows)
-        return writes.mutation_result(view.pk_field, keys, applied.timestamp, insert=num_rows)
-
-    def _record_session(self, view: CollectionView, applied: AppliedWrite) -> None:
-        for shard, responses in applied.responses.items():
-            backend_ts = max((r.timestamp for r in responses), default=0)
-            self.clock.record(view.shards[shard].physical_name, backend_ts, applied.timestamp)
-
     async def Insert(
         self, request: milvus_pb2.InsertRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.MutationResult:
-        return await self._write_rows(request, context, "Insert")
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        return await self.writer.write_rows(view, request, "Insert")
 
     async def Upsert(
         self, request: milvus_pb2.UpsertRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.MutationResult:
-        return await self._write_rows(request, context, "Upsert")
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        return await self.writer.write_rows(view, request, "Upsert")
 
     async def Delete(
         self, request: milvus_pb2.DeleteRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.MutationResult:
         view = self.catalog.resolve(db_of(request, context), request.collection_name, "Delete")
         templates.expand_request(request, "expr")
-        keys = writes.keys_of_delete_expr(request.expr, view.pk_field) if not request.expr_template_values else None
-        parts: dict[int, pb_message.Message] = {}
-        if keys is not None:
-            for shard, rows in writes.split_rows_by_shard(keys, view.shards_num).items():
-                part = milvus_pb2.DeleteRequest()
-                part.CopyFrom(request)
-                part.db_name = ""
-                part.collection_name = view.shards[shard].physical_name
-                part.expr = writes.delete_expr_for(view.pk_field, [keys[i] for i in rows])
-                parts[shard] = part
-        else:
-            for shard in view.shards:
-                part = milvus_pb2.DeleteRequest()
-                part.CopyFrom(request)
-                part.db_name = ""
-                part.collection_name = shard.physical_name
-                parts[shard.index] = part
-        if not parts:
+        lite = self.catalog.backend_version(view).startswith("milvus_lite")
+        if not request.expr.strip() and not lite:  # Milvus 2.3.5 deletes nothing and says so
             return milvus_pb2.MutationResult(status=OK, timestamp=await self._timestamp())
-        applied = await self.mutation_log.apply(view, "Delete", parts)
-        self._record_session(view, applied)
-        deleted = sum(r.delete_cnt for responses in applied.responses.values() for r in responses)
-        return milvus_pb2.MutationResult(status=OK, delete_cnt=deleted, timestamp=applied.timestamp)
+        try:
+            return await self.writer.delete(view, request, returns_ids=lite)
+        except MilvusError as exc:
+            if not lite and exc.reason.startswith("cannot parse expression"):  # 2.3.5's delete words it so
+                raise MilvusError(errors.UNEXPECTED, f"failed to create expr plan, expr = {request.expr}") from None
+            raise
 
     async def Flush(
         self, request: milvus_pb2.FlushRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.FlushResponse:
+        """Wait until every shard's primary has applied the log as it stands, then flush every copy."""
         db_name = db_of(request, context)
         views = [self.catalog.resolve(db_name, name) for name in request.collection_names]
-        for view in views:
-            await self.copies.flush(view)
         ts = await self._timestamp()
+        for view in views:
+            await self._primaries_reach(view, ts, self.reader.read_wait, "flush")
+            await self.copies.flush(view)
+            self._flushed[view.id] = max(self._flushed.get(view.id, 0), ts)
         resp = milvus_pb2.FlushResponse(status=OK, db_name=db_name)
         for view in views:
             resp.coll_segIDs[view.name].data.extend([])
@@ -358,11 +314,37 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
             resp.coll_flush_ts[view.name] = ts
         return resp
 
+    async def _primaries_reach(
+        self, view: CollectionView, ts: int, wait: float, what: str
+    ) -> dict[int, meta_pb2.ShardReadPosition]:
+        """Meta's positions of `ts` once every shard's primary has applied it; SERVICE_UNAVAILABLE if not in time."""
+        positions = await self.reader.positions(view, [s.index for s in view.shards], ts, wait)
+        for s in view.shards:
+            p = positions[s.index]
+            primary = next((c for c in p.copies if c.instance == s.primary), None)
+            if wait and (primary is None or primary.applied_seq < p.seq):
+                raise MilvusError(
+                    errors.SERVICE_UNAVAILABLE,
+                    f"mishards: {what} of collection {view.name}: shard {s.index}'s primary {s.primary} has not "
+                    f"applied the log up to position {p.seq} within {wait:g}s",
+                )
+        return positions
+
     async def GetFlushState(
         self, request: milvus_pb2.GetFlushStateRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.GetFlushStateResponse:
-        # Flush answers only once every copy has flushed, so a flush the client saw is done.
-        return milvus_pb2.GetFlushStateResponse(status=OK, flushed=True)
+        """Flushed when every shard's primary has applied the writes up to `flush_ts` and its Milvus flushed them.
+
+        `Flush` answers once its flush is complete, so a timestamp it gave is flushed at once;
+        for another timestamp each primary's Milvus is asked about its own clock of that position.
+        """
+        if not request.collection_name:  # segment ids alone: Mishards hands none out
+            return milvus_pb2.GetFlushStateResponse(status=OK, flushed=True)
+        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        if 0 < request.flush_ts <= self._flushed.get(view.id, 0):  # a flush this router completed covers it
+            return milvus_pb2.GetFlushStateResponse(status=OK, flushed=True)
+        flushed = await self.copies.flushed(view, await self._primaries_reach(view, request.flush_ts or LOG_END, 0, ""))
+        return milvus_pb2.GetFlushStateResponse(status=OK, flushed=flushed)
 
     # --- reads ---------------------------------------------------------------------------------
 

@@ -78,7 +78,10 @@ def meta_copy_states(stub: Any, timeout: float = 2.0) -> CopyStateSource:
             log.debug("ListCopies failed: %s", exc)
             return {}
         return {
-            (c.collection_id, c.shard, c.instance): (c.state or "ready", max(0, c.last_seq - c.applied_seq))
+            (c.collection_id, c.shard, c.instance): (
+                "stuck" if c.stuck else (c.state or "ready"),
+                max(0, c.last_seq - c.applied_seq),
+            )
             for c in answer.copies
         }
 

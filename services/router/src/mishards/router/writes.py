@@ -34,56 +34,61 @@ ENTRY_BYTES = 8 << 20
 
 
 @dataclass
-class AppliedWrite:
-    """A write the log holds and every shard's primary has applied."""
+class LoggedWrite:
+    """A write the log holds durably (and, in applied mode, every shard's primary has applied)."""
 
     timestamp: int  # Mishards hybrid timestamp of the write
-    responses: dict[int, list[Any]]  # shard -> the primary's MutationResults, in entry order
+    positions: dict[int, int]  # shard -> log position of its last entry
 
 
 class MutationLog(abc.ABC):
     """Where a write goes once split: entries per shard, applied in log order on every copy."""
 
     @abc.abstractmethod
-    async def apply(self, view: CollectionView, method: str, parts: dict[int, pb_message.Message]) -> AppliedWrite:
-        """Log `parts` (shard index -> physical request) as one write and wait for the primaries.
+    async def append(
+        self, view: CollectionView, method: str, parts: dict[int, list[pb_message.Message]]
+    ) -> LoggedWrite:
+        """Log `parts` (shard index -> its physical requests, in order) as one write.
 
-        Raises MilvusError naming the shard when its writable instance is down (nothing is
-        logged then), or with the backend's status when a primary rejects its part.
+        Raises MilvusError: rate limit when a shard's backlog is full, and in applied mode
+        naming the shard when its writable instance is down (nothing logged then) or with the
+        primary's status when it rejected its part.
         """
 
 
 class MetaMutationLog(MutationLog):
     """Appends each write to meta's durable log in one call; meta's appliers apply it in order."""
 
-    def __init__(self, meta: meta_pb2_grpc.MetaStub, topology: Topology, timeout: float) -> None:
+    def __init__(
+        self, meta: meta_pb2_grpc.MetaStub, topology: Topology, timeout: float, wait_applied: bool = False
+    ) -> None:
         self.meta = meta
         self.topology = topology
         self.timeout = timeout
+        self.wait_applied = wait_applied
 
-    async def apply(self, view: CollectionView, method: str, parts: dict[int, pb_message.Message]) -> AppliedWrite:
+    async def append(
+        self, view: CollectionView, method: str, parts: dict[int, list[pb_message.Message]]
+    ) -> LoggedWrite:
         shards = view.shards
-        for k in parts:  # a shard that is down fails the write before anything is logged
-            self.topology.primary_address(shards[k], view.name)
-        request = meta_pb2.AppendMutationsRequest(collection_id=view.id)
+        if self.wait_applied:  # the client waits for the primaries: a shard that is down fails it now
+            for k in parts:
+                self.topology.primary_address(shards[k], view.name)
+        request = meta_pb2.AppendMutationsRequest(collection_id=view.id, wait_applied=self.wait_applied)
         for k in sorted(parts):
-            for chunk in split_entry(parts[k], method):
-                request.entries.add(shard=k, method=method, request=chunk.SerializeToString())
-        answer = await self.meta.AppendMutations(request, timeout=self.timeout + 30)
+            for part in parts[k]:
+                request.entries.add(shard=k, method=method, request=part.SerializeToString())
+        answer = await self.meta.AppendMutations(request, timeout=self.timeout + 30, wait_for_ready=True)
         if answer.status:
             st = common_pb2.Status.FromString(answer.status)
             raise MilvusError.from_status(rename_status(st, view))
-        responses = {
-            result.shard: [milvus_pb2.MutationResult.FromString(r) for r in result.responses]
-            for result in answer.shards
-        }
-        return AppliedWrite(timestamp=answer.timestamp, responses=responses)
+        return LoggedWrite(timestamp=answer.timestamp, positions={r.shard: r.seq for r in answer.shards})
 
 
 def split_entry(part: pb_message.Message, method: str) -> list[pb_message.Message]:
-    """One shard's part as log entries of at most ENTRY_BYTES each (rows kept in order)."""
+    """One shard's rows as log entries of at most ENTRY_BYTES each (rows kept in order)."""
     size = part.ByteSize()
-    if method == "Delete" or size <= ENTRY_BYTES:
+    if size <= ENTRY_BYTES:
         return [part]
     rows = part.num_rows  # type: ignore[attr-defined]
     pieces = -(-size // ENTRY_BYTES)
@@ -285,3 +290,103 @@ def mutation_result(
         upsert_cnt=upsert,
         timestamp=timestamp,
     )
+
+
+DELETE_ENTRY_CHARS = 4 << 20  # a delete entry's expression stays under this many characters
+
+
+def delete_parts(
+    view: CollectionView, request: milvus_pb2.DeleteRequest, keys_by_shard: dict[int, list[Any]]
+) -> dict[int, list[milvus_pb2.DeleteRequest]]:
+    """Per shard, delete-by-key requests for its keys (cut so that no expression is too long)."""
+    out: dict[int, list[milvus_pb2.DeleteRequest]] = {}
+    for shard, keys in keys_by_shard.items():
+        if not keys:
+            continue
+        chunks: list[list[Any]] = [[]]
+        size = 0
+        for key in keys:
+            length = len(str(key)) + 4
+            if chunks[-1] and size + length > DELETE_ENTRY_CHARS:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(key)
+            size += length
+        out[shard] = [
+            milvus_pb2.DeleteRequest(
+                collection_name=view.shards[shard].physical_name,
+                partition_name=request.partition_name,
+                expr=delete_expr_for(view.pk_field, chunk),
+            )
+            for chunk in chunks
+        ]
+    return out
+
+
+class Writer:
+    """Inserts, upserts and deletes of logical collections: split by shard, logged as one write, answered.
+
+    The client's MutationResult is built here from what the router knows (keys, counts, the
+    write's Mishards timestamp): with WRITE_ACK=logged no backend has seen the write yet.
+    """
+
+    def __init__(self, mutation_log: MutationLog, ids: Any, keys_matching: Any, timestamp: Any) -> None:
+        self.log = mutation_log
+        self.ids = ids  # IdAllocator: int64 keys for auto_id collections
+        self.keys_matching = keys_matching  # (view, expr, partitions) -> {shard: keys}: a Strong query
+        self.timestamp = timestamp  # () -> a fresh Mishards timestamp
+
+    async def write_rows(
+        self, view: CollectionView, request: milvus_pb2.InsertRequest | milvus_pb2.UpsertRequest, method: str
+    ) -> milvus_pb2.MutationResult:
+        fields_data = list(request.fields_data)
+        num_rows = request.num_rows or columns.num_rows(fields_data)
+        validate_insert(view, fields_data, num_rows, request.partition_name)
+        upsert = method == "Upsert"
+        if view.auto_id and not upsert:
+            keys: Any = await self.ids.allocate(num_rows)
+            fields_data.append(int64_field(view.pk_field.name, view.pk_field.fieldID, keys))
+        else:
+            keys = primary_keys(fields_data, view.pk_field)
+        parts: dict[int, list[pb_message.Message]] = {}
+        for shard, rows in split_rows_by_shard(keys, view.shards_num).items():
+            part = type(request)(
+                collection_name=view.shards[shard].physical_name,
+                partition_name=request.partition_name,
+                num_rows=len(rows),
+            )
+            # every row to one shard (always so with one shard): the columns go as they came
+            part.fields_data.extend(fields_data if len(rows) == num_rows else columns.take_rows(fields_data, rows))
+            parts[shard] = split_entry(part, method)
+        logged = await self.log.append(view, method, parts)
+        counts = {"upsert": num_rows} if upsert else {"insert": num_rows}
+        return mutation_result(view.pk_field, keys, logged.timestamp, **counts)
+
+    async def delete(
+        self, view: CollectionView, request: milvus_pb2.DeleteRequest, returns_ids: bool
+    ) -> milvus_pb2.MutationResult:
+        """Delete by keys, or by an expression resolved to keys per shard first (as Milvus 2.3.5's proxy does).
+
+        `delete_cnt` counts the keys named (duplicates too) or the rows matched; `returns_ids`:
+        the backend in use answers with the deleted keys (milvus-lite), Milvus 2.3.5 does not.
+        """
+        keys = keys_of_delete_expr(request.expr, view.pk_field)
+        if keys is not None:
+            by_shard: dict[int, list[Any]] = {}
+            for shard, rows in split_rows_by_shard(keys, view.shards_num).items():
+                by_shard[shard] = [keys[i] for i in rows]
+            named = keys
+        else:
+            by_shard = await self.keys_matching(
+                view, request.expr, [request.partition_name] if request.partition_name else []
+            )
+            named = [k for shard in sorted(by_shard) for k in by_shard[shard]]
+        parts = delete_parts(view, request, by_shard)
+        if parts:
+            timestamp = (await self.log.append(view, "Delete", dict(parts))).timestamp
+        else:
+            timestamp = await self.timestamp()
+        out = milvus_pb2.MutationResult(status=common_pb2.Status(), delete_cnt=len(named), timestamp=timestamp)
+        if returns_ids and named:
+            out.IDs.CopyFrom(ids_message(view.pk_field, named))
+        return out
