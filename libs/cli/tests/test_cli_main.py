@@ -132,3 +132,16 @@ def test_status_unreachable_exits_1() -> None:
 
 def test_format_table() -> None:
     assert format_table(("A", "BB"), [("xyz", "1")]) == "A    BB\nxyz  1"
+
+
+def test_status_says_why_a_copy_is_behind() -> None:
+    from mishards.cli.main import copy_note
+    from mishards.v1 import meta_pb2
+
+    stuck = meta_pb2.CopyState(stuck="entry 7 (Insert) rejected by wo: code 1100: bad", stuck_seq=7, unavailable="x")
+    assert copy_note(stuck).startswith("stuck at entry 7 (retrying; `mishards repair --action skip` drops it): entry 7")
+    assert (
+        copy_note(meta_pb2.CopyState(unavailable="UNAVAILABLE: refused"))
+        == "not applying (retrying): UNAVAILABLE: refused"
+    )
+    assert copy_note(meta_pb2.CopyState(reason="lag 12000")) == "lag 12000"

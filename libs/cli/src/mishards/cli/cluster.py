@@ -434,7 +434,9 @@ class Cluster:
         service = self.services.get(name)
         return service.pid if service else None
 
-    def start_extra_router(self, timeout: float | None = None) -> ServiceProcess:
+    def start_extra_router(
+        self, timeout: float | None = None, overrides: Mapping[str, str] | None = None
+    ) -> ServiceProcess:
         """Start one more router over the same meta and discovery; return it once it serves.
 
         It gets the router's settings with its own free loopback ports (Milvus protocol
@@ -456,6 +458,7 @@ class Cluster:
             METRICS_PORT=str(metrics_port),
             LOG_PATH=str(self.log_dir / name),
         )
+        env.update(overrides or {})
         command = self.service_commands.get("router") or console_script("mishards-router")
         service = ServiceProcess(
             name, command, env, port, self.log_dir / f"{name}.out", self.root_dir / "run" / f"{name}.pid"

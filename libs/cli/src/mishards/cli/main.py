@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 import grpc
 
@@ -61,13 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="data folder of `mishards up`, read for addresses not given",
     )
     repair = sub.add_parser(
-        "repair", help="let a failed copy apply its log again (retry) or drop the failed entry (skip)"
+        "repair", help="retry a copy's stuck log entry now (retry), or abort it, recorded in the log (skip)"
     )
     repair.add_argument("--meta", help="meta address host:port")
     repair.add_argument("--data", default="./data", help="data folder of `mishards up`, read for the meta address")
     repair.add_argument("--collection-id", type=int, required=True)
     repair.add_argument("--shard", type=int, required=True)
-    repair.add_argument("--instance", required=True, help="instance identity of the failed copy")
+    repair.add_argument("--instance", required=True, help="instance identity of the stuck copy")
     repair.add_argument("--action", choices=("retry", "skip"), required=True)
     return parser
 
@@ -303,7 +303,7 @@ def print_copies(meta: str, out: TextIO) -> None:
             c.state,
             str(c.applied_seq),
             str(c.last_seq - c.applied_seq),
-            c.reason,
+            copy_note(c),
         )
         for c in answer.copies
     ]
@@ -312,8 +312,17 @@ def print_copies(meta: str, out: TextIO) -> None:
     )
 
 
+def copy_note(c: Any) -> str:
+    """What is wrong with a copy, if anything: a refused entry first, then an instance that does not answer."""
+    if c.stuck:
+        return f"stuck at entry {c.stuck_seq} (retrying; `mishards repair --action skip` drops it): {c.stuck}"
+    if c.unavailable:
+        return f"not applying (retrying): {c.unavailable}"
+    return str(c.reason)
+
+
 def cmd_repair(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    """Ask meta to retry or skip the entry a failed copy stopped at."""
+    """Ask meta to retry or skip the entry a stuck copy stopped at."""
     from mishards.v1 import meta_pb2, meta_pb2_grpc
 
     meta, _ = resolve_addresses(args)
