@@ -1,204 +1,52 @@
-"""Durable, ordered writes: crash safety, a writable instance down, read-your-writes."""
+"""Durable, ordered writes against the session cluster (WRITE_ACK=logged): a writable instance down,
+read-your-writes, a lagging primary, deadlines shorter than an append, refused and poison entries.
+
+The crash test (kills of the router, meta and a writable Milvus, with a replica) is test_crash.py.
+"""
 
 from __future__ import annotations
 
-import random
+import os
+import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import numpy as np
 import pytest
+from crashes import DIM, copy_contents, make_collection, wait_caught_up
 from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from mishards.cli.cluster import Cluster
 from mishards.cli.ports import port_accepts
 from mishards.common.hashing import shard_of
 from mishards.v1 import discovery_pb2, discovery_pb2_grpc, meta_pb2, meta_pb2_grpc
 
-DIM = 4
+NO_RETRY = {"retry_times": 0, "retry_on_rate_limit": False}
 
 
-@dataclass
-class Op:
-    kind: str  # insert | upsert | delete
-    pks: list[int]
-    tag: int
-    acked: bool = False
-    error: str = ""
+def rows(keys: list[int], tag: int) -> list[dict[str, Any]]:
+    return [{"id": k, "vector": [0.5] * DIM, "tag": tag} for k in keys]
 
 
-@dataclass
-class Writer:
-    """Writes a stream of multi-shard inserts, upserts and deletes and records each answer."""
-
-    uri: str
-    name: str
-    ops: list[Op] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    acked_after_restart: int = 0
-    restarted: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        rng = random.Random(7)
-        client = MilvusClient(uri=self.uri, timeout=30)
-        upsertable: list[int] = []  # rows of acked inserts no other op has touched
-        deletable: list[int] = []
-        i = 0
-        while not self.stop.is_set():
-            i += 1
-            kind = "insert" if i % 3 or len(upsertable) < 20 else ("upsert" if i % 2 else "delete")
-            if kind == "insert":
-                op = Op("insert", list(range(i * 1000, i * 1000 + 12)), tag=i)
-            elif kind == "upsert":
-                op = Op("upsert", [upsertable.pop(rng.randrange(len(upsertable))) for _ in range(6)], tag=i)
-            else:
-                op = Op("delete", [upsertable.pop(rng.randrange(len(upsertable))) for _ in range(6)], tag=i)
-            rows = [{"id": pk, "vector": [float(pk % 7)] * DIM, "tag": op.tag} for pk in op.pks]
-            try:
-                if kind == "insert":
-                    client.insert(self.name, rows)
-                elif kind == "upsert":
-                    client.upsert(self.name, rows)
-                else:
-                    client.delete(self.name, ids=op.pks)
-                op.acked = True
-                if self.restarted.is_set():
-                    self.acked_after_restart += 1
-            except MilvusException as exc:
-                op.error = str(exc)
-                client.close()
-                time.sleep(0.2)
-                client = MilvusClient(uri=self.uri, timeout=30)
-            self.ops.append(op)
-            if op.acked and kind == "insert":
-                half = len(op.pks) // 2
-                upsertable.extend(op.pks[:half])
-                deletable.extend(op.pks[half:])
-            elif not op.acked and kind != "insert":
-                pass  # its rows stay out of later ops: their state is ambiguous
-        client.close()
+def keys_of(shard: int, n: int, start: int = 0) -> list[int]:
+    return [k for k in range(start, start + 40 * n) if shard_of(k, 2) == shard][:n]
 
 
-def wait_caught_up(cluster: Cluster, collection_id: int, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
+def primary_of(cluster: Cluster, collection_id: int, shard: int) -> Any:
     with grpc.insecure_channel(cluster.meta_address) as channel:
-        stub = meta_pb2_grpc.MetaStub(channel)
-        while time.time() < deadline:
-            try:
-                copies = [
-                    c
-                    for c in stub.ListCopies(meta_pb2.ListCopiesRequest(), timeout=5).copies
-                    if c.collection_id == collection_id
-                ]
-                if copies and all(c.applied_seq == c.last_seq and c.state == "ready" for c in copies):
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.5)
-    raise AssertionError("copies did not catch up with the log")
+        copies = meta_pb2_grpc.MetaStub(channel).ListCopies(meta_pb2.ListCopiesRequest(), timeout=10).copies
+    identity = next(c.instance for c in copies if c.collection_id == collection_id and c.shard == shard)
+    return next(inst for inst in cluster.instances if inst.identity == identity)
 
 
-def copy_contents(cluster: Cluster, collection_id: int) -> list[dict[int, list[int]]]:
-    """pk -> [tag of each row with that pk] on every physical copy (duplicates show as 2 tags)."""
-    out = []
-    for inst in cluster.instances:
-        client = MilvusClient(uri=f"http://{inst.address}")
-        for coll in client.list_collections():
-            if coll.startswith(f"mishards_{collection_id}_s"):
-                client.load_collection(coll)
-                rows: dict[int, list[int]] = {}
-                for r in client.query(coll, filter="id >= 0", output_fields=["tag"], consistency_level="Strong"):
-                    rows.setdefault(r["id"], []).append(r["tag"])
-                out.append(rows)
-        client.close()
-    return out
-
-
-def check_against_record(ops: list[Op], contents: list[dict[int, list[int]]]) -> None:
-    """Every acknowledged write applied exactly once; no write half applied."""
-    merged: dict[int, list[int]] = {}
-    for rows in contents:
-        for pk, tags in rows.items():
-            assert pk not in merged, f"pk {pk} is on two shards"
-            merged[pk] = tags
-    for pk, tags in merged.items():
-        assert len(tags) == 1, f"pk {pk} applied {len(tags)} times"
-    deleted = set()
-    upserted: dict[int, int] = {}
-    for op in ops:
-        if op.kind == "delete":
-            gone = [pk not in merged for pk in op.pks]
-            assert all(gone) or not any(gone), f"delete {op.tag} half applied"
-            assert all(gone) or not op.acked, f"acknowledged delete {op.tag} lost"
-            if all(gone):
-                deleted.update(op.pks)
-        elif op.kind == "upsert":
-            done = [merged.get(pk) == [op.tag] for pk in op.pks]
-            assert all(done) or not any(done), f"upsert {op.tag} half applied"
-            assert all(done) or not op.acked, f"acknowledged upsert {op.tag} lost"
-            if all(done):
-                upserted.update(dict.fromkeys(op.pks, op.tag))
-    for op in ops:
-        if op.kind != "insert":
-            continue
-        live = [pk for pk in op.pks if pk not in deleted]
-        present = [pk in merged for pk in live]
-        assert all(present) or not any(present), f"insert {op.tag} half applied"
-        assert all(present) or not op.acked, f"acknowledged insert {op.tag} lost"
-        for pk in live:
-            if pk in merged and pk not in upserted:
-                assert merged[pk] == [op.tag]
-
-
-def make_collection(client: MilvusClient, name: str) -> int:
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    from pymilvus import DataType
-
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
-    schema.add_field("tag", DataType.INT64)
-    client.create_collection(name, schema=schema)
-    params = client.prepare_index_params()
-    params.add_index("vector", index_type="FLAT", metric_type="L2")
-    client.create_index(name, params)
-    client.load_collection(name)
-    return int(client.describe_collection(name)["collection_id"])
-
-
-# Meta alone: the router keeps writing, so writes reach meta while it is still starting.
-@pytest.mark.parametrize("killed", [("meta", "router"), ("meta",)], ids=["meta+router", "meta"])
-def test_crash_of_meta_and_router_loses_no_acknowledged_write(
-    cluster: Cluster, router: MilvusClient, name: str, killed: tuple[str, ...]
-) -> None:
-    collection_id = make_collection(router, name)
-    writer = Writer(cluster.router_uri, name)
-    thread = threading.Thread(target=writer.run, daemon=True)
-    thread.start()
-    time.sleep(4)
-    assert any(op.acked for op in writer.ops), "no write went through before the crash"
-    for service in killed:
-        cluster.kill_service(service)  # SIGKILL of the processes themselves, mid-stream
-    time.sleep(1)
-    for service in killed:
-        cluster.start_service(service)
-    writer.restarted.set()
-    deadline = time.time() + 60
-    while writer.acked_after_restart < 5 and time.time() < deadline:
-        time.sleep(0.5)
-    writer.stop.set()
-    thread.join(60)
-    assert writer.acked_after_restart >= 5, "writes did not resume after the restart"
-    wait_caught_up(cluster, collection_id)
-    check_against_record(writer.ops, copy_contents(cluster, collection_id))
-    # the router answers the same rows
-    client = MilvusClient(uri=cluster.router_uri)
-    total = client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
-    assert total == sum(len(rows) for rows in copy_contents(cluster, collection_id))
-    client.drop_collection(name)
-    client.close()
+def count(client: MilvusClient, name: str, **kw: Any) -> int:
+    return int(
+        client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong", **kw)[0]["count(*)"]
+    )
 
 
 def _membership(cluster: Cluster) -> dict[str, Any]:
@@ -207,44 +55,182 @@ def _membership(cluster: Cluster) -> dict[str, Any]:
     return {i.identity: i for i in m.instances}
 
 
-def test_writable_instance_down_fails_its_shards_clearly(cluster: Cluster, name: str) -> None:
+def test_writes_to_a_shard_whose_primary_is_down_are_acknowledged_then_applied(cluster: Cluster, name: str) -> None:
     client = MilvusClient(uri=cluster.router_uri)
     collection_id = make_collection(client, name)
-    with grpc.insecure_channel(cluster.meta_address) as channel:
-        copies = meta_pb2_grpc.MetaStub(channel).ListCopies(meta_pb2.ListCopiesRequest()).copies
-    primary_of = {c.shard: c.instance for c in copies if c.collection_id == collection_id}
-    victim = next(inst for inst in cluster.instances if inst.identity == primary_of[1])
-    keys = {0: [k for k in range(5000) if shard_of(k, 2) == 0], 1: [k for k in range(5000) if shard_of(k, 2) == 1]}
-    rows = lambda ks, tag: [{"id": k, "vector": [0.5] * DIM, "tag": tag} for k in ks]  # noqa: E731
-    client.insert(name, rows(keys[0][:10] + keys[1][:10], 1))
-    acked = set(keys[0][:10] + keys[1][:10])
+    victim = primary_of(cluster, collection_id, 1)
+    client.insert(name, rows(keys_of(0, 10) + keys_of(1, 10), 1))
+    acked = set(keys_of(0, 10) + keys_of(1, 10))
 
     victim.kill()  # the Milvus server process itself
     assert not port_accepts(victim.port), "the killed instance still accepts connections"
     deadline = time.time() + 30
     while _membership(cluster)[victim.identity].health != discovery_pb2.DOWN and time.time() < deadline:
         time.sleep(0.3)
+    # writes to its shard are logged and acknowledged, as Milvus acknowledges once its queue holds them
+    client.insert(name, rows(keys_of(1, 10, 5000), 2), **NO_RETRY)
+    acked |= set(keys_of(1, 10, 5000))
+    client.insert(name, rows(keys_of(0, 10, 5000), 3), **NO_RETRY)  # the other shard too
+    acked |= set(keys_of(0, 10, 5000))
+    # a Strong read cannot be served without the writes the down primary has not applied: it fails
+    # within the client's deadline, with code 2 naming the shard, rather than miss them
     started = time.time()
     with pytest.raises(MilvusException) as err:
-        client.insert(name, rows(keys[1][10:20], 2))
-    assert time.time() - started < 10, "the write did not fail fast"
-    assert "shard 1" in err.value.message and victim.identity in err.value.message
-    client.insert(name, rows(keys[0][10:20], 3))  # the other shard keeps taking writes
-    acked |= set(keys[0][10:20])
+        client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=4, **NO_RETRY)
+    assert time.time() - started < 6
+    assert err.value.code == 2 and "shard 1" in err.value.message, err.value
+    # a full backlog: meta restarted with the smallest limit, a write of more gets Milvus's rate-limit status
+    meta = cluster.services["meta"]
+    cluster.stop_service("meta")
+    meta.env["WRITE_BACKLOG_LIMIT"] = str(1 << 20)
+    try:
+        cluster.start_service("meta")
+        big = keys_of(1, 80000, 20000)  # about 21 bytes a row in the log: 50 000 rows fill 1 MiB
+        with pytest.raises(MilvusException) as limited:
+            for start in range(0, 80000, 5000):
+                client.insert(name, rows(big[start : start + 5000], 4), **NO_RETRY)
+                acked |= set(big[start : start + 5000])
+        assert set(big[:5000]) <= acked, "the first 5 000 rows fit in the backlog"
+        assert limited.value.code == 8 and "rate limit exceeded" in limited.value.message, limited.value
+    finally:
+        cluster.stop_service("meta")
+        del meta.env["WRITE_BACKLOG_LIMIT"]
+        cluster.start_service("meta")
 
     victim.start()
     victim.wait_ready(180)
     deadline = time.time() + 60
     while _membership(cluster)[victim.identity].health != discovery_pb2.HEALTHY and time.time() < deadline:
         time.sleep(0.3)
-    client.insert(name, rows(keys[1][20:30], 4))  # writes resume
-    acked |= set(keys[1][20:30])
+    assert count(client, name, timeout=120) == len(acked)  # the primary caught up; the Strong read waited for it
     wait_caught_up(cluster, collection_id)
-    contents = copy_contents(cluster, collection_id)
-    present = [pk for rows_ in contents for pk, tags in rows_.items() for _ in tags]
+    present = [pk for rows_ in copy_contents(cluster, collection_id) for pk, tags in rows_.items() for _ in tags]
     assert len(present) == len(set(present)), "a row was applied twice"
-    assert acked <= set(present)
-    assert not set(keys[1][10:20]) & set(present), "a write refused before it was logged was applied"
+    assert set(present) == acked
+    client.drop_collection(name)
+    client.close()
+
+
+def test_a_strong_read_waits_for_a_lagging_primary(cluster: Cluster, name: str) -> None:
+    client = MilvusClient(uri=cluster.router_uri)
+    collection_id = make_collection(client, name)
+    client.insert(name, rows(keys_of(0, 5), 1))
+    victim = primary_of(cluster, collection_id, 0)
+    assert victim.pid is not None
+    os.kill(victim.pid, signal.SIGSTOP)  # the primary stops applying, without a lost connection
+    try:
+        client.insert(name, rows(keys_of(0, 5, 1000), 2), **NO_RETRY)  # acknowledged: it is in the log
+        seen: list[int] = []
+        reader = threading.Thread(target=lambda: seen.append(count(client, name, timeout=60)))
+        reader.start()
+        time.sleep(2.0)
+        assert not seen, "the Strong read did not wait for the primary"
+    finally:
+        os.kill(victim.pid, signal.SIGCONT)
+    reader.join(60)
+    assert seen == [10]
+    client.drop_collection(name)
+    client.close()
+
+
+def test_a_deadline_shorter_than_the_append_leaves_no_entry_waiting(cluster: Cluster, name: str) -> None:
+    """The client gives up during the append; the write is logged in full or not at all, and applied without another write."""
+    client = MilvusClient(uri=cluster.router_uri)
+    collection_id = make_collection(client, name)
+    vectors = np.random.default_rng(5).random((60000, DIM)).astype(np.float32)
+    batch = [{"id": i, "vector": vectors[i].tolist(), "tag": 7} for i in range(60000)]
+    with pytest.raises((MilvusException, grpc.RpcError)):  # pymilvus passes DEADLINE_EXCEEDED on as it is
+        client.insert(name, batch, timeout=0.05, **NO_RETRY)
+    wait_caught_up(cluster, collection_id)  # every copy applied the log's end: nothing left waiting
+    assert count(client, name) in (0, 60000)
+    client.drop_collection(name)
+    client.close()
+
+
+def test_meta_refuses_log_entries_that_do_not_decode_or_name_another_collection(cluster: Cluster, name: str) -> None:
+    client = MilvusClient(uri=cluster.router_uri)
+    collection_id = make_collection(client, name)
+    wrong = milvus_pb2.InsertRequest(collection_name=f"mishards_{collection_id}_s1", num_rows=0).SerializeToString()
+    with grpc.insecure_channel(cluster.meta_address) as channel:
+        stub = meta_pb2_grpc.MetaStub(channel)
+        for payload, why in ((b"\xff\x01garbage", "does not decode"), (wrong, "names")):
+            answer = stub.AppendMutations(
+                meta_pb2.AppendMutationsRequest(
+                    collection_id=collection_id,
+                    entries=[meta_pb2.MutationEntry(shard=0, method="Insert", request=payload)],
+                ),
+                timeout=30,
+            )
+            st = common_pb2.Status.FromString(answer.status)
+            assert st.code == 1100 and why in st.reason, st
+        assert [
+            c.last_seq for c in stub.ListCopies(meta_pb2.ListCopiesRequest()).copies if c.collection_id == collection_id
+        ] == [0, 0]
+    client.insert(name, rows(keys_of(0, 3), 1))  # the shard is untouched
+    assert count(client, name) == 3
+    client.drop_collection(name)
+    client.close()
+
+
+def test_an_entry_the_primary_refuses_is_stuck_shown_and_skipped_by_an_operator(
+    cluster: Cluster, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mishards.cli.main import main as mishards_cli
+
+    client = MilvusClient(uri=cluster.router_uri)
+    collection_id = make_collection(client, name)
+    keys0 = keys_of(0, 3)
+    # An entry the router's validation would have refused, logged behind its back: wrong dimension.
+    bad = milvus_pb2.InsertRequest(collection_name=f"mishards_{collection_id}_s0", num_rows=1)
+    bad.fields_data.add(type=schema_pb2.Int64, field_name="id").scalars.long_data.data.append(keys0[0])
+    vec = bad.fields_data.add(type=schema_pb2.FloatVector, field_name="vector")
+    vec.vectors.dim = DIM + 1
+    vec.vectors.float_vector.data.extend([0.0] * (DIM + 1))
+    bad.fields_data.add(type=schema_pb2.Int64, field_name="tag").scalars.long_data.data.append(0)
+    with grpc.insecure_channel(cluster.meta_address) as channel:
+        stub = meta_pb2_grpc.MetaStub(channel)
+        answer = stub.AppendMutations(
+            meta_pb2.AppendMutationsRequest(
+                collection_id=collection_id,
+                entries=[meta_pb2.MutationEntry(shard=0, method="Insert", request=bad.SerializeToString())],
+            ),
+            timeout=60,
+        )
+        assert not answer.status, "a logged write is acknowledged once durable"
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            mine = [
+                c
+                for c in stub.ListCopies(meta_pb2.ListCopiesRequest()).copies
+                if c.collection_id == collection_id and c.shard == 0
+            ]
+            if mine[0].stuck:
+                break
+            time.sleep(0.3)
+        assert mine[0].stuck_seq == 1 and "rejected by" in mine[0].stuck, mine
+    # other clients' writes to the shard are still acknowledged (they wait behind the entry)
+    client.insert(name, rows([keys0[1]], 2), **NO_RETRY)
+    assert mishards_cli(["status", "--meta", cluster.meta_address, "--discovery", cluster.discovery_address]) == 0
+    assert "stuck at entry 1" in capsys.readouterr().out
+    assert (
+        mishards_cli(
+            [
+                "repair",
+                "--meta",
+                cluster.meta_address,
+                "--collection-id",
+                str(collection_id),
+                "--shard",
+                "0",
+                "--instance",
+                mine[0].instance,
+                "--action",
+                "skip",
+            ]
+        )  # fmt: skip
+        == 0
+    )
+    assert count(client, name) == 1  # the refused row is gone, the later one applied
     client.drop_collection(name)
     client.close()
 
@@ -269,69 +255,5 @@ def test_reads_see_own_writes(cluster: Cluster, name: str, level: str) -> None:
     assert count == 140
     # Eventually may lag; it must still answer
     client.query(name, filter="", output_fields=["count(*)"], consistency_level="Eventually")
-    client.drop_collection(name)
-    client.close()
-
-
-def test_rejected_entry_marks_the_copy_failed_until_repaired(
-    cluster: Cluster, name: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from pymilvus.grpc_gen import milvus_pb2, schema_pb2
-
-    from mishards.cli.main import main as mishards_cli
-
-    client = MilvusClient(uri=cluster.router_uri)
-    collection_id = make_collection(client, name)
-    keys0 = [k for k in range(1000) if shard_of(k, 2) == 0]
-    # An entry the router's validation would have refused, logged behind its back: wrong dimension.
-    bad = milvus_pb2.InsertRequest(collection_name=f"mishards_{collection_id}_s0", num_rows=1)
-    bad.fields_data.add(type=schema_pb2.Int64, field_name="id").scalars.long_data.data.append(keys0[0])
-    vec = bad.fields_data.add(type=schema_pb2.FloatVector, field_name="vector")
-    vec.vectors.dim = DIM + 1
-    vec.vectors.float_vector.data.extend([0.0] * (DIM + 1))
-    bad.fields_data.add(type=schema_pb2.Int64, field_name="tag").scalars.long_data.data.append(0)
-    with grpc.insecure_channel(cluster.meta_address) as channel:
-        stub = meta_pb2_grpc.MetaStub(channel)
-        answer = stub.AppendMutations(
-            meta_pb2.AppendMutationsRequest(
-                collection_id=collection_id,
-                entries=[meta_pb2.MutationEntry(shard=0, method="Insert", request=bad.SerializeToString())],
-            ),
-            timeout=60,
-        )
-        assert answer.status, "the backend accepted a malformed entry"
-        failed = [
-            c
-            for c in stub.ListCopies(meta_pb2.ListCopiesRequest()).copies
-            if c.collection_id == collection_id and c.shard == 0
-        ]
-        assert failed[0].state == "failed" and "rejected" in failed[0].reason
-    # the shard takes no writes until an operator acts; the other shard does
-    with pytest.raises(MilvusException) as err:
-        client.insert(name, [{"id": keys0[1], "vector": [0.0] * DIM, "tag": 1}])
-    assert "shard 0" in err.value.message and "repair" in err.value.message
-    keys1 = [k for k in range(1000) if shard_of(k, 2) == 1]
-    client.insert(name, [{"id": keys1[0], "vector": [0.0] * DIM, "tag": 1}])
-    assert (
-        mishards_cli(
-            [
-                "repair",
-                "--meta",
-                cluster.meta_address,
-                "--collection-id",
-                str(collection_id),
-                "--shard",
-                "0",
-                "--instance",
-                failed[0].instance,
-                "--action",
-                "skip",
-            ]
-        )
-        == 0
-    )
-    client.insert(name, [{"id": keys0[1], "vector": [0.0] * DIM, "tag": 2}])
-    rows = client.query(name, filter="id >= 0", output_fields=["tag"], consistency_level="Strong")
-    assert sorted(r["id"] for r in rows) == sorted([keys0[1], keys1[0]])
     client.drop_collection(name)
     client.close()
