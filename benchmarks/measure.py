@@ -70,16 +70,57 @@ def throughput_block(arm: Arm, op: Callable[[Arm, int], int], seconds: float, co
     return Block(sum(counts), wall)
 
 
-def write_block(arm: Arm, prepare: Callable[[Arm, int], Callable[[], int]], batches: int, first: int = 0) -> Block:
-    """``batches`` writes one after the other; only the client calls are timed."""
+def write_block(
+    arm: Arm,
+    prepare: Callable[[Arm, int], Callable[[], int]],
+    batches: int,
+    first: int = 0,
+    writers: int = 1,
+    settle: Callable[[Arm], Any] | None = None,
+) -> Block:
+    """``batches`` writes by ``writers`` threads, then ``settle`` (a Strong count): timed from the first
+    write until the rows are visible, so a backlog the acknowledgement left behind is paid for."""
+    calls = [prepare(arm, i) for i in range(first, first + batches)]  # rows built outside the timing
+    lat: list[float] = [0.0] * batches
+    units = [0] * batches
+    errors: list[BaseException] = []
+
+    def worker(w: int) -> None:
+        try:
+            for k in range(w, batches, writers):
+                t0 = time.perf_counter()
+                units[k] = calls[k]()
+                lat[k] = time.perf_counter() - t0
+        except BaseException as exc:  # reported after the block
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(writers)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    if settle is not None:
+        settle(arm)
+    return Block(sum(units), time.perf_counter() - started, lat)
+
+
+def session_block(
+    arm: Arm, write: Callable[[Arm, int], Any], read: Callable[[Arm, int], int], seconds: float, first: int = 0
+) -> Block:
+    """A write then a Session read by the same client, back to back; only the reads are timed."""
     lat: list[float] = []
-    units = 0
-    for i in range(first, first + batches):
-        call = prepare(arm, i)
+    i = first
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        write(arm, i)
         t0 = time.perf_counter()
-        units += call()
+        read(arm, i)
         lat.append(time.perf_counter() - t0)
-    return Block(units, sum(lat), lat)
+        i += 1
+    return Block(len(lat), sum(lat), lat)
 
 
 def alternate(

@@ -27,7 +27,7 @@ from pymilvus import MilvusClient
 
 from benchmarks import profile
 from benchmarks.configs import CONFIGS, ClusterConfig
-from benchmarks.measure import Block, alternate, latency_block, throughput_block, write_block
+from benchmarks.measure import Block, alternate, latency_block, session_block, throughput_block, write_block
 from benchmarks.presets import PRESETS, Preset
 from benchmarks.processes import Child
 from benchmarks.procstat import rss_bytes
@@ -60,11 +60,15 @@ METRICS: tuple[tuple[str, str, str, int], ...] = (
     ("search_c32", "throughput", "searches", 32),
     ("search_nq100", "latency", "searches", 1),
     ("search_strong", "latency", "searches", 1),
+    ("search_session", "session", "searches", 1),
     ("query_filter", "latency", "queries", 1),
     ("count", "latency", "queries", 1),
     ("insert", "write", "rows", 1),
     ("upsert", "write", "rows", 1),
     ("delete", "write", "rows", 1),
+    ("insert_w4", "write", "rows", 4),
+    ("upsert_w4", "write", "rows", 4),
+    ("delete_w4", "write", "rows", 4),
 )
 
 
@@ -83,10 +87,18 @@ def block_runner(
     name: str, kind: str, conc: int, ops: Operations, preset: Preset
 ) -> tuple[Callable[[Arm, int], Block], Callable[[Arm], Any]]:
     if kind == "write":
-        prepare = {"insert": ops.insert_rows, "upsert": ops.upsert_rows, "delete": ops.delete_rows}[name]
+        prepare = {"insert": ops.insert_rows, "upsert": ops.upsert_rows, "delete": ops.delete_rows}[name.split("_")[0]]
+        batches = preset.write_batches * conc  # every writer writes as many batches as the single one
         return (
-            lambda a, r: write_block(a, prepare, preset.write_batches, first=r * preset.write_batches),
-            lambda a: write_block(a, prepare, 1, first=10_000),
+            lambda a, r: write_block(a, prepare, batches, first=r * batches, writers=conc, settle=ops.settle_writes),
+            lambda a: write_block(a, prepare, conc, first=100_000 + 1000 * conc, writers=conc),
+        )
+    if kind == "session":
+        return (
+            lambda a, r: session_block(
+                a, ops.write_one, ops.search(1, "Session"), preset.read_seconds, first=r * 100_000
+            ),
+            lambda a: session_block(a, ops.write_one, ops.search(1, "Session"), 0.3, first=900_000),
         )
     op = {
         "search_c1": ops.search(1),
@@ -285,6 +297,10 @@ def run_config(
             Arm("forwarder", clients["forwarder"], direct_cursor),
             Arm("router", clients["router"], WriteCursor()),
         ]
+        # The same router code with WRITE_ACK=applied, beside the default (logged): write metrics only.
+        applied = cluster.start_extra_router(overrides={"WRITE_ACK": "applied"})
+        clients["router_applied"] = MilvusClient(uri=f"http://{applied.address}")
+        applied_arm = Arm("router_applied", clients["router_applied"], arms[2].cursor)
         router_pid = cluster.service_pid("router")
         pids = {"router": router_pid, "forwarder": forwarder.pid, "milvus": inst.pid}
         result["pids"] = pids
@@ -292,7 +308,8 @@ def run_config(
         metrics: dict[str, Any] = {}
         for name, kind, unit, conc in METRICS:
             run_block, warmup = block_runner(name, kind, conc, ops, preset)
-            metrics[name] = alternate(arms, preset.rounds, run_block, warmup, pids)
+            measured = arms + [applied_arm] if kind == "write" else arms
+            metrics[name] = alternate(measured, preset.rounds, run_block, warmup, pids)
             metrics[name]["kind"] = kind
             metrics[name]["unit"] = unit
             r = ratios(metrics[name], kind)

@@ -188,6 +188,15 @@ class Operations:
         )
         return 1
 
+    def settle_writes(self, arm: Arm) -> None:
+        """A Strong count of the write collection: returns once every acknowledged write is visible."""
+        arm.client.query(WRITE_COLLECTION, output_fields=["count(*)"], consistency_level="Strong")
+
+    def write_one(self, arm: Arm, i: int) -> None:
+        """One row into the search collection (ids far above the data's), for a Session read right after."""
+        row = {"id": 50_000_000 + i, "vector": self.queries[i % len(self.queries)], "tag": 0}
+        arm.client.insert(SEARCH_COLLECTION, [row])
+
     def count(self, arm: Arm, i: int) -> int:
         arm.client.query(SEARCH_COLLECTION, output_fields=["count(*)"], consistency_level=CONSISTENCY)
         return 1
