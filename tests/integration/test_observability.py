@@ -395,6 +395,7 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
 @pytest.fixture(scope="module")
 def replica_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One writable and one read-only instance: replicas, so lag, retries and probe failures can happen."""
+    require_installed(PROMETHEUS, "install Debian's prometheus", os.environ)  # before starting a cluster for nothing
     c = Cluster(
         tmp_path_factory.mktemp("metrics-cluster"),
         writable=1,
@@ -412,7 +413,6 @@ def replica_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory, replica_cluster: Cluster) -> Iterator[Prometheus]:
-    require_installed(PROMETHEUS, "install Debian's prometheus", os.environ)
     server = Prometheus(
         tmp_path_factory.mktemp("prometheus"), {s: replica_cluster.ports[f"{s}_metrics"] for s in SERVICES}
     )
