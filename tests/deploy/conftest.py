@@ -12,16 +12,33 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "mishards"
 RELEASE = "mishards"
 NAMESPACE = "mishards"
+# What every release must give (the chart generates no password), under each test's own values.
+REQUIRED_VALUES: dict[str, Any] = {"mysql": {"auth": {"password": "meta-pass", "rootPassword": "root-pass"}}}
 
 
-def render(values: dict[str, Any] | None = None, name: str = RELEASE) -> dict[str, list[dict[str, Any]]]:
-    """Render the chart with Helm's engine (no cluster): template path -> its manifests."""
+def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`, maps merged key by key (as Helm merges values files)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def render_text(values: dict[str, Any] | None = None, name: str = RELEASE, required: bool = True) -> dict[str, str]:
+    """Render the chart with Helm's engine (no cluster): template path -> its text (NOTES.txt included)."""
     import helm_python
 
+    values = merged(REQUIRED_VALUES, values or {}) if required else values or {}
     with helm_python.Chart.load(CHART) as chart:
-        rendered = chart.render(values=values or {}, name=name, namespace=NAMESPACE, is_install=True)
+        return dict(chart.render(values=values, name=name, namespace=NAMESPACE, is_install=True))
+
+
+def render(
+    values: dict[str, Any] | None = None, name: str = RELEASE, required: bool = True
+) -> dict[str, list[dict[str, Any]]]:
+    """Render the chart: template path -> its manifests (NOTES.txt left out)."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for path, text in rendered.items():
+    for path, text in render_text(values, name, required).items():
         if path.endswith("NOTES.txt"):
             continue
         out[path] = [doc for doc in yaml.safe_load_all(text) if doc]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import grpc
 import pytest
@@ -22,6 +22,17 @@ from pymilvus.grpc_gen import milvus_pb2_grpc
 from mishards.cli.cluster import Cluster
 from mishards.cli.launcher import LiteMilvus
 from mishards.cli.ports import PortAllocator
+
+
+def require_installed(path: str, install_hint: str, env: Mapping[str, str]) -> None:
+    """Skip, with the hint, when a tool from Debian packages is missing; under CI (CI=true:
+    .ci/run installs every one of them) fail instead, so that CI never skips silently."""
+    if os.path.exists(path):
+        return
+    message = f"{path} is missing: {install_hint} (.ci/run does)"
+    if env.get("CI", "").lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"{message}; CI is set, so this test may not be skipped")
+    pytest.skip(message)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from conftest import require_installed
 from pymilvus import MilvusClient
 
 from mishards.cli.cluster import Cluster
@@ -22,13 +23,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 def require_driver(path: str, env: Mapping[str, str]) -> None:
-    """Skip, with the reason, when the driver is missing; under CI (CI=true, .ci/run installs it) fail instead."""
-    if os.path.exists(path):
-        return
-    message = f"{path} is missing: install Debian's chromium and chromium-driver (.ci/run does)"
-    if env.get("CI", "").lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{message}; CI is set, so the topology page test may not be skipped")
-    pytest.skip(message)
+    require_installed(path, "install Debian's chromium and chromium-driver", env)
 
 
 def test_a_missing_driver_fails_under_ci_and_skips_elsewhere(tmp_path: Path) -> None:

@@ -155,15 +155,50 @@ affinity:
 {{- end }}
 {{- end -}}
 
+{{/* Pod security, for every pod of the release (the sub-charts use these too). The argument is a dict:
+root (the chart's context), pod (its name in global.podSecurity.exceptions), and for images other
+than Mishards' own (uid 10001, writes only its volumes) user, group, fsGroup, writableRootFilesystem.
+Every pod gets seccomp RuntimeDefault; a pod not listed as an exception also gets the "restricted"
+Pod Security level's settings: a non-root user, no privilege escalation, no capabilities. An
+exception runs as its image says, and carries its reason as an annotation. */}}
+{{- define "mishards.podSecurityException" -}}
+{{- get (dig "podSecurity" "exceptions" dict .root.Values.global) .pod -}}
+{{- end -}}
+
+{{- define "mishards.podSecurityAnnotation" -}}
+{{- with include "mishards.podSecurityException" . -}}
+mishards.io/pod-security-exception: {{ . | quote }}
+{{- end -}}
+{{- end -}}
+
+{{- define "mishards.podSecurityContext" -}}
+securityContext:
+  seccompProfile:
+    type: RuntimeDefault
+{{- if not (include "mishards.podSecurityException" .) }}
+  runAsNonRoot: true
+  runAsUser: {{ .user | default 10001 }}
+  runAsGroup: {{ .group | default 10001 }}
+  fsGroup: {{ .fsGroup | default 10001 }}
+{{- end }}
+{{- end -}}
+
 {{- define "mishards.containerSecurityContext" -}}
+{{- if not (include "mishards.podSecurityException" .) -}}
 securityContext:
   runAsNonRoot: true
-  runAsUser: 10001
-  runAsGroup: 10001
   allowPrivilegeEscalation: false
-  readOnlyRootFilesystem: true
+  readOnlyRootFilesystem: {{ not .writableRootFilesystem }}
   capabilities:
     drop: [ALL]
+{{- end -}}
+{{- end -}}
+
+{{/* The pod annotations of Prometheus's kubernetes_sd convention (prometheus.io/scrape, port, path). */}}
+{{- define "mishards.scrapeAnnotations" -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | quote }}
+prometheus.io/path: /metrics
 {{- end -}}
 
 {{/* Environment of every Mishards container: the ConfigMap, the backend token, the log folder. */}}

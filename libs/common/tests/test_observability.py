@@ -71,7 +71,7 @@ def test_trace_context_and_request_id_cross_the_call(exporter: InMemorySpanExpor
             await server.stop(0)
 
     before = _count(
-        "mishards_rpc_requests_total", {"service": "echo", "method": "Say", "grpc_code": "OK", "milvus_code": ""}
+        "mishards_rpc_requests_total", {"component": "echo", "method": "Say", "grpc_code": "OK", "milvus_code": ""}
     )
     asyncio.run(run())
     spans = exporter.get_finished_spans()
@@ -87,13 +87,13 @@ def test_trace_context_and_request_id_cross_the_call(exporter: InMemorySpanExpor
     failed = [s for s in spans if s.kind == SpanKind.SERVER and not s.status.is_ok]
     assert len(failed) == 1 and "boom" in (failed[0].status.description or "")
     after = _count(
-        "mishards_rpc_requests_total", {"service": "echo", "method": "Say", "grpc_code": "OK", "milvus_code": ""}
+        "mishards_rpc_requests_total", {"component": "echo", "method": "Say", "grpc_code": "OK", "milvus_code": ""}
     )
     assert after == before + 1
     assert (
         _count(
             "mishards_rpc_requests_total",
-            {"service": "echo", "method": "Say", "grpc_code": "INVALID_ARGUMENT", "milvus_code": ""},
+            {"component": "echo", "method": "Say", "grpc_code": "INVALID_ARGUMENT", "milvus_code": ""},
         )
         >= 1
     )
@@ -101,9 +101,24 @@ def test_trace_context_and_request_id_cross_the_call(exporter: InMemorySpanExpor
 
 
 def test_in_flight_has_a_sample_before_the_first_unary_rpc() -> None:
-    assert metrics.REGISTRY.get_sample_value("mishards_rpc_in_flight", {"service": "svc-idle"}) is None
+    assert metrics.REGISTRY.get_sample_value("mishards_rpc_in_flight", {"component": "svc-idle"}) is None
     TelemetryServerInterceptor("svc-idle")
-    assert metrics.REGISTRY.get_sample_value("mishards_rpc_in_flight", {"service": "svc-idle"}) == 0.0
+    assert metrics.REGISTRY.get_sample_value("mishards_rpc_in_flight", {"component": "svc-idle"}) == 0.0
+
+
+# Labels Prometheus (job, instance) or the Prometheus Operator's ServiceMonitor/PodMonitor set on
+# every target: a metric label of the same name would be renamed to exported_<name> at scrape time.
+TARGET_LABELS = {"job", "instance", "namespace", "service", "pod", "container", "endpoint", "node"}
+
+
+def test_no_metric_label_clashes_with_a_target_label() -> None:
+    from prometheus_client.metrics import MetricWrapperBase
+
+    families = [v for v in vars(metrics).values() if isinstance(v, MetricWrapperBase)]
+    assert len(families) >= 14
+    # prometheus_client keeps a family's label names in _labelnames (no public accessor)
+    clashing = {f._name: set(f._labelnames) & TARGET_LABELS for f in families if set(f._labelnames) & TARGET_LABELS}
+    assert not clashing, clashing
 
 
 def test_tracing_off_means_no_spans_and_no_error() -> None:

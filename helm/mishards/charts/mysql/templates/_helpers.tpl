@@ -16,7 +16,7 @@ app.kubernetes.io/part-of: mishards
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
-{{/* The Secret with key mysql-password: the user's, or the one this chart makes. */}}
+{{/* The Secret with the keys mysql-password and mysql-root-password: the user's, or the one this chart makes. */}}
 {{- define "mysql.secretName" -}}
 {{- .Values.auth.existingSecret | default (include "mysql.fullname" .) -}}
 {{- end -}}

@@ -2,7 +2,10 @@
 
 The metric families live in the process's default registry, so each service's `/metrics`
 lists them all; only those the service feeds carry samples. Names follow Prometheus
-conventions (`mishards_<area>_<what>_<unit>`, counters end in `_total`); the list is in
+conventions (`mishards_<area>_<what>_<unit>`, counters end in `_total`) and no label is named
+after a target label Prometheus or its Operator sets (`instance`, `job`, `service`, `pod`, ...),
+which would rename ours to `exported_<name>`: the Milvus instance is `backend`, the
+Mishards service `component`. The list is in
 `docs/observability.md` and the Grafana dashboard `deploy/dashboards/mishards.json`
 queries them.
 
@@ -30,28 +33,28 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 # --- every service: RPCs served ------------------------------------------------------------------
 RPC_REQUESTS = Counter(
     "mishards_rpc_requests_total",
-    "RPCs served, by service, method, gRPC code and Milvus status code (0: success; empty: not a Milvus answer)",
-    ["service", "method", "grpc_code", "milvus_code"],
+    "RPCs served, by component, method, gRPC code and Milvus status code (0: success; empty: not a Milvus answer)",
+    ["component", "method", "grpc_code", "milvus_code"],
 )
 RPC_DURATION = Histogram(
     "mishards_rpc_duration_seconds",
-    "Time to answer a unary RPC, by service and method",
-    ["service", "method"],
+    "Time to answer a unary RPC, by component and method",
+    ["component", "method"],
     buckets=LATENCY_BUCKETS,
 )
-RPC_IN_FLIGHT = Gauge("mishards_rpc_in_flight", "Unary RPCs being served", ["service"])
+RPC_IN_FLIGHT = Gauge("mishards_rpc_in_flight", "Unary RPCs being served, by component", ["component"])
 
 # --- router: the data path --------------------------------------------------------------------------
 BACKEND_DURATION = Histogram(
     "mishards_router_backend_call_duration_seconds",
-    "Time of one call to a Milvus instance, by instance address and method",
-    ["instance", "method"],
+    "Time of one call to a Milvus instance, by backend (the instance's address) and method",
+    ["backend", "method"],
     buckets=LATENCY_BUCKETS,
 )
 BACKEND_ERRORS = Counter(
     "mishards_router_backend_errors_total",
-    "Calls to a Milvus instance that failed (no answer or an error status), by instance and method",
-    ["instance", "method"],
+    "Calls to a Milvus instance that failed (no answer or an error status), by backend (address) and method",
+    ["backend", "method"],
 )
 FANOUT_WIDTH = Histogram(
     "mishards_router_fanout_width",
@@ -78,8 +81,8 @@ COPIES = Gauge(
 # --- meta ---------------------------------------------------------------------------------------------
 REPLICA_LAG = Gauge(
     "mishards_meta_replica_lag_entries",
-    "Mutation-log entries a copy has yet to apply, by collection, shard and instance (replicas only)",
-    ["collection", "shard", "instance"],
+    "Mutation-log entries a copy has yet to apply, by collection, shard and backend (instance identity; replicas only)",
+    ["collection", "shard", "backend"],
 )
 STUCK_ENTRIES = Gauge(
     "mishards_meta_stuck_entries",
@@ -98,8 +101,8 @@ DISCOVERY_INSTANCES = Gauge(
 )
 DISCOVERY_PROBE_FAILURES = Counter(
     "mishards_discovery_probe_failures_total",
-    "Health probes of a Milvus instance that failed, by instance",
-    ["instance"],
+    "Health probes of a Milvus instance that failed, by backend (instance identity)",
+    ["backend"],
 )
 DISCOVERY_MEMBERSHIP_VERSION = Gauge("mishards_discovery_membership_version", "Version of the published membership")
 
