@@ -727,3 +727,15 @@ def test_the_oracles_window_is_persisted_outside_the_append_transaction(store: S
     ts = asyncio.run(scenario())
     assert oracle.bound > 0 and physical_ms(ts) < oracle.bound
     assert milvus.calls == [("Insert", [1])]  # appended once
+
+
+def test_a_shard_never_written_to_is_read_on_its_primary(store: Store) -> None:
+    """A collection made after meta started has no applier until its first write; a read must not wait for one."""
+    milvus = FakeMilvus()
+
+    async def scenario() -> None:
+        async with mutation_log(store, milvus) as log:
+            (p,) = await log.read_positions(1, [0], 2**64 - 1, wait=1.0)
+            assert p.seq == 0 and [c[:2] for c in p.copies] == [(PRIMARY, 0)]
+
+    asyncio.run(scenario())

@@ -463,6 +463,11 @@ class MutationLog:
                 if state.timeline is None:
                     state.timeline = ShardTimeline(base=end)
                 state.timeline.base = max(state.timeline.base, end)
+        for k in shards:  # a shard nothing was written to since meta started has no applier yet
+            if not any(a.role == "primary" for a in self.copies_of(collection_id, k)):
+                primary = await asyncio.to_thread(self.store.primary_of, collection_id, k)
+                if primary is not None:
+                    await self._recorded_applier(collection_id, k, primary)
         wanted = {k: self._shard(collection_id, k).timeline.position_at(ts) for k in shards}  # type: ignore[union-attr]
         if wait > 0:
             await self._wait_primaries(collection_id, wanted, wait)

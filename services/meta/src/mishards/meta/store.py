@@ -680,6 +680,15 @@ class Store:
                 for r in s.scalars(select(CopyRow).order_by(CopyRow.collection_id, CopyRow.shard, CopyRow.instance))
             ]
 
+    def primary_of(self, collection_id: int, shard: int) -> str | None:
+        """The instance identity of the shard's primary copy; None when the catalog has no such shard."""
+        with self.session() as s:
+            return s.scalar(
+                select(CopyRow.instance).where(
+                    CopyRow.collection_id == collection_id, CopyRow.shard == shard, CopyRow.role == "primary"
+                )
+            )
+
     def copy_info(self, collection_id: int, shard: int, instance: str) -> CopyInfo | None:
         """One copy's recorded state and its shard's log end; None when the catalog has no such copy."""
         with self.session() as s:
