@@ -79,3 +79,5 @@ BASE_IMAGE="${base}" deploy/podman/build-base.sh
 for target in "${targets[@]}"; do
   "build_${target}"
 done
+# Build stages left untagged (they inherit the base's label) would take ~600 MB per build.
+podman image prune --force --filter "label=${label}" >/dev/null
