@@ -17,7 +17,8 @@ COPY services/meta services/meta
 COPY services/discovery services/discovery
 COPY services/router services/router
 COPY deploy/build-wheels.sh deploy/install-wheels.sh deploy/
-# build/wheel[s]: the host's wheels when present, nothing otherwise (a glob may match nothing).
+# build/wheel[s]: the host's wheels when present; a glob may match nothing, a COPY may not,
+# hence constraints.txt (unused in /wheels) beside it.
 COPY requirements/constraints.txt build/wheel[s] /wheels/
 RUN python -m venv /opt/mishards \
     && set -- /wheels/mishards_router-*.whl \
