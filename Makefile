@@ -72,7 +72,9 @@ COMPOSE_UP_podman = PYTHON=$(abspath $(PY)) deploy/podman/build-images.sh milvus
 	MARIADB_IMAGE=localhost/mishards-mariadb:10.11 TRACER_CLASS_NAME= \
 	$(PY) deploy/all_in_one/up.py -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) --without jaeger
 COMPOSE_DOWN_docker = docker compose -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v
-COMPOSE_DOWN_podman = podman-compose -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v
+# podman-compose 1.0.3 leaves the project's network behind.
+COMPOSE_DOWN_podman = podman-compose -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v \
+	&& podman network prune --force --filter label=com.docker.compose.project=$(COMPOSE_PROJECT)
 
 .PHONY: deploy-tests build deploy probe_deploy clean_deploy cluster probe_cluster cluster_status clean_cluster
 

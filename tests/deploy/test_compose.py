@@ -58,6 +58,7 @@ def deployed() -> Iterator[dict[str, str]]:
         label = f"label=com.docker.compose.project={project}"
         assert podman_lines("ps", "-a", "-q", "--filter", label) == []
         assert podman_lines("volume", "ls", "-q", "--filter", label) == []
+        assert podman_lines("network", "ls", "-q", "--filter", label) == []
 
 
 def test_deploy_starts_every_service_in_health_order(deployed: dict[str, str]) -> None:
