@@ -2,7 +2,9 @@
 # One image for the three Mishards services. The command picks the service:
 #   docker run mishards mishards-router | mishards-meta | mishards-discovery
 # The wheels are built and installed by deploy/build-wheels.sh and
-# deploy/install-wheels.sh, the same scripts tests/deploy runs.
+# deploy/install-wheels.sh, the same scripts tests/deploy runs. Where the build cannot
+# reach the package index (podman on the project's machines: `make build`), the host
+# builds every wheel into build/wheels first and the image installs only those.
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -15,8 +17,12 @@ COPY services/meta services/meta
 COPY services/discovery services/discovery
 COPY services/router services/router
 COPY deploy/build-wheels.sh deploy/install-wheels.sh deploy/
+# build/wheel[s]: the host's wheels when present; a glob may match nothing, a COPY may not,
+# hence constraints.txt (unused in /wheels) beside it.
+COPY requirements/constraints.txt build/wheel[s] /wheels/
 RUN python -m venv /opt/mishards \
-    && deploy/build-wheels.sh /wheels \
+    && set -- /wheels/mishards_router-*.whl \
+    && if [ -e "$1" ]; then export PIP_NO_INDEX=1; else deploy/build-wheels.sh /wheels; fi \
     && PYTHON=/opt/mishards/bin/python deploy/install-wheels.sh /wheels requirements/constraints.txt
 COPY deploy/healthcheck.py /opt/mishards/bin/mishards-healthcheck
 

@@ -55,27 +55,43 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # --- Deployment: container image, all-in-one compose, Helm chart (docs/deploy.md) ---
+# Docker when its engine answers, else podman (deploy/podman: Debian's podman, images built from
+# Debian packages and host-built wheels, as no registry answers on the project's machines).
+ENGINE ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo podman)
 IMAGE ?= mishards:0.1.0
-COMPOSE ?= docker compose -f deploy/all_in_one/docker-compose.yml
+COMPOSE_FILE := deploy/all_in_one/docker-compose.yml
+COMPOSE_PROJECT ?= mishards
 ROUTER_ADDRESS ?= 127.0.0.1:19530
 START := PYTHON=$(abspath $(PY)) deploy/kubernetes/start.sh
+BUILD_docker = docker build -t $(IMAGE) .
+BUILD_podman = IMAGE=$(IMAGE) PYTHON=$(abspath $(PY)) deploy/podman/build-images.sh mishards
+COMPOSE_UP_docker = MISHARDS_IMAGE=$(IMAGE) docker compose -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) up -d
+# podman: Milvus from the milvus wheel, MariaDB from Debian, no Jaeger (its image cannot be had here).
+COMPOSE_UP_podman = PYTHON=$(abspath $(PY)) deploy/podman/build-images.sh milvus mariadb \
+	&& MISHARDS_IMAGE=$(IMAGE) MILVUS_IMAGE=localhost/mishards-milvus:2.3.5 \
+	MARIADB_IMAGE=localhost/mishards-mariadb:10.11 TRACER_CLASS_NAME= \
+	$(PY) deploy/all_in_one/up.py -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) --without jaeger
+COMPOSE_DOWN_docker = docker compose -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v
+# podman-compose 1.0.3 leaves the project's network behind.
+COMPOSE_DOWN_podman = podman-compose -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v \
+	&& podman network prune --force --filter label=com.docker.compose.project=$(COMPOSE_PROJECT)
 
 .PHONY: deploy-tests build deploy probe_deploy clean_deploy cluster probe_cluster cluster_status clean_cluster
 
 deploy-tests: install
 	$(PY) -m pytest -q tests/deploy
 
-build:
-	docker build -t $(IMAGE) .
+build: install
+	$(BUILD_$(ENGINE))
 
-deploy:
-	MISHARDS_IMAGE=$(IMAGE) $(COMPOSE) up -d
+deploy: install
+	$(COMPOSE_UP_$(ENGINE))
 
 probe_deploy: install
 	$(PY) deploy/probe.py $(ROUTER_ADDRESS)
 
 clean_deploy:
-	$(COMPOSE) down -v
+	$(COMPOSE_DOWN_$(ENGINE))
 
 cluster: install
 	$(START) install

@@ -1,9 +1,13 @@
-"""Shared helpers of the deployment tests: the repo root and offline chart rendering."""
+"""Shared helpers of the deployment tests: the repo root, offline chart rendering, the README
+quick start, and skipping for want of a container engine (never under CI)."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, NoReturn
 
 import pytest
 import yaml
@@ -59,3 +63,20 @@ def find(rendered: dict[str, list[dict[str, Any]]], kind: str, name: str) -> dic
 @pytest.fixture(scope="session")
 def default_render() -> dict[str, list[dict[str, Any]]]:
     return render()
+
+
+def readme_quick_start() -> ModuleType:
+    """tests/integration/test_readme.py: the README quick start's runner and checks, shared."""
+    path = REPO / "tests" / "integration" / "test_readme.py"
+    spec = importlib.util.spec_from_file_location("readme_quick_start", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip for want of a container engine or image, except under CI, which provides both."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI must run this test: {reason}")
+    pytest.skip(reason)

@@ -22,12 +22,16 @@ SCRIPTS = [
     REPO / "deploy" / "build-wheels.sh",
     REPO / "deploy" / "install-wheels.sh",
     REPO / "deploy/kubernetes/start.sh",
+    *sorted((REPO / "deploy" / "podman").glob("*.sh")),
+    REPO / "deploy/mariadb/entrypoint.sh",
 ]
+DOCKERFILES = [REPO / "Dockerfile", REPO / "deploy/milvus/Dockerfile", REPO / "deploy/mariadb/Dockerfile"]
 COMPOSE = REPO / "deploy" / "all_in_one" / "docker-compose.yml"
 
 
-def test_dockerfile_passes_hadolint():
-    result = subprocess.run([BIN / "hadolint", str(REPO / "Dockerfile")], capture_output=True, text=True)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_dockerfiles_pass_hadolint(dockerfile):
+    result = subprocess.run([BIN / "hadolint", str(dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -41,7 +45,7 @@ def test_dockerfile_is_multi_stage_non_root_with_pinned_base_and_healthcheck():
     assert "deploy/build-wheels.sh" in text and "deploy/install-wheels.sh" in text
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(REPO)))
 def test_shell_scripts_pass_shellcheck(script):
     result = subprocess.run([BIN / "shellcheck", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -49,9 +53,14 @@ def test_shell_scripts_pass_shellcheck(script):
 
 
 def compose_interpolated(environ: dict[str, str]) -> str:
-    """Docker Compose's ${NAME:-default} interpolation, which happens before validation."""
-    text = COMPOSE.read_text()
-    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: environ.get(m.group(1)) or m.group(2), text)
+    """Docker Compose's ${NAME:-default} and ${NAME-default} interpolation, done before validation."""
+
+    def value(m: re.Match[str]) -> str:
+        name, colon, default = m.groups()
+        given = environ.get(name)
+        return default if given is None or (colon and not given) else given
+
+    return re.sub(r"\$\{(\w+)(:?)-([^}]*)\}", value, COMPOSE.read_text())
 
 
 def test_compose_file_is_valid_compose_spec():
@@ -62,7 +71,15 @@ def test_compose_file_is_valid_compose_spec():
     compose.validate_volumes()
     compose.validate_configs()
     compose.validate_networks()
-    assert set(compose.service_names()) == {"milvus-wo", "milvus-ro", "mysql", "jaeger", "discovery", "meta", "router"}
+    assert set(compose.service_names()) == {
+        "milvus-wo",
+        "milvus-ro",
+        "mariadb",
+        "jaeger",
+        "discovery",
+        "meta",
+        "router",
+    }
     assert "19530:19530" in compose.get_service("router").ports
     assert "16686:16686" in compose.get_service("jaeger").ports
 
@@ -81,6 +98,11 @@ def test_compose_wires_the_services_with_settings_names():
     assert services["discovery"]["environment"]["DISCOVERY_CLASS_NAME"] == "static"
     assert services["discovery"]["environment"]["WOSERVER"] == "milvus-wo:19530"
     assert services["meta"]["environment"]["SQLALCHEMY_DATABASE_URI"].startswith("mysql+pymysql://")
+    raw = yaml.safe_load(COMPOSE.read_text())["services"]
+    for svc in ("discovery", "meta", "router"):
+        assert services[svc]["environment"]["TRACER_CLASS_NAME"] == "Jaeger"
+        # no colon: TRACER_CLASS_NAME set empty (the podman run, without Jaeger) turns tracing off
+        assert raw[svc]["environment"]["TRACER_CLASS_NAME"] == "${TRACER_CLASS_NAME-Jaeger}"
     for milvus in ("milvus-wo", "milvus-ro"):
         assert services[milvus]["environment"]["ETCD_USE_EMBED"] == "true"
         assert services[milvus]["environment"]["COMMON_STORAGETYPE"] == "local"
