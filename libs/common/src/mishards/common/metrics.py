@@ -86,8 +86,8 @@ REPLICA_LAG = Gauge(
 )
 STUCK_ENTRIES = Gauge(
     "mishards_meta_stuck_entries",
-    "1 while a copy's next log entry is refused by its backend and retried, by collection id, shard and instance",
-    ["collection", "shard", "instance"],
+    "1 while a copy's next log entry is refused by its backend and retried, by collection id, shard and backend",
+    ["collection", "shard", "backend"],
 )
 META_LOG_LENGTH = Gauge(
     "mishards_meta_log_entries",
