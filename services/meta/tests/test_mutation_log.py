@@ -549,7 +549,7 @@ def test_a_replica_down_past_the_grace_no_longer_holds_the_log(store: Store) -> 
             log.on_replica_lost = lambda *args: lost.append(args)
             log.start()
             await append(log, insert(1))
-            await asyncio.sleep(0.5)  # past the grace
+            await eventually(lambda: log.released(1, 0) == ["ro:19530"])  # down past the grace
             await append(log, insert(2))
             await eventually(lambda: store.log_length() == 0)  # the primary alone holds it back now
             replica.down = False  # it returns: the log no longer has what it needs
