@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -186,11 +187,19 @@ def test_added_writable_instance_gets_shards_of_new_collections(env: Env) -> Non
     held = env.physical_shards(env.spare) - held_before
     assert len(held) == 1, f"3 shards over 3 writable instances: one each, got {held}"
     env.client.insert(name, rows(list(range(30))))
-    assert env.client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"] == 30
+    assert (
+        env.client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"] == 30
+    )
     env.client.insert(before, rows(list(range(10))))  # older collections keep their placement
 
 
-def test_removed_instance_fails_its_shards_clearly_others_keep_working(env: Env) -> None:
+def strong_count(env: Env, name: str, **kw: Any) -> int:
+    return int(
+        env.client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong", **kw)[0]["count(*)"]
+    )
+
+
+def test_removed_instance_fails_its_shards_reads_clearly_others_keep_working(env: Env) -> None:
     env.source.add(env.spare)
     env.wait_health(env.source.identity(env.spare), discovery_pb2.HEALTHY)
     name, lost = env.create_and_find_spare_shard()
@@ -200,14 +209,17 @@ def test_removed_instance_fails_its_shards_clearly_others_keep_working(env: Env)
         healthy_ids = [i for i in range(200) if shard_of(i, SHARDS) != lost][:20]
         lost_ids = [i for i in range(200) if shard_of(i, SHARDS) == lost][:5]
         assert env.client.insert(name, rows(healthy_ids))["insert_count"] == 20
+        # logged and acknowledged, applied when the instance is back (or its shard has another copy)
+        assert env.client.insert(name, rows(lost_ids))["insert_count"] == 5
         with pytest.raises(MilvusException) as info:
-            env.client.insert(name, rows(lost_ids))
+            strong_count(env, name, retry_times=0)
         message = str(info.value)
-        assert f"shard {lost} of collection" in message and "unavailable" in message, message
+        assert f"shard {lost} of collection" in message and info.value.code == 2, message
         assert env.source.identity(env.spare) in message, message
     finally:
         env.source.add(env.spare)
         env.wait_health(env.source.identity(env.spare), discovery_pb2.HEALTHY)
+    assert strong_count(env, name, timeout=60) == 25
 
 
 def test_instance_failing_probes_leaves_the_serving_membership_and_returns_after_recovery(env: Env) -> None:
@@ -220,8 +232,9 @@ def test_instance_failing_probes_leaves_the_serving_membership_and_returns_after
     try:
         env.wait_health(identity, discovery_pb2.DOWN)
         assert env.membership()[identity].reason, "a DOWN instance says why"
+        assert env.client.insert(name, rows(lost_ids))["insert_count"] == 5  # logged, applied on its return
         with pytest.raises(MilvusException, match=f"shard {lost} of collection"):
-            env.client.insert(name, rows(lost_ids))
+            strong_count(env, name, retry_times=0)
         # Out of the serving membership: a collection created now gets no shard on it.
         others = env.cluster.writable_instances
         before = set().union(*(env.physical_shards(inst) for inst in others))
@@ -232,5 +245,5 @@ def test_instance_failing_probes_leaves_the_serving_membership_and_returns_after
         env.spare.start()
         env.spare.wait_ready(60)
     env.wait_health(identity, discovery_pb2.HEALTHY)
-    assert env.client.insert(name, rows(lost_ids))["insert_count"] == 5
+    assert strong_count(env, name, timeout=60) == 5  # the rows logged while it was down
     env.create_and_find_spare_shard()  # back in the serving membership: new collections place a shard on it

@@ -53,9 +53,11 @@ class Topology:
         if primary is not None and primary.health != discovery_pb2.DOWN:
             targets.append(Target(primary.address, "primary"))
         if not targets:
+            why = "is not in the membership" if primary is None else f"is down: {primary.reason or 'no answer'}"
             raise MilvusError(
                 errors.SERVICE_UNAVAILABLE,
-                f"mishards: shard {shard.index} of collection {collection} has no copy that can serve a read",
+                f"mishards: shard {shard.index} of collection {collection} has no copy that can serve a read "
+                f"(its primary {shard.primary} {why})",
             )
         now = time.monotonic()
         return sorted(targets, key=lambda t: self._suspect_until.get(t.address, 0.0) > now)
