@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mishards.common import errors
 from mishards.common.errors import MilvusError
@@ -32,6 +33,7 @@ class Append:
     collection_id: int
     entries: Entries
     abortable: bool
+    decoded: Sequence[Any] = ()  # the entries' requests, when the caller decoded them already
     done: asyncio.Future[tuple[list[int], int]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -56,12 +58,14 @@ class GroupCommit:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # commits made (for tests and the bench)
 
-    async def append(self, collection_id: int, entries: Entries, abortable: bool) -> tuple[list[int], int]:
+    async def append(
+        self, collection_id: int, entries: Entries, abortable: bool, decoded: Sequence[Any] = ()
+    ) -> tuple[list[int], int]:
         """The entries' positions and the write's timestamp, once durably committed.
 
         Raises CollectionGone, or the MilvusError `admit` gave this append.
         """
-        item = Append(collection_id, entries, abortable)
+        item = Append(collection_id, entries, abortable, decoded)
         self._queue.append(item)
         self._wake.set()
         if self._task is None or self._task.done():

@@ -22,7 +22,7 @@ import contextvars
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -322,7 +322,12 @@ class MutationLog:
     # --- appending ----------------------------------------------------------------------------------
 
     async def append(
-        self, collection_id: int, primaries: dict[int, str], entries: Entries, wait_applied: bool = False
+        self,
+        collection_id: int,
+        primaries: dict[int, str],
+        entries: Entries,
+        wait_applied: bool = False,
+        decoded: Sequence[Any] = (),
     ) -> tuple[int, dict[int, list[int]]]:
         """Log the entries durably as one write; with `wait_applied`, also wait for each shard's primary.
 
@@ -335,7 +340,7 @@ class MutationLog:
         for shard in {e[0] for e in entries}:
             await self._recorded_applier(collection_id, shard, primaries[shard])
         try:
-            seqs, ts = await self.commits.append(collection_id, entries, wait_applied)
+            seqs, ts = await self.commits.append(collection_id, entries, wait_applied, decoded)
         except CollectionGone:
             raise MilvusError(errors.COLLECTION_NOT_FOUND, "collection not found") from None
         wanted: dict[int, list[int]] = {}
@@ -389,13 +394,14 @@ class MutationLog:
         """After a commit, in the committer's task: timelines, backlogs, inboxes, wake the appliers."""
         collection_id = item.collection_id
         shards: set[int] = set()
-        for (shard, method, payload), seq in zip(item.entries, seqs):
+        decoded = item.decoded or [None] * len(item.entries)
+        for (shard, method, payload), seq, request in zip(item.entries, seqs, decoded):
             state = self._shard(collection_id, shard)
             if state.timeline is None:  # every earlier entry of the shard is below this write's first
                 state.timeline = ShardTimeline(base=seq - 1)
             state.timeline.add(ts, seq)
             state.add_pending(seq, len(payload))
-            entry = LogEntry(collection_id, shard, seq, ts, method, payload, item.abortable)
+            entry = LogEntry(collection_id, shard, seq, ts, method, payload, item.abortable, request=request)
             for a in self.copies_of(collection_id, shard):
                 if len(a.inbox) < INBOX_LIMIT:
                     a.inbox[seq] = entry
@@ -617,11 +623,11 @@ class MutationLog:
         Raises _Retry (no answer, or "later") or _Rejected (the backend refused it).
         """
         try:
-            requests = [decode_entry(e.method, e.payload) for e in run]
+            requests = [e.request if e.request is not None else decode_entry(e.method, e.payload) for e in run]
         except MilvusError as exc:
             raise _Rejected(exc.to_status()) from None
         method = run[0].method
-        request: Any = requests[0] if len(requests) == 1 else batches.merge_inserts(requests)
+        request: Any = requests[0] if len(requests) == 1 else batches.merge(method, requests)
         if request is None:
             return None
         if method == "Insert" and run[0].seq <= a.replay_upto:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -154,11 +155,12 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             if spec is None:
                 raise MilvusError(errors.COLLECTION_NOT_FOUND, f"collection {request.collection_id} not found")
             primaries = {s.index: s.primary for s in spec.shards}
-            entries = [self._entry(spec, e) for e in request.entries]
+            decoded = [self._entry(spec, e) for e in request.entries]
+            entries = [(e.shard, e.method, e.request) for e in request.entries]
             if request.wait_applied:  # the client waits for the primaries: one that is down fails it now
                 for shard in {e[0] for e in entries}:
                     self.ddl.check_primary_serving(spec, shard)
-            ts, seqs = await self.log.append(spec.id, primaries, entries, request.wait_applied)
+            ts, seqs = await self.log.append(spec.id, primaries, entries, request.wait_applied, decoded)
         except MilvusError as exc:
             return meta_pb2.AppendMutationsResponse(status=exc.to_status().SerializeToString())
         out = meta_pb2.AppendMutationsResponse(timestamp=ts)
@@ -167,8 +169,8 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         return out
 
     @staticmethod
-    def _entry(spec: CollectionSpec, e: meta_pb2.MutationEntry) -> tuple[int, str, bytes]:
-        """A log entry, checked: its shard exists, and its payload decodes and names that shard's copy."""
+    def _entry(spec: CollectionSpec, e: meta_pb2.MutationEntry) -> Any:
+        """A log entry's request, checked: its shard exists, and its payload decodes and names that shard's copy."""
         if e.shard < 0 or e.shard >= len(spec.shards):
             raise MilvusError(errors.PARAMETER_INVALID, f"mishards: collection {spec.name} has no shard {e.shard}")
         request = decode_entry(e.method, e.request)
@@ -178,7 +180,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
                 errors.PARAMETER_INVALID,
                 f"mishards: a log entry for shard {e.shard} names {request.collection_name!r}, not {physical!r}",
             )
-        return e.shard, e.method, e.request
+        return request
 
     async def GetReadPositions(
         self, request: meta_pb2.ReadPositionsRequest, context: grpc.aio.ServicerContext

@@ -156,6 +156,7 @@ class LogEntry:
     payload: bytes
     abortable: bool = False  # its client waits for the primary (WRITE_ACK=applied)
     aborted: bool = False  # the primary rejected it: every copy skips it
+    request: Any = None  # the decoded payload, when meta decoded it on append (never mutated)
 
 
 @dataclass
