@@ -121,3 +121,15 @@ def test_a_delete_that_matches_nothing_logs_nothing() -> None:
     request = milvus_pb2.DeleteRequest(collection_name="c", expr="pk > 5")
     answer = asyncio.run(writer(log).delete(view(), request, returns_ids=True))
     assert answer.delete_cnt == 0 and answer.timestamp == 555 and log.writes == []
+
+
+def test_a_write_to_one_shard_keeps_only_what_a_physical_request_needs() -> None:
+    log = Log()
+    request = insert([1, 2, 3], 3)
+    request.db_name = "db1"
+    request.num_rows = 0  # a client may leave it unset
+    asyncio.run(writer(log).write_rows(view(shards=1), request, "Insert"))
+    ((_, parts),) = log.writes
+    (entry,) = parts[0]
+    assert entry.collection_name == "mishards_1_s0" and entry.db_name == "" and entry.num_rows == 3
+    assert [fd.field_name for fd in entry.fields_data] == ["pk", "vec"]

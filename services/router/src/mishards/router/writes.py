@@ -85,6 +85,20 @@ class MetaMutationLog(MutationLog):
         return LoggedWrite(timestamp=answer.timestamp, positions={r.shard: r.seq for r in answer.shards})
 
 
+# What a physical write keeps of the client's request (not its db_name, base, hash_keys, ...).
+_PART_FIELDS = frozenset({"collection_name", "partition_name", "fields_data", "num_rows"})
+
+
+def as_physical(request: Any, physical: str, added: Sequence[schema_pb2.FieldData]) -> Any:
+    """The client's request turned, in place, into the physical request of one shard (its columns are not copied)."""
+    for descriptor, _ in request.ListFields():
+        if descriptor.name not in _PART_FIELDS:
+            request.ClearField(descriptor.name)
+    request.collection_name = physical
+    request.fields_data.extend(added)  # e.g. the key column of an auto_id collection
+    return request
+
+
 def split_entry(part: pb_message.Message, method: str) -> list[pb_message.Message]:
     """One shard's rows as log entries of at most ENTRY_BYTES each (rows kept in order)."""
     size = part.ByteSize()
@@ -350,13 +364,15 @@ class Writer:
             keys = primary_keys(fields_data, view.pk_field)
         parts: dict[int, list[pb_message.Message]] = {}
         for shard, rows in split_rows_by_shard(keys, view.shards_num).items():
-            part = type(request)(
-                collection_name=view.shards[shard].physical_name,
-                partition_name=request.partition_name,
-                num_rows=len(rows),
-            )
-            # every row to one shard (always so with one shard): the columns go as they came
-            part.fields_data.extend(fields_data if len(rows) == num_rows else columns.take_rows(fields_data, rows))
+            physical = view.shards[shard].physical_name
+            if len(rows) == num_rows:  # every row to one shard (always so with one shard): no copy of the columns
+                part: Any = as_physical(request, physical, fields_data[len(request.fields_data) :])
+                part.num_rows = num_rows
+            else:
+                part = type(request)(
+                    collection_name=physical, partition_name=request.partition_name, num_rows=len(rows)
+                )
+                part.fields_data.extend(columns.take_rows(fields_data, rows))
             parts[shard] = split_entry(part, method)
         logged = await self.log.append(view, method, parts)
         counts = {"upsert": num_rows} if upsert else {"insert": num_rows}
