@@ -197,6 +197,7 @@ def load_data(clients: dict[str, MilvusClient], cfg: ClusterConfig, preset: Pres
     build_index_and_load(router, FLAT_COLLECTION, preset, "FLAT", preset.flat_rows)
     for _side, client, shards in sides:
         create_collection(client, WRITE_COLLECTION, preset, shards)
+        build_index_and_load(client, WRITE_COLLECTION, preset, "FLAT", 0)  # writes end with a Strong count
     return timings
 
 
@@ -302,7 +303,12 @@ def run_config(
         clients["router_applied"] = MilvusClient(uri=f"http://{applied.address}")
         applied_arm = Arm("router_applied", clients["router_applied"], arms[2].cursor)
         router_pid = cluster.service_pid("router")
-        pids = {"router": router_pid, "forwarder": forwarder.pid, "milvus": inst.pid}
+        pids = {
+            "router": router_pid,
+            "forwarder": forwarder.pid,
+            "milvus": inst.pid,
+            "meta": cluster.service_pid("meta"),
+        }
         result["pids"] = pids
         result["router_rss_mb_start"] = rss_bytes(router_pid) / 2**20 if router_pid else 0.0
         metrics: dict[str, Any] = {}
