@@ -8,7 +8,7 @@ def test_defaults_follow_the_design_brief() -> None:
     assert s.SERVER_PORT == 19530
     assert s.META_SERVER_PORT == 19541 and s.META_ADDRESS == "127.0.0.1:19541"
     assert s.DISCOVERY_SERVER_PORT == 19542 and s.DISCOVERY_ADDRESS == "127.0.0.1:19542"
-    assert s.DEFAULT_SHARDS_NUM == 2 and s.READ_REPLICAS == 1
+    assert s.DEFAULT_SHARDS_NUM == 2 and s.READ_REPLICAS == "1" and s.read_replicas(3) == 1
     assert s.DISCOVERY_CLASS_NAME == "static" and s.DISCOVERY_STATIC_PORT == 19530
     assert s.DISCOVERY_HEALTHY_AFTER == 2  # a join is damped by default
 
@@ -29,6 +29,9 @@ def test_values_are_typed() -> None:
         ("DISCOVERY_HEALTHY_AFTER", "0"),
         ("TRACING_SAMPLER_TYPE", "sometimes"),
         ("LOG_LEVEL", "LOUD"),
+        ("READ_REPLICAS", "17"),
+        ("READ_REPLICAS", "some"),
+        ("REBALANCE", "sometimes"),
     ],
 )
 def test_bad_value_names_the_setting(name: str, value: str) -> None:
@@ -37,11 +40,17 @@ def test_bad_value_names_the_setting(name: str, value: str) -> None:
     assert name in str(err.value)
 
 
+def test_read_replicas_all_means_one_on_every_read_only_instance() -> None:
+    s = load_settings({"READ_REPLICAS": "all"}, None)
+    assert [s.read_replicas(n) for n in (0, 1, 3)] == [0, 1, 3]
+    assert [load_settings({"READ_REPLICAS": "2"}, None).read_replicas(n) for n in (1, 3)] == [1, 2]
+
+
 def test_settings_file_and_env(tmp_path) -> None:  # type: ignore[no-untyped-def]
     f = tmp_path / "s.yaml"
     f.write_text("DEFAULT_SHARDS_NUM: 4\nREAD_REPLICAS: 2\n")
     s = load_settings({"MISHARDS_SETTINGS_FILE": str(f), "READ_REPLICAS": "3"}, None)
-    assert s.DEFAULT_SHARDS_NUM == 4 and s.READ_REPLICAS == 3
+    assert s.DEFAULT_SHARDS_NUM == 4 and s.READ_REPLICAS == "3"
 
 
 def test_every_setting_is_documented_in_readme_and_env_example() -> None:

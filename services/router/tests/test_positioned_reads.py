@@ -209,9 +209,46 @@ def test_a_collection_whose_default_is_session_keeps_the_clients_timestamp(monke
 def test_other_levels_drop_the_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
     v = view(SESSION, replicas=True)
     meta = FakeMeta()
+    meta.down = True  # Bounded without meta: Milvus's own Bounded, replicas first
     bounded = read(meta, v, monkeypatch, consistency_level=BOUNDED, guarantee_timestamp=100)
     assert bounded == [[(RO, BOUNDED, 0, False), (WO, BOUNDED, 0, False)]] * 2
-    default_bounded = read(meta, view(BOUNDED), monkeypatch, use_default_consistency=True, guarantee_timestamp=100)
-    assert default_bounded == [[(WO, 0, 0, True)]] * 2 and meta.asked == []
-    no_write_yet = read(meta, v, monkeypatch, use_default_consistency=True, guarantee_timestamp=1)
+    eventually = read(FakeMeta(), v, monkeypatch, consistency_level=common_pb2.Eventually, guarantee_timestamp=100)
+    assert eventually == [[(RO, common_pb2.Eventually, 0, False), (WO, common_pb2.Eventually, 0, False)]] * 2
+    no_write_yet = read(FakeMeta(), v, monkeypatch, use_default_consistency=True, guarantee_timestamp=1)
     assert no_write_yet == [[(WO, 0, 1, True)]] * 2  # as pymilvus sent it: Milvus reads what it has
+
+
+def test_a_bounded_read_uses_copies_that_applied_what_was_acknowledged_staleness_ago(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Shard 0's replica has every write of that moment (read at its clock of it); shard 1's lags: the primary serves."""
+    meta = FakeMeta({0: (8, {"wo": (9, 600), "ro": (8, 4000)}), 1: (5, {"wo": (5, 700), "ro": (3, 3000)})})
+    sent = read(meta, view(replicas=True), monkeypatch, consistency_level=BOUNDED)
+    assert sent == [
+        [(RO, CUSTOMIZED, 4000, False), (WO, CUSTOMIZED, 600, False)],
+        [(WO, CUSTOMIZED, 700, False)],
+    ]
+    (asked,) = meta.asked
+    bound_ms = (asked.timestamp >> 18) - int(reads.time.time() * 1000)
+    assert -5000 <= bound_ms <= -5000 + 1000 * reads.BOUNDED_REFRESH + 50  # BOUNDED_STALENESS_MS ago
+    assert asked.wait_seconds == 0  # no waiting while some copy has it
+
+
+def test_bounded_positions_are_reused_for_a_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    meta = FakeMeta({0: (1, {"wo": (1, 5)}), 1: (1, {"wo": (1, 5)})})
+    sent: list[Any] = []
+
+    async def capture(backends: Any, v: Any, method: str, calls: Any, timeout: float, failover: Any) -> list[Any]:
+        sent.append(calls)
+        return []
+
+    monkeypatch.setattr(reads, "call_shards", capture)
+    reader = Reader(FakeTopology(), None, 5.0, meta=meta, read_wait=7.0)  # type: ignore[arg-type]
+    request = milvus_pb2.QueryRequest(consistency_level=BOUNDED)
+
+    async def twice() -> None:
+        for _ in range(2):
+            await reader._fan_out(view(), "Query", request, lambda physical: milvus_pb2.QueryRequest())
+
+    asyncio.run(twice())
+    assert len(sent) == 2 and len(meta.asked) == 1

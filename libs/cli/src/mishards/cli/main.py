@@ -69,6 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--shard", type=int, required=True)
     repair.add_argument("--instance", required=True, help="instance identity of the stuck copy")
     repair.add_argument("--action", choices=("retry", "skip"), required=True)
+    for name, what in (
+        ("promote", "make a ready replica the shard's primary (a planned switch when the primary is healthy)"),
+        ("move", "move the shard's primary to another writable instance (copy, catch up, switch, drop the old copy)"),
+    ):
+        op = sub.add_parser(name, help=what)
+        op.add_argument("collection")
+        op.add_argument("shard", type=int)
+        op.add_argument("--to", required=name == "move", default="", help="instance identity")
+        op.add_argument("--db", default="default", help="database of the collection")
+        op.add_argument("--meta", help="meta address host:port")
+        op.add_argument("--data", default="./data", help="data folder of `mishards up`, read for the meta address")
+    drain = sub.add_parser("drain", help="move every primary and replica off an instance before it is removed")
+    drain.add_argument("instance", help="instance identity")
+    drain.add_argument("--undo", action="store_true", help="stop draining the instance")
+    drain.add_argument("--meta", help="meta address host:port")
+    drain.add_argument("--data", default="./data", help="data folder of `mishards up`, read for the meta address")
     return parser
 
 
@@ -310,6 +326,7 @@ def print_copies(meta: str, out: TextIO) -> None:
     print(
         format_table(("COLLECTION", "SHARD", "INSTANCE", "ROLE", "STATE", "APPLIED", "LAG", "REASON"), rows), file=out
     )
+    print_moves(answer, out)
 
 
 def copy_note(c: Any) -> str:
@@ -339,6 +356,48 @@ def cmd_repair(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return 0
 
 
+def cmd_operator(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """`promote`, `move` and `drain`: meta does the work and says what it started."""
+    from mishards.v1 import meta_pb2, meta_pb2_grpc
+
+    meta, _ = resolve_addresses(args)
+    try:
+        with grpc.insecure_channel(meta) as channel:
+            stub = meta_pb2_grpc.MetaStub(channel)  # type: ignore[no-untyped-call]
+            if args.command == "drain":
+                answer = stub.DrainInstance(
+                    meta_pb2.DrainInstanceRequest(instance=args.instance, undo=args.undo), timeout=30
+                )
+            else:
+                request = meta_pb2.ShardOperationRequest(
+                    db_name=args.db, collection=args.collection, shard=args.shard, to=args.to
+                )
+                call = stub.PromoteShard if args.command == "promote" else stub.MoveShard
+                answer = call(request, timeout=120)
+    except grpc.RpcError as exc:
+        print(f"{args.command} failed: {exc.details()}", file=out)
+        return 1
+    print(answer.message, file=out)
+    return 0
+
+
+def progress_bar(fraction: float, width: int = 20) -> str:
+    done = int(round(max(0.0, min(1.0, fraction)) * width))
+    return "[" + "#" * done + "." * (width - done) + f"] {100 * fraction:3.0f}%"
+
+
+def print_moves(answer: Any, out: TextIO) -> None:
+    """Shard moves and drains in flight: a progress bar in a terminal, plain lines when piped."""
+    bar = out.isatty()
+    for m in answer.moves:
+        done = progress_bar(m.progress) if bar else f"{100 * m.progress:.0f}% copied"
+        print(f"move  {m.collection} shard {m.shard}: {m.source} -> {m.target}  {m.phase}  {done}  "
+              f"({m.seconds:.0f}s)", file=out)  # fmt: skip
+    for d in answer.draining:
+        state = "drained: it may be removed" if d.copies_left == 0 else f"{d.copies_left} copies left"
+        print(f"drain {d.instance}: {state}", file=out)
+
+
 def _enum_label(name: str) -> str:
     # ROLE_UNSPECIFIED -> unspecified, HEALTH_UNKNOWN -> unknown, WRITABLE -> writable.
     return name.split("_", 1)[1].lower() if "_" in name else name.lower()
@@ -351,6 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_up(args)
     if args.command == "repair":
         return cmd_repair(args)
+    if args.command in ("promote", "move", "drain"):
+        return cmd_operator(args)
     return cmd_status(args)
 
 

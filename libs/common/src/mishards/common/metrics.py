@@ -89,6 +89,17 @@ STUCK_ENTRIES = Gauge(
     "1 while a copy's next log entry is refused by its backend and retried, by collection id, shard and backend",
     ["collection", "shard", "backend"],
 )
+PROMOTION_ABORTS = Counter(
+    "mishards_meta_promotion_aborts_total",
+    "Log entries a lost primary had applied that its promoted replica refused (aborted: an alert), by collection id "
+    "and shard",
+    ["collection", "shard"],
+)
+PROMOTIONS = Counter(
+    "mishards_meta_promotions_total",
+    "Replicas promoted to primary, by reason (lost: the primary was unreachable; planned: an operator's switch)",
+    ["reason"],
+)
 META_LOG_LENGTH = Gauge(
     "mishards_meta_log_entries",
     "Entries in meta's mutation log not yet truncated, by collection and shard",

@@ -237,9 +237,13 @@ class Settings:
     DEFAULT_SHARDS_NUM: int = field(
         default=2, metadata=_meta("int", "shards of a new collection when the request gives none", 1, 64)
     )
-    READ_REPLICAS: int = field(
-        default=1,
-        metadata=_meta("int", "read-only replicas per shard (capped by the read-only instances present)", 0, 16),
+    READ_REPLICAS: str = field(
+        default="1",
+        metadata=_meta(
+            "str",
+            "read-only replicas per shard, 0-16, or all (one on every read-only instance); capped by the read-only "
+            "instances present",
+        ),
     )
     REPLICA_MAX_LAG: int = field(
         default=10000,
@@ -280,6 +284,43 @@ class Settings:
             0.1,
         ),
     )
+    PRIMARY_FAILOVER_AFTER: float = field(
+        default=30.0,
+        metadata=_meta(
+            "float",
+            "seconds a shard's primary may be unreachable before meta promotes its most caught-up ready replica",
+            1,
+        ),
+    )
+    REBALANCE: str = field(
+        default="auto",
+        metadata=_meta(
+            "str",
+            "auto: meta moves primaries so that no writable instance holds more than ceil(S/W) of a collection's "
+            "(and off read-only or draining instances); manual: it moves nothing on its own",
+            choices=("auto", "manual"),
+        ),
+    )
+    FILL_CONCURRENCY: int = field(
+        default=2,
+        metadata=_meta("int", "copies (replicas, shard moves) filled from a snapshot at the same time", 1, 64),
+    )
+    BOUNDED_STALENESS_MS: int = field(
+        default=5000,
+        metadata=_meta(
+            "int",
+            "a Bounded read sees every write acknowledged this many milliseconds before it (Milvus's gracefulTime)",
+            0,
+            3_600_000,
+        ),
+    )
+    MISHARDS_TEST_PAUSE_APPLY: str = field(
+        default="",
+        metadata=_meta(
+            "str",
+            "tests only: instance identity whose copies stop applying the mutation log (a lagging replica on demand)",
+        ),
+    )
     REPLICA_DOWN_GRACE: float = field(
         default=600.0,
         metadata=_meta(
@@ -296,6 +337,10 @@ class Settings:
             if shown[secret]:
                 shown[secret] = "***"
         return f"Settings({shown})"
+
+    def read_replicas(self, readonly: int) -> int:
+        """Replicas per shard with `readonly` read-only instances present (READ_REPLICAS=all: one on each)."""
+        return readonly if self.READ_REPLICAS == "all" else min(int(self.READ_REPLICAS), readonly)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -330,6 +375,8 @@ def _check_str(name: str, value: str) -> None:
             zoneinfo.ZoneInfo(value or "UTC")
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise SettingsError(f"setting TIMEZONE={value!r} is not a time zone (e.g. UTC, Europe/Berlin)") from None
+    if name == "READ_REPLICAS" and value != "all" and not (value.isdigit() and 0 <= int(value) <= 16):
+        raise SettingsError(f"setting READ_REPLICAS={value!r} is not a number of replicas (0-16) or all")
     if name == "TRACING_EXPORTER_ENDPOINT" and value and not value.startswith(("http://", "https://")):
         raise SettingsError(f"setting TRACING_EXPORTER_ENDPOINT={value!r} must start with http:// or https://")
 

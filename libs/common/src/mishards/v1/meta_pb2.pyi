@@ -264,13 +264,45 @@ class ListCopiesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class MoveState(_message.Message):
+    __slots__ = ("collection_id", "collection", "shard", "source", "target", "phase", "progress", "seconds")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    collection_id: int
+    collection: str
+    shard: int
+    source: str
+    target: str
+    phase: str
+    progress: float
+    seconds: float
+    def __init__(self, collection_id: _Optional[int] = ..., collection: _Optional[str] = ..., shard: _Optional[int] = ..., source: _Optional[str] = ..., target: _Optional[str] = ..., phase: _Optional[str] = ..., progress: _Optional[float] = ..., seconds: _Optional[float] = ...) -> None: ...
+
+class DrainState(_message.Message):
+    __slots__ = ("instance", "copies_left")
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    COPIES_LEFT_FIELD_NUMBER: _ClassVar[int]
+    instance: str
+    copies_left: int
+    def __init__(self, instance: _Optional[str] = ..., copies_left: _Optional[int] = ...) -> None: ...
+
 class ListCopiesResponse(_message.Message):
-    __slots__ = ("copies", "log_entries")
+    __slots__ = ("copies", "log_entries", "moves", "draining")
     COPIES_FIELD_NUMBER: _ClassVar[int]
     LOG_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    MOVES_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
     copies: _containers.RepeatedCompositeFieldContainer[CopyState]
     log_entries: int
-    def __init__(self, copies: _Optional[_Iterable[_Union[CopyState, _Mapping]]] = ..., log_entries: _Optional[int] = ...) -> None: ...
+    moves: _containers.RepeatedCompositeFieldContainer[MoveState]
+    draining: _containers.RepeatedCompositeFieldContainer[DrainState]
+    def __init__(self, copies: _Optional[_Iterable[_Union[CopyState, _Mapping]]] = ..., log_entries: _Optional[int] = ..., moves: _Optional[_Iterable[_Union[MoveState, _Mapping]]] = ..., draining: _Optional[_Iterable[_Union[DrainState, _Mapping]]] = ...) -> None: ...
 
 class RepairShardRequest(_message.Message):
     __slots__ = ("collection_id", "shard", "instance", "action")
@@ -285,6 +317,32 @@ class RepairShardRequest(_message.Message):
     def __init__(self, collection_id: _Optional[int] = ..., shard: _Optional[int] = ..., instance: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
 
 class RepairShardResponse(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    def __init__(self, message: _Optional[str] = ...) -> None: ...
+
+class ShardOperationRequest(_message.Message):
+    __slots__ = ("db_name", "collection", "shard", "to")
+    DB_NAME_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    db_name: str
+    collection: str
+    shard: int
+    to: str
+    def __init__(self, db_name: _Optional[str] = ..., collection: _Optional[str] = ..., shard: _Optional[int] = ..., to: _Optional[str] = ...) -> None: ...
+
+class DrainInstanceRequest(_message.Message):
+    __slots__ = ("instance", "undo")
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    UNDO_FIELD_NUMBER: _ClassVar[int]
+    instance: str
+    undo: bool
+    def __init__(self, instance: _Optional[str] = ..., undo: _Optional[bool] = ...) -> None: ...
+
+class OperatorResponse(_message.Message):
     __slots__ = ("message",)
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     message: str

@@ -79,6 +79,21 @@ class MetaStub:
                 request_serializer=mishards_dot_v1_dot_meta__pb2.RepairShardRequest.SerializeToString,
                 response_deserializer=mishards_dot_v1_dot_meta__pb2.RepairShardResponse.FromString,
                 _registered_method=True)
+        self.PromoteShard = channel.unary_unary(
+                '/mishards.v1.Meta/PromoteShard',
+                request_serializer=mishards_dot_v1_dot_meta__pb2.ShardOperationRequest.SerializeToString,
+                response_deserializer=mishards_dot_v1_dot_meta__pb2.OperatorResponse.FromString,
+                _registered_method=True)
+        self.MoveShard = channel.unary_unary(
+                '/mishards.v1.Meta/MoveShard',
+                request_serializer=mishards_dot_v1_dot_meta__pb2.ShardOperationRequest.SerializeToString,
+                response_deserializer=mishards_dot_v1_dot_meta__pb2.OperatorResponse.FromString,
+                _registered_method=True)
+        self.DrainInstance = channel.unary_unary(
+                '/mishards.v1.Meta/DrainInstance',
+                request_serializer=mishards_dot_v1_dot_meta__pb2.DrainInstanceRequest.SerializeToString,
+                response_deserializer=mishards_dot_v1_dot_meta__pb2.OperatorResponse.FromString,
+                _registered_method=True)
 
 
 class MetaServicer:
@@ -145,6 +160,27 @@ class MetaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PromoteShard(self, request, context):
+        """Make a ready replica the shard's primary (a planned switch when the primary is healthy).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MoveShard(self, request, context):
+        """Move the shard's primary to another writable instance (copy, catch up, switch, drop the old copy).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DrainInstance(self, request, context):
+        """Move every copy off an instance before it is removed (or stop doing so).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetaServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -192,6 +228,21 @@ def add_MetaServicer_to_server(servicer, server):
                     servicer.RepairShard,
                     request_deserializer=mishards_dot_v1_dot_meta__pb2.RepairShardRequest.FromString,
                     response_serializer=mishards_dot_v1_dot_meta__pb2.RepairShardResponse.SerializeToString,
+            ),
+            'PromoteShard': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteShard,
+                    request_deserializer=mishards_dot_v1_dot_meta__pb2.ShardOperationRequest.FromString,
+                    response_serializer=mishards_dot_v1_dot_meta__pb2.OperatorResponse.SerializeToString,
+            ),
+            'MoveShard': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveShard,
+                    request_deserializer=mishards_dot_v1_dot_meta__pb2.ShardOperationRequest.FromString,
+                    response_serializer=mishards_dot_v1_dot_meta__pb2.OperatorResponse.SerializeToString,
+            ),
+            'DrainInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainInstance,
+                    request_deserializer=mishards_dot_v1_dot_meta__pb2.DrainInstanceRequest.FromString,
+                    response_serializer=mishards_dot_v1_dot_meta__pb2.OperatorResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -437,6 +488,87 @@ class Meta:
             '/mishards.v1.Meta/RepairShard',
             mishards_dot_v1_dot_meta__pb2.RepairShardRequest.SerializeToString,
             mishards_dot_v1_dot_meta__pb2.RepairShardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteShard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mishards.v1.Meta/PromoteShard',
+            mishards_dot_v1_dot_meta__pb2.ShardOperationRequest.SerializeToString,
+            mishards_dot_v1_dot_meta__pb2.OperatorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveShard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mishards.v1.Meta/MoveShard',
+            mishards_dot_v1_dot_meta__pb2.ShardOperationRequest.SerializeToString,
+            mishards_dot_v1_dot_meta__pb2.OperatorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mishards.v1.Meta/DrainInstance',
+            mishards_dot_v1_dot_meta__pb2.DrainInstanceRequest.SerializeToString,
+            mishards_dot_v1_dot_meta__pb2.OperatorResponse.FromString,
             options,
             channel_credentials,
             insecure,

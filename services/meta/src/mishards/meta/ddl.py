@@ -125,6 +125,10 @@ class DdlExecutor:
                 f"mishards: shard {shard} of collection {spec.name} is unavailable (writable instance {identity} is down{why})",
             )
 
+    def collection(self, db_name: str, name: str) -> CollectionSpec:
+        """The ready collection named `name` (or aliased `name`); Milvus's not-found error otherwise."""
+        return self._collection(db_name, name)
+
     def _collection(self, db_name: str, name: str) -> CollectionSpec:
         try:
             spec = self.store.get_collection(db_name, name)
@@ -140,7 +144,26 @@ class DdlExecutor:
         call: Callable[[Any, str], Awaitable[common_pb2.Status]],
         tolerate: Callable[[common_pb2.Status], bool] = lambda st: False,
     ) -> list[tuple[int, common_pb2.Status]]:
-        """Run `call(stub, physical_name)` on every copy; returns failures (shard, status)."""
+        """Run `call(stub, physical_name)` on every copy; returns failures (shard, status).
+
+        A shard whose primary is lost fails it at once, naming the shard: the change waits for the
+        primary's return or a replica's promotion (PRIMARY_FAILOVER_AFTER).
+        """
+        members = self.membership.by_identity()
+        for s in spec.shards:
+            inst = members.get(s.primary)
+            if inst is None or inst.health == discovery_pb2.DOWN:
+                why = f"down: {inst.reason}" if inst is not None and inst.reason else "not in the membership"
+                return [
+                    (
+                        s.index,
+                        errors.status(
+                            errors.SERVICE_UNAVAILABLE,
+                            f"mishards: shard {s.index} of collection {spec.name} has lost its primary {s.primary} "
+                            f"({why}); changes to the collection wait until it is back or a replica is promoted",
+                        ),
+                    )
+                ]
 
         async def one(shard: int, identity: str, physical: str) -> tuple[int, common_pb2.Status]:
             try:

@@ -12,6 +12,7 @@ from mishards.common.metrics import HttpServer, default_port
 from mishards.common.server import Server, create_server, serve
 from mishards.common.settings import Settings
 from mishards.meta.ddl import DdlExecutor
+from mishards.meta.moves import ShardMover
 from mishards.meta.mutations import MutationLog
 from mishards.meta.replicas import ReplicaManager
 from mishards.meta.servicer import CatalogFeed, MetaServicer
@@ -48,6 +49,17 @@ class MetaService:
         self.replicas = ReplicaManager(
             self.store, self.membership, self.backends, self.log, settings, self.feed.publish, ddl_lock=self.ddl.lock
         )
+        self.mover = ShardMover(
+            self.store,
+            self.membership,
+            self.backends,
+            self.log,
+            self.replicas,
+            settings,
+            self.feed.publish,
+            ddl_lock=self.ddl.lock,
+        )
+        self.log.paused_instance = settings.MISHARDS_TEST_PAUSE_APPLY
         self.versions = InstanceVersions(self.store, self.membership, self.backends, self.feed.publish)
         http_port = default_port(settings.METRICS_PORT, "meta") if metrics_port is None else metrics_port
         self.http = HttpServer(settings.SERVER_HOST, http_port)
@@ -56,7 +68,7 @@ class MetaService:
             settings.META_SERVER_PORT if port is None else port,
             interceptors=[TelemetryServerInterceptor("meta")],
         )
-        self.servicer = MetaServicer(self.store, self.tso, self.ddl, self.feed, self.log)
+        self.servicer = MetaServicer(self.store, self.tso, self.ddl, self.feed, self.log, self.mover)
         self.servicer.fill_progress = self.replicas.progress
         self.log.on_replica_lost = self.replicas.refill
         meta_pb2_grpc.add_MetaServicer_to_server(self.servicer, self.server.server)
@@ -68,8 +80,10 @@ class MetaService:
         self.versions.start()
         self.log.start()
         self.replicas.start()
+        self.mover.start()
 
     async def on_stop(self) -> None:
+        await self.mover.stop()
         await self.replicas.stop()
         await self.versions.stop()
         await self.log.stop()

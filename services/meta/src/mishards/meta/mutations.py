@@ -35,7 +35,15 @@ from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.meta import batches
 from mishards.meta.group_commit import Append, CollectionGone, Entries, GroupCommit
-from mishards.meta.store import COPY_FAILED, COPY_FILLING, LogEntry, Store, physical_name
+from mishards.meta.store import (
+    COPY_FAILED,
+    COPY_FILLING,
+    ROLE_FENCED,
+    ROLE_RETIRED,
+    LogEntry,
+    Store,
+    physical_name,
+)
 from mishards.meta.tso import TimestampOracle
 
 log = logging.getLogger(__name__)
@@ -165,6 +173,10 @@ class CopyApplier:
     stuck_seq: int = 0
     single_until: int = 0  # entries up to here go one at a time (a merged call was refused)
     skip_seq: int = 0  # an operator asked to abort this entry (`mishards repair --action skip`)
+    inherited_upto: int = 0  # a promoted primary: entries up to here the lost primary had applied
+    alert: str = ""  # an entry aborted after a promotion (shown by `mishards status`)
+    held: bool = False  # a primary stopped between two entries for a planned switch
+    busy: bool = False  # applying a run now
     failing_since: float = 0.0  # monotonic time the copy stopped applying (0 while it applies)
     marked_seq: int = 0  # the position last recorded in the store
     marked_at: float = 0.0
@@ -236,13 +248,14 @@ class MutationLog:
         self.shards: dict[tuple[int, int], ShardLog] = {}
         self.commits = GroupCommit(store, oracle, self._admit, self._committed)
         self.on_replica_lost: ReplicaLost | None = None
+        self.paused_instance = ""  # MISHARDS_TEST_PAUSE_APPLY: copies on it stop applying (tests only)
         self._clock_asks: set[asyncio.Task[None]] = set()  # held until done (the loop keeps weak references)
 
     def start(self) -> None:
         """Start an applier for every copy the catalog holds (after a restart: replaying)."""
         for info in self.store.copies():
-            if info.state == COPY_FILLING:
-                continue  # the replica manager fills it again from a fresh snapshot
+            if info.state == COPY_FILLING or info.role in (ROLE_FENCED, ROLE_RETIRED):
+                continue  # filled again from a fresh snapshot, or never applying again
             if info.role == "primary":
                 self._shard(info.collection_id, info.shard).primary_applied(info.applied_seq)
             self._ensure(info.collection_id, info.shard, info.instance, info.applied_seq, info.last_seq, info.role)
@@ -279,18 +292,67 @@ class MutationLog:
         if applier is not None:
             return applier
         info = await asyncio.to_thread(self.store.copy_info, collection_id, shard, instance)
-        if info is None:
+        if info is None or info.role in (ROLE_FENCED, ROLE_RETIRED):  # a primary switched meanwhile
             raise MilvusError(
-                errors.SERVICE_INTERNAL, f"mishards: shard {shard} has no copy on its primary {instance} in the catalog"
+                errors.SERVICE_UNAVAILABLE,
+                f"mishards: shard {shard} has no copy on its primary {instance} in the catalog",
             )
         self._shard(collection_id, shard).primary_applied(info.applied_seq)
         # _ensure keeps an applier another write started while the store was read
         return self._ensure(collection_id, shard, instance, info.applied_seq, info.last_seq, info.role)
 
-    def ensure_copy(self, collection_id: int, shard: int, instance: str, applied: int, replay_upto: int) -> CopyApplier:
-        """Start applying the log to a (re)filled replica from `applied`; inserts up to `replay_upto` become upserts."""
+    def ensure_copy(
+        self, collection_id: int, shard: int, instance: str, applied: int, replay_upto: int, role: str = "replica"
+    ) -> CopyApplier:
+        """Start applying the log to a (re)filled copy from `applied`; inserts up to `replay_upto` become upserts.
+
+        A replica, or a shard move's incoming copy: both follow the primary.
+        """
         self.remove_copy(collection_id, shard, instance)
-        return self._ensure(collection_id, shard, instance, applied, replay_upto, "replica")
+        return self._ensure(collection_id, shard, instance, applied, replay_upto, role)
+
+    async def hold_primary(self, collection_id: int, shard: int) -> int:
+        """Stop the shard's primary between two entries (for a planned switch); the position it stopped at."""
+        primary = next((a for a in self.copies_of(collection_id, shard) if a.role == "primary"), None)
+        if primary is None:
+            raise MilvusError(errors.SERVICE_UNAVAILABLE, f"mishards: shard {shard} has no primary applying its log")
+        primary.held = True
+        async with primary.progress:
+            await primary.progress.wait_for(lambda: not primary.busy)
+        return primary.applied_seq
+
+    def release_primary(self, collection_id: int, shard: int) -> None:
+        """Let a held primary apply again (a planned switch that did not happen)."""
+        for a in self.copies_of(collection_id, shard):
+            if a.role == "primary" and a.held:
+                a.held = False
+                a.wake.set()
+
+    async def switch_primary(self, collection_id: int, shard: int, new: str, lost: bool) -> None:
+        """The copy on `new` becomes the shard's primary in the appliers (the store records it first).
+
+        `lost`: the old primary is gone (promotion); entries it had applied that the new primary
+        refuses are aborted, with an alert, since no copy can have them any more. Otherwise the
+        old primary was held and the new one has reached its position (a planned switch).
+        """
+        state = self._shard(collection_id, shard)
+        old = next((a for a in self.copies_of(collection_id, shard) if a.role == "primary"), None)
+        inherited = old.applied_seq if old is not None else state.primary_seq
+        if old is not None:
+            self.remove_copy(collection_id, shard, old.instance)
+        applier = self.appliers.get((collection_id, shard, new))
+        if applier is None:
+            info = await asyncio.to_thread(self.store.copy_info, collection_id, shard, new)
+            if info is None:
+                raise MilvusError(errors.SERVICE_INTERNAL, f"mishards: shard {shard} has no copy on {new}")
+            applier = self._ensure(collection_id, shard, new, info.applied_seq, info.last_seq, "primary")
+        applier.role = "primary"
+        applier.inherited_upto = inherited if lost else 0
+        state.primary_seq = applier.applied_seq
+        state.pending.clear()
+        state.backlog, state.counted = 0, False  # counted again from the new primary's position
+        for a in self.copies_of(collection_id, shard):
+            a.wake.set()
 
     def remove_copy(self, collection_id: int, shard: int, instance: str) -> None:
         applier = self.appliers.pop((collection_id, shard, instance), None)
@@ -299,6 +361,15 @@ class MutationLog:
 
     def applier(self, collection_id: int, shard: int, instance: str) -> CopyApplier | None:
         return self.appliers.get((collection_id, shard, instance))
+
+    def primary_position(self, collection_id: int, shard: int) -> int:
+        """The position the shard's primary has applied (followers never pass it)."""
+        return self._shard(collection_id, shard).primary_seq
+
+    def caught_up(self, collection_id: int, shard: int, instance: str, slack: int = 16) -> bool:
+        """The copy trails its primary by at most `slack` entries (it follows it, so never leads)."""
+        a = self.appliers.get((collection_id, shard, instance))
+        return a is not None and a.applied_seq >= self.primary_position(collection_id, shard) - slack
 
     def copies_of(self, collection_id: int, shard: int) -> list[CopyApplier]:
         return [a for (cid, k, _), a in self.appliers.items() if cid == collection_id and k == shard]
@@ -542,7 +613,16 @@ class MutationLog:
                 entries = await self._next_entries(a)
                 if entries is None:
                     continue
-                await self._apply_run(a, entries)
+                if a.held or a.instance == self.paused_instance:  # fetched entries are read again later
+                    await a.wake.wait()
+                    continue
+                a.busy = True
+                try:
+                    await self._apply_run(a, entries)
+                finally:
+                    async with a.progress:
+                        a.busy = False
+                        a.progress.notify_all()
                 backoff = BACKOFF_FIRST
             except asyncio.CancelledError:
                 raise
@@ -553,7 +633,7 @@ class MutationLog:
                 return
             except Exception as exc:  # a bug of ours must not stop the shard: log, then as a refusal
                 log.exception("applier of copy %s of shard %d/%d", a.instance, a.collection_id, a.shard)
-                if a.role == "replica":
+                if a.role != "primary":
                     self._lose_replica(a, f"applying failed: {exc}")
                     return
                 await self._backoff(a, STUCK_BACKOFF_MAX)
@@ -570,7 +650,7 @@ class MutationLog:
             )
         behind = upto is not None and a.applied_seq < upto
         if (entries and entries[0].seq != a.applied_seq + 1) or (not entries and behind):
-            if a.role == "replica":  # truncated past it while it was away: only a snapshot brings it back
+            if a.role != "primary":  # truncated past it while it was away: only a snapshot brings it back
                 self._lose_replica(a, f"the log no longer holds entry {a.applied_seq + 1}")
                 raise _ReplicaGone
             a.stuck, a.stuck_seq = f"the log holds no entry {a.applied_seq + 1}", a.applied_seq + 1
@@ -663,9 +743,19 @@ class MutationLog:
     async def _refused(self, a: CopyApplier, entry: LogEntry, st: common_pb2.Status) -> None:
         """A rejection: abort the entry if its client waits, lose a replica, else retry it as stuck."""
         reason = f"entry {entry.seq} ({entry.method}) rejected by {a.instance}: code {st.code}: {st.reason}"
-        if a.role == "replica":
+        if a.role != "primary":
             self._lose_replica(a, reason)
             raise _ReplicaGone
+        if entry.seq <= a.inherited_upto:
+            # The lost primary applied it and no copy can refill it: the one case an acknowledged entry goes.
+            log.error(
+                "ALERT: copy %s of shard %d/%d, promoted, refuses %s, which the lost primary had applied; aborted",
+                a.instance, a.collection_id, a.shard, reason,
+            )  # fmt: skip
+            metrics.PROMOTION_ABORTS.labels(str(a.collection_id), str(a.shard)).inc()
+            a.alert = f"aborted after promotion: {reason}"
+            await self.abort(a, entry.seq, st)
+            return
         if entry.abortable:
             log.warning("copy %s of shard %d/%d: %s; aborted", a.instance, a.collection_id, a.shard, reason)
             await self.abort(a, entry.seq, st)
@@ -713,7 +803,7 @@ class MutationLog:
         if a.role == "primary":
             self._shard(a.collection_id, a.shard).primary_applied(seq)
             for other in self.copies_of(a.collection_id, a.shard):
-                if other.role == "replica":
+                if other.role != "primary":
                     other.wake.set()
 
     async def _mark(self, a: CopyApplier, due: bool = False) -> None:

@@ -79,6 +79,7 @@ class ReplicaManager:
         self._task: asyncio.Task[None] | None = None
         self._drops: set[asyncio.Task[None]] = set()
         self._lost: dict[tuple[int, int, str], str] = {}  # replicas that could not follow their primary
+        self.fill_slots = asyncio.Semaphore(settings.FILL_CONCURRENCY)  # replicas and shard moves alike
         self.wake = asyncio.Event()
 
     def refill(self, collection_id: int, shard: int, instance: str, reason: str) -> None:
@@ -114,8 +115,11 @@ class ReplicaManager:
         members = self.membership.membership
         if not members.instances:
             return  # no membership yet (or discovery down with nothing known): change nothing
-        readonly = sorted(i.identity for i in members.instances if i.role == discovery_pb2.READONLY)
         healthy = {i.identity for i in members.instances if i.health == discovery_pb2.HEALTHY}
+        draining = await asyncio.to_thread(self.store.draining_instances)
+        readonly = sorted(
+            i.identity for i in members.instances if i.role == discovery_pb2.READONLY and i.identity not in draining
+        )
         collections = {c.id: c for c in self.store.collections()}
         copies = await asyncio.to_thread(self.store.copies)
         _export_log_metrics(copies, collections)
@@ -131,7 +135,9 @@ class ReplicaManager:
                 changed = True
         for spec in collections.values():
             for shard in spec.shards:
-                wanted = place_replicas(spec.id, shard.index, readonly, self.settings.READ_REPLICAS)
+                # never on the shard's primary's instance (a promoted replica may be on a read-only one)
+                eligible = [i for i in readonly if i != shard.primary]
+                wanted = place_replicas(spec.id, shard.index, eligible, self.settings.read_replicas(len(eligible)))
                 for instance in wanted:
                     key = (spec.id, shard.index, instance)
                     if key not in replicas:
@@ -141,10 +147,11 @@ class ReplicaManager:
                         self._start_fill(spec, shard.index, instance)
                     elif replicas[key].state == COPY_FILLING and key not in self._fills and instance in healthy:
                         self._start_fill(spec, shard.index, instance)  # meta restarted mid-fill
-                for cid, k, instance in list(replicas):
-                    if cid == spec.id and k == shard.index and instance not in wanted:
-                        await self._drain(spec, k, instance)
-                        changed = True
+                if self._unwanted_may_go(spec.id, shard.index, wanted, replicas, healthy):
+                    for cid, k, instance in list(replicas):
+                        if cid == spec.id and k == shard.index and instance not in wanted:
+                            await self._drain(spec, k, instance)
+                            changed = True
         for cid, k, instance in list(replicas):
             if cid not in collections:
                 self.log.remove_copy(cid, k, instance)
@@ -171,11 +178,31 @@ class ReplicaManager:
                     self._start_fill(collections[cid], k, instance)
                 elif applier is None:
                     self.log.ensure_copy(cid, k, instance, info.applied_seq, info.last_seq)
-                elif lag == 0 and not applier.unavailable:
+                elif self.log.caught_up(cid, k, instance) and not applier.unavailable:
                     await asyncio.to_thread(self.store.set_copy_state, cid, k, instance, COPY_READY, "")
                     changed = True
         if changed:
             await self.on_change(await asyncio.to_thread(self.store.bump_catalog_version))
+
+    @staticmethod
+    def _unwanted_may_go(
+        collection_id: int,
+        shard: int,
+        wanted: list[str],
+        replicas: dict[tuple[int, int, str], CopyInfo],
+        healthy: set[str],
+    ) -> bool:
+        """Make before break: a replica placed elsewhere leaves once every wanted one is ready.
+
+        One whose instance is not healthy leaves at once (it serves nothing meanwhile).
+        """
+        mine = {i: c for (cid, k, i), c in replicas.items() if cid == collection_id and k == shard}
+        unwanted = [i for i in mine if i not in wanted]
+        if not unwanted:
+            return False
+        if all(i not in healthy for i in unwanted):
+            return True
+        return all(w in mine and mine[w].state == COPY_READY for w in wanted)
 
     def _start_fill(self, spec: CollectionSpec, shard: int, instance: str) -> None:
         key = (spec.id, shard, instance)
@@ -243,8 +270,15 @@ class ReplicaManager:
             raise MilvusError.from_status(st)
         return response
 
-    async def fill(self, spec: CollectionSpec, shard: int, instance: str) -> None:
-        """Create, fill from a snapshot, index, load, catch up, then mark the replica ready."""
+    async def fill(self, spec: CollectionSpec, shard: int, instance: str, role: str = "replica") -> None:
+        """Create, fill from a snapshot, index, load, catch up, then mark the copy ready.
+
+        A replica, or a shard move's incoming copy (`role`); at most FILL_CONCURRENCY at once.
+        """
+        async with self.fill_slots:
+            await self._fill(spec, shard, instance, role)
+
+    async def _fill(self, spec: CollectionSpec, shard: int, instance: str, role: str) -> None:
         key = (spec.id, shard, instance)
         self.progress[key] = 0.0
         physical = spec.shards[shard].physical_name
@@ -301,16 +335,13 @@ class ReplicaManager:
         last = max(
             (c.last_seq for c in self.store.copies() if c.collection_id == spec.id and c.shard == shard), default=0
         )
-        applier = self.log.ensure_copy(spec.id, shard, instance, start, replay_upto=last)
-        while True:
-            copies = await asyncio.to_thread(self.store.copies)
-            mine = next((c for c in copies if (c.collection_id, c.shard, c.instance) == key), None)
-            if mine is None:
+        applier = self.log.ensure_copy(spec.id, shard, instance, start, replay_upto=last, role=role)
+        reach = self.log.primary_position(spec.id, shard)
+        while applier.applied_seq < reach:  # where the primary was: it may have moved on meanwhile
+            if await asyncio.to_thread(self.store.copy_info, spec.id, shard, instance) is None:
                 return  # drained meanwhile
             if self.log.applier(spec.id, shard, instance) is not applier:
-                raise MilvusError(errors.SERVICE_INTERNAL, "the replica could not follow its primary")
-            if mine.applied_seq >= mine.last_seq:
-                break
+                raise MilvusError(errors.SERVICE_INTERNAL, "the copy could not follow its primary")
             await asyncio.sleep(0.2)
         # 5. into rotation under the DDL lock: a DDL either ran before (and is converged to
         #    here) or runs after and sees this copy ready, so none is missed

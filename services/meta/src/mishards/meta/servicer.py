@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import grpc
 from mishards.common import errors
 from mishards.common.errors import MilvusError
 from mishards.meta.ddl import DdlExecutor
+from mishards.meta.moves import ShardMover
 from mishards.meta.mutations import MutationLog, decode_entry
 from mishards.meta.store import COPY_READY, CollectionSpec, Store
 from mishards.meta.tso import TimestampOracle
@@ -85,13 +87,20 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
     """Thin dispatcher over the store, the oracle, the DDL executor and the feed."""
 
     def __init__(
-        self, store: Store, tso: TimestampOracle, ddl: DdlExecutor, feed: CatalogFeed, log: MutationLog
+        self,
+        store: Store,
+        tso: TimestampOracle,
+        ddl: DdlExecutor,
+        feed: CatalogFeed,
+        log: MutationLog,
+        mover: ShardMover | None = None,
     ) -> None:
         self.store = store
         self.tso = tso
         self.ddl = ddl
         self.feed = feed
         self.log = log
+        self.mover = mover
         # (collection, shard, instance) -> fraction copied, for replicas filling (the replica manager's)
         self.fill_progress: dict[tuple[int, int, str], float] = {}
 
@@ -224,7 +233,65 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
                 stuck_seq=applier.stuck_seq if applier else 0,
                 unavailable=applier.unavailable if applier else "",
             )
+            if applier is not None and applier.alert:
+                out.copies[-1].reason = applier.alert
+        if self.mover is not None:
+            now = time.monotonic()
+            for m in self.mover.moves.values():
+                out.moves.add(
+                    collection_id=m.collection_id,
+                    collection=m.collection,
+                    shard=m.shard,
+                    source=m.source,
+                    target=m.target,
+                    phase=m.phase,
+                    progress=self.fill_progress.get((m.collection_id, m.shard, m.target), 0.0),
+                    seconds=now - m.started,
+                )
+            copies = self.store.copies()
+            for instance in sorted(self.store.draining_instances()):
+                out.draining.add(instance=instance, copies_left=self.mover.drain_left(instance, copies))
         return out
+
+    def _shard_of(self, request: meta_pb2.ShardOperationRequest) -> CollectionSpec:
+        spec = self.ddl.collection(request.db_name or "default", request.collection)
+        if request.shard < 0 or request.shard >= len(spec.shards):
+            raise MilvusError(errors.PARAMETER_INVALID, f"collection {spec.name} has no shard {request.shard}")
+        return spec
+
+    async def PromoteShard(
+        self, request: meta_pb2.ShardOperationRequest, context: grpc.aio.ServicerContext
+    ) -> meta_pb2.OperatorResponse:
+        try:
+            spec = self._shard_of(request)
+            assert self.mover is not None
+            to = request.to or self.mover.best_replica(spec, request.shard)
+            message = await self.mover.promote(spec, request.shard, to, lost=False)
+        except MilvusError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, exc.reason)
+        return meta_pb2.OperatorResponse(message=message)
+
+    async def MoveShard(
+        self, request: meta_pb2.ShardOperationRequest, context: grpc.aio.ServicerContext
+    ) -> meta_pb2.OperatorResponse:
+        try:
+            spec = self._shard_of(request)
+            assert self.mover is not None
+            self.mover.check_move_target(request.to)
+            move = self.mover.start_move(spec, request.shard, request.to)
+        except MilvusError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, exc.reason)
+        return meta_pb2.OperatorResponse(
+            message=f"moving shard {move.shard} of {move.collection} from {move.source} to {move.target}"
+        )
+
+    async def DrainInstance(
+        self, request: meta_pb2.DrainInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> meta_pb2.OperatorResponse:
+        if not request.instance:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name the instance to drain")
+        assert self.mover is not None
+        return meta_pb2.OperatorResponse(message=await self.mover.drain(request.instance, request.undo))
 
     async def RepairShard(
         self, request: meta_pb2.RepairShardRequest, context: grpc.aio.ServicerContext

@@ -131,6 +131,7 @@ class InstanceRow(Base):
     __tablename__ = "instances"
     identity: Mapped[str] = mapped_column(String(255), primary_key=True)
     version: Mapped[str] = mapped_column(String(64), default="")
+    draining: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class CounterRow(Base):
@@ -144,6 +145,11 @@ COPY_READY = "ready"
 COPY_FAILED = "failed"
 COPY_FILLING = "filling"  # a new replica: created, filled from a snapshot, indexed, loaded, catching up
 COPY_STALE = "stale"  # a replica out of rotation: its instance stopped answering; back when caught up
+
+# Copy roles besides "primary" and "replica".
+ROLE_INCOMING = "incoming"  # a shard move's new copy: filled like a replica, then made the primary
+ROLE_FENCED = "fenced"  # a lost primary a replica replaced: never applies or serves again
+ROLE_RETIRED = "retired"  # a moved shard's old primary: kept until reads in flight are done, then dropped
 
 
 @dataclass
@@ -343,7 +349,25 @@ class Store:
 
     def set_instance_version(self, identity: str, version: str) -> int:
         with self.write() as s, s.begin():
-            s.merge(InstanceRow(identity=identity, version=version))
+            row = s.get(InstanceRow, identity)
+            if row is None:
+                s.add(InstanceRow(identity=identity, version=version, draining=False))
+            else:
+                row.version = version
+            return self._bump(s, "catalog_version")
+
+    def draining_instances(self) -> set[str]:
+        """Instances an operator is draining (`mishards drain`)."""
+        with self.session() as s:
+            return set(s.scalars(select(InstanceRow.identity).where(InstanceRow.draining.is_(True))))
+
+    def set_draining(self, identity: str, draining: bool) -> int:
+        with self.write() as s, s.begin():
+            row = s.get(InstanceRow, identity)
+            if row is None:
+                s.add(InstanceRow(identity=identity, version="", draining=draining))
+            else:
+                row.draining = draining
             return self._bump(s, "catalog_version")
 
     # --- databases ------------------------------------------------------------------------
@@ -714,6 +738,7 @@ class Store:
                     select(CopyRow.applied_seq).where(
                         CopyRow.collection_id == collection_id,
                         CopyRow.shard == shard,
+                        CopyRow.role.not_in([ROLE_FENCED, ROLE_RETIRED]),  # gone: they never apply again
                         (CopyRow.role == "primary") | CopyRow.instance.not_in(list(released)),
                     )
                 )
@@ -747,6 +772,40 @@ class Store:
                 )
             )
             return self._bump(s, "catalog_version")
+
+    def switch_primary(self, collection_id: int, shard: int, new: str, old_role: str, reason: str = "") -> int:
+        """Make the copy on `new` the shard's primary; the old primary's copy takes `old_role`. One transaction."""
+        with self.write() as s, s.begin():
+            row = s.get(ShardRow, (collection_id, shard))
+            if row is None:
+                raise NotFound(f"{collection_id}/{shard}")
+            old = row.primary
+            row.primary = new
+            s.execute(
+                update(CopyRow)
+                .where(CopyRow.collection_id == collection_id, CopyRow.shard == shard, CopyRow.instance == old)
+                .values(
+                    role=old_role,
+                    state=old_role if old_role in (ROLE_FENCED, ROLE_RETIRED) else COPY_FILLING,
+                    reason=reason,
+                )
+            )
+            s.execute(
+                update(CopyRow)
+                .where(CopyRow.collection_id == collection_id, CopyRow.shard == shard, CopyRow.instance == new)
+                .values(role="primary", state=COPY_READY, reason="")
+            )
+            return self._bump(s, "catalog_version")
+
+    def set_copy_role(
+        self, collection_id: int, shard: int, instance: str, role: str, state: str, reason: str = ""
+    ) -> None:
+        with self.write() as s, s.begin():
+            s.execute(
+                update(CopyRow)
+                .where(CopyRow.collection_id == collection_id, CopyRow.shard == shard, CopyRow.instance == instance)
+                .values(role=role, state=state, reason=reason)
+            )
 
     def set_copy_position(self, collection_id: int, shard: int, instance: str, seq: int) -> None:
         """Set where a (re)filled copy starts applying the log; it holds the log from there."""

@@ -49,6 +49,16 @@ class CollectionView:
     def auto_id(self) -> bool:
         return self.pk_field.autoID
 
+    def only_shard(self, index: int) -> CollectionView:
+        """The same collection with its placement reduced to one shard (a read of that shard alone)."""
+        message = meta_pb2.Collection()
+        message.CopyFrom(self.message)
+        del message.shards[:]
+        message.shards.add().CopyFrom(self.message.shards[index])
+        return CollectionView(
+            message=message, schema=self.schema, pk_field=self.pk_field, fields_by_name=self.fields_by_name
+        )
+
     def physical_names(self) -> set[str]:
         return {s.physical_name for s in self.message.shards}
 

@@ -45,6 +45,7 @@ class RouterService:
             timeout=settings.BACKEND_TIMEOUT,
             retries=settings.MAX_RETRY,
             read_wait=settings.READ_WAIT_TIMEOUT,
+            staleness_ms=settings.BOUNDED_STALENESS_MS,
         )
         # Telemetry: spans, request ids and RPC metrics; /metrics and the topology page (port 0: any free one).
         self.errors = RecentErrors()

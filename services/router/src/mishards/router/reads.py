@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MAX_TOPK = 16384
 LOG_END = 2**64 - 1  # the Mishards timestamp a Strong read is placed at: the end of every shard's log
+BOUNDED_REFRESH = 0.5  # seconds a Bounded read's positions are reused (they are placed that much later)
 ANSWER_MARGIN = 0.1  # seconds kept from a client's deadline to answer when a read cannot be placed in time
 POSITIONS_TIMEOUT = 2.0  # seconds meta has to say where a read must be, beyond the time it may wait
 # The monotonic time the client's request must be answered by (None: no deadline), set per request.
@@ -89,11 +90,15 @@ class Reader:
         retries: int = 0,
         meta: meta_pb2_grpc.MetaStub | None = None,
         read_wait: float = 30.0,
+        staleness_ms: int = 5000,
     ) -> None:
         self.topology = topology
         self.backends = backends
         self.meta = meta
         self.read_wait = read_wait  # READ_WAIT_TIMEOUT
+        self.staleness_ms = staleness_ms  # BOUNDED_STALENESS_MS
+        # collection id -> (monotonic time, meta's positions of a Bounded read's moment)
+        self._bounded: dict[int, tuple[float, dict[int, meta_pb2.ShardReadPosition]]] = {}
         self.timeout = timeout
         self.failover = Failover(
             retries=retries,
@@ -115,6 +120,8 @@ class Reader:
             calls = await self._positioned_calls(view, request.guarantee_timestamp, level, build)
         elif level == common_pb2.Strong:
             calls = await self._positioned_calls(view, LOG_END, level, build)
+        elif level == common_pb2.Bounded and (bounded := await self._bounded_calls(view, build)) is not None:
+            calls = bounded
         else:
             primary_only = level in (common_pb2.Strong, common_pb2.Session, common_pb2.Customized)
             calls = []
@@ -162,6 +169,51 @@ class Reader:
             per_target = {t.address: at_backend_ts(request, level, reached[t.address]) for t in chosen}
             calls.append((s, chosen, lambda target, per_target=per_target: per_target[target.address]))
         return calls
+
+    async def _bounded_calls(self, view: CollectionView, build: Any) -> list[Any] | None:
+        """A Bounded read: per shard, the copies that have applied every write acknowledged BOUNDED_STALENESS_MS ago.
+
+        Meta's positions of that moment are kept for BOUNDED_REFRESH seconds (placed that much
+        later, so that they cover every read in that time): Bounded reads cost no meta call. A
+        copy is read at its own clock of that position. A shard none of whose copies has reached
+        it is read as a positioned read (it waits for its primary). None when meta does not
+        answer: the read then goes as Milvus's own Bounded to ready replicas first.
+        """
+        snapshot = await self._bounded_snapshot(view)
+        if snapshot is None:
+            return None
+        members = self.topology.membership.by_identity()
+        calls: list[Any] = []
+        for s in view.shards:
+            position = snapshot.get(s.index)
+            targets = self.topology.read_targets(s, view.name, primary_only=False)
+            clocks = {}  # address -> the copy's timestamp of (at least) the position
+            for c in position.copies if position is not None else ():
+                if c.applied_seq >= position.seq and c.instance in members:  # type: ignore[union-attr]
+                    clocks[members[c.instance].address] = c.backend_timestamp_at_seq or c.backend_timestamp
+            chosen = [t for t in targets if t.address in clocks]
+            if not chosen:  # even the primary is that far behind: wait for it as a positioned read does
+                bound = (int(time.time() * 1000) - self.staleness_ms) << 18
+                shard_view = view.only_shard(s.index)
+                calls.extend(await self._positioned_calls(shard_view, bound, common_pb2.Customized, build))
+                continue
+            request = build(s.physical_name)
+            per_target = {t.address: at_backend_ts(request, common_pb2.Customized, clocks[t.address]) for t in chosen}
+            calls.append((s, chosen, lambda target, per_target=per_target: per_target[target.address]))
+        return calls
+
+    async def _bounded_snapshot(self, view: CollectionView) -> dict[int, meta_pb2.ShardReadPosition] | None:
+        now = time.monotonic()
+        cached = self._bounded.get(view.id)
+        if cached is not None and now - cached[0] < BOUNDED_REFRESH:
+            return cached[1]
+        bound_ms = int(time.time() * 1000) - self.staleness_ms + int(BOUNDED_REFRESH * 1000)
+        try:
+            positions = await self.positions(view, [s.index for s in view.shards], max(bound_ms, 0) << 18, 0.0)
+        except MilvusError:
+            return None
+        self._bounded[view.id] = (now, positions)
+        return positions
 
     def _wait_budget(self) -> float:
         """Seconds a positioned read may wait for the copies: READ_WAIT_TIMEOUT or what is left of the deadline."""

@@ -104,12 +104,13 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         timeout: float,
         retries: int = 0,
         read_wait: float = 30.0,
+        staleness_ms: int = 5000,
     ) -> None:
         self.catalog = catalog
         self.meta = meta
         self.topology = topology
         self.backends = backends
-        self.reader = Reader(topology, backends, timeout, retries, meta, read_wait)
+        self.reader = Reader(topology, backends, timeout, retries, meta, read_wait, staleness_ms)
         self.writer = Writer(mutation_log, ids, self.reader.keys_matching, self._timestamp)
         self.copies = CopyState(topology, backends, timeout)
         self._flushed: dict[int, int] = {}  # collection id -> Mishards timestamp of its last completed flush

@@ -1,4 +1,4 @@
-"""Instance versions, and log entries that may be aborted or were aborted.
+"""Instance versions and drains, and log entries that may be aborted or were aborted.
 
 Revision ID: 0004
 Revises: 0003
@@ -18,6 +18,8 @@ def upgrade() -> None:
         "instances",
         sa.Column("identity", sa.String(255), primary_key=True),
         sa.Column("version", sa.String(64), nullable=False, server_default=""),
+        # `mishards drain`: meta moves every copy off the instance (its primaries first)
+        sa.Column("draining", sa.Boolean, nullable=False, server_default=sa.false()),
     )
     with op.batch_alter_table("mutations") as batch:
         # True for a write whose client waits for the primaries (WRITE_ACK=applied): a rejection aborts it.
