@@ -15,7 +15,7 @@ from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.common.milvus_messages import SERVICE, carries_status, error_response, is_streaming
-from mishards.router import aggregate, templates, writes
+from mishards.router import aggregate, literals, templates, validation, writes
 from mishards.router.aggregate import CopyState
 from mishards.router.catalog import CatalogCache, CollectionView
 from mishards.router.ddl import hand_to_meta
@@ -270,16 +270,14 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         context: grpc.aio.ServicerContext,
         method: str,
     ) -> milvus_pb2.MutationResult:
-        view = self.catalog.resolve(db_of(request, context), request.collection_name)
+        view, dialect = self._write_target(request, context, method)
         upsert = method == "Upsert"
-        fields_data = list(request.fields_data)
-        num_rows = request.num_rows or writes.columns.num_rows(fields_data)
-        writes.validate_insert(view, fields_data, num_rows, request.partition_name)
-        if view.auto_id and not upsert:
-            keys: Any = await self.ids.allocate(num_rows)
-            fields_data.append(writes.int64_field(view.pk_field.name, view.pk_field.fieldID, keys))
-        else:
-            keys = writes.primary_keys(fields_data, view.pk_field)
+        checked = validation.validate_rows(view, request, dialect)
+        if checked.num_rows == 0:  # milvus-lite takes an empty write and writes nothing
+            return writes.mutation_result(view.pk_field, [], await self._timestamp())
+        if checked.ids_needed:
+            checked.assign_ids(await self.ids.allocate(checked.ids_needed))
+        fields_data, num_rows, keys = checked.fields_data, checked.num_rows, checked.keys
         parts: dict[int, pb_message.Message] = {}
         for shard, rows in writes.split_rows_by_shard(keys, view.shards_num).items():
             part = type(request)(
@@ -297,6 +295,16 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         if upsert:
             return writes.mutation_result(view.pk_field, keys, applied.timestamp, upsert=num_rows)
         return writes.mutation_result(view.pk_field, keys, applied.timestamp, insert=num_rows)
+
+    def _write_target(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> tuple[CollectionView, str]:
+        """The collection a write names and the dialect of its backend (whose words an unknown
+        collection gets)."""
+        db_name = db_of(request, context)
+        view = self.catalog.find(db_name, request.collection_name)
+        if view is None:
+            dialect = validation.dialect_of(self.catalog.cluster_version())
+            raise validation.collection_not_found(request.collection_name, db_name, method, dialect)
+        return view, validation.dialect_of(self.catalog.backend_version(view))
 
     def _record_session(self, view: CollectionView, applied: AppliedWrite) -> None:
         for shard, responses in applied.responses.items():
@@ -316,9 +324,10 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
     async def Delete(
         self, request: milvus_pb2.DeleteRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.MutationResult:
-        view = self.catalog.resolve(db_of(request, context), request.collection_name, "Delete")
+        view, dialect = self._write_target(request, context, "Delete")
         templates.expand_request(request, "expr")
-        keys = writes.keys_of_delete_expr(request.expr, view.pk_field) if not request.expr_template_values else None
+        keys = validation.validate_delete(view, request, dialect)
+        keys = None if request.expr_template_values else keys
         parts: dict[int, pb_message.Message] = {}
         if keys is not None:
             for shard, rows in writes.split_rows_by_shard(keys, view.shards_num).items():
@@ -326,7 +335,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
                 part.CopyFrom(request)
                 part.db_name = ""
                 part.collection_name = view.shards[shard].physical_name
-                part.expr = writes.delete_expr_for(view.pk_field, [keys[i] for i in rows])
+                part.expr = literals.delete_expr(view.pk_field, [keys[i] for i in rows])
                 parts[shard] = part
         else:
             for shard in view.shards:
