@@ -7,6 +7,18 @@ delete answers on success carry the keys milvus-lite reported and the delete cou
 from typing import Any
 
 WRITES: dict[str, dict[str, Any]] = {
+    "float field with vector label": {
+        "lite": (6, 6, "field 'f' value [1.0] does not match dtype DataType.FLOAT"),
+        "milvus": "OK",  # then its querynode died
+    },
+    "zero rows + dup": {
+        "lite": "OK",
+        "milvus": (
+            1100,
+            5,
+            "num_rows should be greater than 0: invalid parameter[expected=invalid num_rows][actual=0]",
+        ),
+    },
     "+Inf": {"lite": "OK", "milvus": (65535, 1, "value '+Inf' is not a number or infinity")},
     "-Inf": {"lite": "OK", "milvus": (65535, 1, "value '-Inf' is not a number or infinity")},
     "M NaN + num_rows mismatch other col": {

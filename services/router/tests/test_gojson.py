@@ -8,7 +8,7 @@ from mishards.router.gojson import go_quote_rune, quote_char, unmarshal_map_erro
 
 MAP = "map[string]interface {}"
 
-# bytes -> Go's error (None: decoded); the first group was answered by Milvus 2.3.5 itself
+# bytes -> Go's error (None: decoded): what Milvus 2.3.5 answered to each as a JSON field's row (after 'IO failed: ')
 CASES = [
     (b"{bad", "invalid character 'b' looking for beginning of object key string"),
     (b"", "unexpected end of JSON input"),

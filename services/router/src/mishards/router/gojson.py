@@ -23,34 +23,76 @@ class _NotGo(Exception):
     """Python accepted something Go's scanner may not (NaN, Infinity)."""
 
 
+def _refuse_constant(text: str) -> Any:
+    raise _NotGo(text)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)  # one decoder: building one per row is slow
+
+
 def unmarshal_map_error(data: bytes) -> str | None:
     """Go's error for decoding `data` into a map, or None when Go decodes it."""
-    overflow: list[str] = []
+    return decode_map(data)[0]
 
-    def number(text: str) -> int:
-        if not overflow and math.isinf(float(text)):
-            overflow.append(text)
-        return 0
 
-    def constant(text: str) -> Any:
-        raise _NotGo(text)
+def decode_map(data: bytes) -> tuple[str | None, dict[str, Any] | None]:
+    """Go's error for decoding `data` into a map (or None), and the object decoded (None for
+    null, or when Python cannot read it; keys come out unescaped as Go's do)."""
 
     try:
-        value = json.loads(data.decode("utf-8"), parse_float=number, parse_int=number, parse_constant=constant)
+        value = _DECODER.decode(data.decode("utf-8"))
     except (ValueError, RecursionError, _NotGo):
-        return _slow_error(data)
+        return _slow_error(data), None
     kind = _kind_of(value)
     if kind != "object" and kind != "null":
-        return f"json: cannot unmarshal {kind} into Go value of type {MAP_TYPE}"
-    if overflow:
-        return f"json: cannot unmarshal number {overflow[0]} into Go value of type float64"
-    return None
+        return f"json: cannot unmarshal {kind} into Go value of type {MAP_TYPE}", None
+    if kind == "object" and _overflows(value):
+        return _overflow_error(data), value
+    return None, value
 
 
-def decode_map(data: bytes) -> dict[str, Any] | None:
-    """The object Go would decode, as Python sees it (keys unescaped the same way); None for null."""
-    value = json.loads(data.decode("utf-8", errors="replace"))
-    return value if isinstance(value, dict) else None
+def _overflows(value: Any) -> bool:
+    """Whether a decoded object holds a number Go's float64 cannot (an inf, or an int past it)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float):
+            if math.isinf(item):
+                return True
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) >= 2**1023 and _too_big(item):
+            return True
+    return False
+
+
+def _too_big(item: int) -> bool:
+    try:
+        return math.isinf(float(item))
+    except OverflowError:
+        return True
+
+
+def _overflow_error(data: bytes) -> str:
+    """Go names the first such number as written: read the text again to find it."""
+    first: list[str] = []
+
+    def number(text: str) -> int:
+        if not first and _too_big_text(text):
+            first.append(text)
+        return 0
+
+    json.loads(data.decode("utf-8"), parse_float=number, parse_int=number)
+    return f"json: cannot unmarshal number {first[0]} into Go value of type float64"
+
+
+def _too_big_text(text: str) -> bool:
+    try:
+        return math.isinf(float(text))
+    except OverflowError:
+        return True
 
 
 def _kind_of(value: Any) -> str:

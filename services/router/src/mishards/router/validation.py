@@ -198,13 +198,9 @@ def _milvus_dynamic(view: CollectionView, given: list[schema_pb2.FieldData], num
 
 def _check_dynamic_rows(fd: schema_pb2.FieldData) -> None:
     for row in fd.scalars.json_data.data:
-        error = gojson.unmarshal_map_error(row)
+        error, decoded = gojson.decode_map(row)
         if error is not None:
             raise plain(error)
-        try:
-            decoded = gojson.decode_map(row)
-        except (ValueError, RecursionError):
-            decoded = None
         if decoded is not None and META in decoded:
             raise plain(f"cannot set json key to: {META}")
 
@@ -254,7 +250,7 @@ def validate_partition_name(name: str) -> None:
         raise plain(prefix + "Partition name should not be empty.")
     if len(name.encode()) > NAME_MAX_LENGTH:
         raise plain(prefix + f"The length of a partition name must be less than {NAME_MAX_LENGTH} characters.")
-    if not (name[0] == "_" or name[0].isascii() and name[0].isalpha()):
+    if not (name[0] == "_" or name[0].isascii() and name[0].isalnum()):  # digits pass, whatever it says
         raise plain(prefix + "The first character of a partition name must be an underscore or letter.")
     if any(not (c == "_" or c.isascii() and c.isalnum()) for c in name[1:]):
         raise plain(prefix + "Partition name can only contain numbers, letters and underscores.")
@@ -361,6 +357,8 @@ def _check_json_rows(fd: schema_pb2.FieldData) -> None:
                 "length exceeds max length",
                 f"the length ({len(row)}) of json field ({fd.field_name}) exceeds max length ({JSON_MAX_LENGTH})",
             )
+    if fd.field_name == META:
+        return  # the dynamic field's rows were decoded as maps already
     for row in rows:
         error = gojson.unmarshal_map_error(row)
         if error is not None:
@@ -450,9 +448,10 @@ def _milvus_aligned(fd: schema_pb2.FieldData, f: schema_pb2.FieldSchema | None, 
     if f is not None and f.HasField("default_value") and fd.WhichOneof("field") is None:
         return  # filled with the default by the router (2.3.5 itself would crash on it)
     if fd.type in (S.FloatVector, S.BinaryVector, S.Float16Vector, S.BFloat16Vector) and f is not None:
-        if f.data_type not in VECTOR_TYPES:  # typeutil.GetDim of the schema's field
-            raise plain(f"{S.DataType.Name(f.data_type)} is not of vector type")
-        rows = _vector_rows(fd, _dim(f))
+        if f.data_type not in VECTOR_TYPES:  # 2.3.5 takes a scalar sent as a vector (then crashes)
+            rows = _rows_by_member(fd)
+        else:
+            rows = _vector_rows(fd, _dim(f))
     elif f is not None and f.HasField("default_value") and _nil(fd, SLOT.get(f.data_type, "")):
         rows = num_rows  # fillWithDefaultValue filled the empty column
     else:

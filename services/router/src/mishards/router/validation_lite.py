@@ -94,6 +94,8 @@ class _Column:
         return v.tolist() if isinstance(v, np.ndarray) else v
 
     def as_list(self, n: int) -> list[Any]:
+        if self.nulls is None and isinstance(self.values, list):
+            return self.values
         return [self.value(i) for i in range(n)]
 
 
@@ -342,8 +344,9 @@ class RecordCheck:
 
     def _primary_key(self) -> tuple[int, str] | None:
         pk = self.view.pk_field
-        if pk.autoID:
-            return None
+        column = self.columns.get(pk.name)
+        if pk.autoID or (column is not None and column.nulls is None and column.source in ("long_data", "string_data")):
+            return None  # generated, or read from a key member in every row
         return self._first(pk, lambda v: f"primary key {pk.name!r} missing or None" if v in (None, MISSING) else None)
 
     def _float_vector(self) -> tuple[int, str] | None:
