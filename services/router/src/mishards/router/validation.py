@@ -14,7 +14,7 @@ the default as a later Milvus does; docs/compatibility.md lists these.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -86,8 +86,6 @@ class Rows:
     pk: schema_pb2.FieldSchema
     keys: Any = None  # np.ndarray (int64) or list[str]; None until ids are assigned
     missing_keys: np.ndarray | None = None  # rows whose key the router allocates
-    partition_key: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ids_needed(self) -> int:
@@ -142,7 +140,7 @@ def _milvus_rows(view: CollectionView, request: Any, upsert: bool) -> Rows:
     if num_rows <= 0:
         raise invalid("invalid num_rows", num_rows, "num_rows should be greater than 0")
     _milvus_duplicates(columns)
-    missing = _milvus_field_count(view, columns, num_rows)
+    missing = _milvus_field_count(view, columns)
     _milvus_primary_key(view, columns, upsert)
     if not partition_key:
         validate_partition_name(partition or "_default")
@@ -153,7 +151,7 @@ def _milvus_rows(view: CollectionView, request: Any, upsert: bool) -> Rows:
     if view.schema.enable_dynamic_field:
         by_name.setdefault(META, schema_pb2.FieldSchema(name=META, data_type=S.JSON, is_dynamic=True))
     for fd in checked:
-        _milvus_check_column(fd, by_name.get(fd.field_name), view)
+        _milvus_check_column(fd, by_name.get(fd.field_name))
     for fd in checked:
         _milvus_aligned(fd, by_name.get(fd.field_name), num_rows)
     if partition and not partition_key and partition not in view.message.partitions:
@@ -162,7 +160,7 @@ def _milvus_rows(view: CollectionView, request: Any, upsert: bool) -> Rows:
         _milvus_crash_guard(fd, by_name.get(fd.field_name))
     logged = [_with_defaults(fd, by_name.get(fd.field_name), num_rows) for fd in given + missing]
     logged = [fd for fd in logged if fd.WhichOneof("field") is not None]
-    return _rows_with_keys(view, logged, num_rows, partition_key)
+    return _rows_with_keys(view, logged, num_rows)
 
 
 def _without_valid_data(fd: schema_pb2.FieldData) -> schema_pb2.FieldData:
@@ -213,7 +211,7 @@ def _milvus_duplicates(columns: list[schema_pb2.FieldData]) -> None:
         seen.add(fd.field_name)
 
 
-def _milvus_field_count(view: CollectionView, columns: list, num_rows: int) -> list[schema_pb2.FieldData]:
+def _milvus_field_count(view: CollectionView, columns: list) -> list[schema_pb2.FieldData]:
     """fillFieldsDataBySchema: an empty column for each missing field but the primary key, then
     one column per field (the dynamic one included) that is not an auto_id key."""
     fields = _schema_fields(view)
@@ -280,7 +278,7 @@ def _nil(fd: schema_pb2.FieldData, slot: str) -> bool:
     return len(_values(fd, slot)) == 0
 
 
-def _milvus_check_column(fd: schema_pb2.FieldData, f: schema_pb2.FieldSchema | None, view: CollectionView) -> None:
+def _milvus_check_column(fd: schema_pb2.FieldData, f: schema_pb2.FieldSchema | None) -> None:
     """validateUtil.Validate's per-column checks (NaN, max length, overflow, capacity)."""
     if f is None:
         return
@@ -564,14 +562,9 @@ def _with_defaults(fd: schema_pb2.FieldData, f: schema_pb2.FieldSchema | None, n
     return filled
 
 
-def default_column(f: schema_pb2.FieldSchema, num_rows: int) -> schema_pb2.FieldData:
-    """A column holding `f`'s default value in every row."""
-    return _with_defaults(schema_pb2.FieldData(type=f.data_type, field_name=f.name), f, num_rows)
-
-
-def _rows_with_keys(view: CollectionView, columns: list, num_rows: int, partition_key: bool) -> Rows:
+def _rows_with_keys(view: CollectionView, columns: list, num_rows: int) -> Rows:
     pk = view.pk_field
-    rows = Rows(fields_data=columns, num_rows=num_rows, pk=pk, partition_key=partition_key)
+    rows = Rows(fields_data=columns, num_rows=num_rows, pk=pk)
     column = next((fd for fd in columns if fd.field_name == pk.name), None)
     if column is None:
         rows.missing_keys = np.arange(num_rows)

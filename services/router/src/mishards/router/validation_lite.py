@@ -114,7 +114,7 @@ def rows(view: CollectionView, request: Any, upsert: bool) -> Rows:
     if not partition_key and partition not in view.message.partitions:
         raise partition_not_found(partition)
     _check_arrow(view, columns, n)
-    result = Rows(fields_data=list(request.fields_data), num_rows=n, pk=pk, partition_key=partition_key)
+    result = Rows(fields_data=list(request.fields_data), num_rows=n, pk=pk)
     keys = columns[pk.name].as_list(n) if pk.name in columns else [None] * n
     if pk.data_type == S.Int64:
         result.keys = np.asarray([k if isinstance(k, int) else 0 for k in keys], dtype=np.int64)
@@ -430,11 +430,16 @@ def _vector_error(f: schema_pb2.FieldSchema, v: Any, dim: int | None) -> str | N
     return None
 
 
+def _absent_error(kind: str, f: schema_pb2.FieldSchema) -> str | None:
+    """An array or sparse vector field a record lacks (or holds None for)."""
+    if f.nullable or f.HasField("default_value"):
+        return None
+    return f"{kind} {f.name!r} missing and not nullable / no default"
+
+
 def _array_error(f: schema_pb2.FieldSchema, v: Any) -> str | None:
     if v is None or v is MISSING:
-        if not f.nullable and not f.HasField("default_value"):
-            return f"ARRAY field {f.name!r} missing and not nullable / no default"
-        return None
+        return _absent_error("ARRAY field", f)
     if not isinstance(v, (list, tuple)):
         return f"ARRAY field {f.name!r} must be list/tuple, got {type(v).__name__}"
     capacity = _type_param(f, "max_capacity")
@@ -445,9 +450,7 @@ def _array_error(f: schema_pb2.FieldSchema, v: Any) -> str | None:
 
 def _sparse_error(f: schema_pb2.FieldSchema, v: Any) -> str | None:
     if v is None or v is MISSING:
-        if not f.nullable and not f.HasField("default_value"):
-            return f"sparse vector field {f.name!r} missing and not nullable / no default"
-        return None
+        return _absent_error("sparse vector field", f)
     try:
         normalize_sparse(v)
     except ValueError as exc:

@@ -99,12 +99,6 @@ def split_rows_by_shard(keys: Sequence[Any] | np.ndarray, shards_num: int) -> di
     return {k: order[bounds[k] : bounds[k + 1]] for k in range(shards_num) if bounds[k + 1] > bounds[k]}
 
 
-def int64_field(name: str, field_id: int, values: np.ndarray) -> schema_pb2.FieldData:
-    fd = schema_pb2.FieldData(type=schema_pb2.Int64, field_name=name, field_id=field_id)
-    fd.scalars.long_data.data.extend(values.tolist())
-    return fd
-
-
 def ids_message(pk: schema_pb2.FieldSchema, keys: Sequence[Any] | np.ndarray) -> schema_pb2.IDs:
     ids = schema_pb2.IDs()
     if pk.data_type == schema_pb2.Int64:
