@@ -832,3 +832,40 @@ def test_partition_names_are_checked_as_each_backend_checks_them(partition: str,
         if dialect == "milvus" and expected[0] == 200:
             expected = (200, 15, "Failed to get partition id: " + expected[2])
         assert deleted == expected
+
+
+def test_milvus_lite_function_outputs_need_not_be_sent() -> None:
+    """milvus-lite computes function outputs (BM25 sparse, text embeddings) before its checks."""
+    schema = S.CollectionSchema(name="fn")
+    schema.fields.extend([pk(), field("text", S.VarChar, max_length=64), field("vec", S.FloatVector, dim=4)])
+    schema.fields[-1].is_function_output = True
+    fn = schema.functions.add(name="embed", type=S.FunctionType.TextEmbedding)
+    fn.input_field_names.append("text")
+    fn.output_field_names.append("vec")
+    view = _view(meta_pb2.Collection(name="fn", schema=schema.SerializeToString(), partitions=["_default"]))
+    request = milvus_pb2.InsertRequest(
+        collection_name="fn", num_rows=1, fields_data=[fd_int("id", [1]), fd_str("text", ["hi"])]
+    )
+    rows = validation.validate_rows(view, request, "lite")
+    assert list(rows.keys) == [1]
+    sparse = S.CollectionSchema(name="bm")
+    sparse.fields.extend([pk(), field("text", S.VarChar, max_length=64), field("sp", S.SparseFloatVector)])
+    bm25 = sparse.functions.add(name="bm25", type=S.FunctionType.BM25)
+    bm25.input_field_names.append("text")
+    bm25.output_field_names.append("sp")
+    view = _view(meta_pb2.Collection(name="bm", schema=sparse.SerializeToString(), partitions=["_default"]))
+    validation.validate_rows(view, request, "lite")
+    given = milvus_pb2.InsertRequest(
+        collection_name="bm",
+        num_rows=1,
+        fields_data=[
+            *request.fields_data,
+            S.FieldData(
+                type=S.SparseFloatVector,
+                field_name="sp",
+                vectors=S.VectorField(sparse_float_vector=S.SparseFloatArray(contents=[b""])),
+            ),
+        ],
+    )
+    with pytest.raises(MilvusError, match="BM25 output field 'sp' is generated; provide its source text instead"):
+        validation.validate_rows(view, given, "lite")
