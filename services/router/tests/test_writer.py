@@ -10,8 +10,9 @@ import pytest
 from google.protobuf import message as pb_message
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
+from mishards.common.errors import MilvusError
 from mishards.common.hashing import shard_of
-from mishards.router import writes
+from mishards.router import validation, writes
 from mishards.router.catalog import CollectionView, _view
 from mishards.router.writes import LoggedWrite, MutationLog, Writer
 from mishards.v1 import meta_pb2
@@ -93,9 +94,9 @@ def test_auto_id_keys_come_from_meta_blocks_and_an_upsert_counts_as_upserted() -
 def test_a_delete_by_keys_counts_every_key_named_and_returns_them_only_where_the_backend_does() -> None:
     log = Log()
     request = milvus_pb2.DeleteRequest(collection_name="c", expr="pk in [1, 2, 2, 3]")
-    answer = asyncio.run(writer(log).delete(view(), request, returns_ids=False))
+    answer = asyncio.run(writer(log).delete(view(), request, validation.MILVUS))
     assert answer.delete_cnt == 4 and not answer.IDs.HasField("int_id") and answer.timestamp == 777
-    answer = asyncio.run(writer(log).delete(view(), request, returns_ids=True))
+    answer = asyncio.run(writer(log).delete(view(), request, validation.LITE))
     assert list(answer.IDs.int_id.data) == [1, 2, 2, 3]
     method, parts = log.writes[0]
     assert method == "Delete"
@@ -108,7 +109,9 @@ def test_a_delete_by_expression_deletes_the_keys_a_strong_query_found(monkeypatc
     monkeypatch.setattr(writes, "DELETE_ENTRY_CHARS", 20)
     log = Log()
     request = milvus_pb2.DeleteRequest(collection_name="c", expr="vec_score > 1", partition_name="p1")
-    answer = asyncio.run(writer(log, {0: [10, 12, 14, 16, 18], 1: []}).delete(view(), request, returns_ids=False))
+    v = view()
+    v.message.partitions.append("p1")
+    answer = asyncio.run(writer(log, {0: [10, 12, 14, 16, 18], 1: []}).delete(v, request, validation.MILVUS))
     assert answer.delete_cnt == 5
     ((_, parts),) = log.writes
     assert list(parts) == [0]  # a shard with no match gets no entry
@@ -119,8 +122,20 @@ def test_a_delete_by_expression_deletes_the_keys_a_strong_query_found(monkeypatc
 def test_a_delete_that_matches_nothing_logs_nothing() -> None:
     log = Log()
     request = milvus_pb2.DeleteRequest(collection_name="c", expr="pk > 5")
-    answer = asyncio.run(writer(log).delete(view(), request, returns_ids=True))
+    answer = asyncio.run(writer(log).delete(view(), request, validation.LITE))
     assert answer.delete_cnt == 0 and answer.timestamp == 555 and log.writes == []
+
+
+def test_an_empty_expression_deletes_nothing_on_a_released_2_3_5_collection_and_is_refused_on_a_loaded_one() -> None:
+    log = Log()
+    request = milvus_pb2.DeleteRequest(collection_name="c", expr="")
+    answer = asyncio.run(writer(log).delete(view(), request, validation.MILVUS))
+    assert answer.delete_cnt == 0 and log.writes == []
+    loaded = view()
+    loaded.message.loaded = True
+    with pytest.raises(MilvusError) as refused:
+        asyncio.run(writer(log).delete(loaded, request, validation.MILVUS))
+    assert refused.value.code == 1100 and "actual=empty expr" in refused.value.reason
 
 
 def test_a_write_to_one_shard_keeps_only_what_a_physical_request_needs() -> None:

@@ -1,4 +1,4 @@
-"""Write splitting, id order and delete routing (offline)."""
+"""Write splitting and id order; missing columns as Milvus 2.3.5 fails them (offline)."""
 
 from typing import Any
 
@@ -7,7 +7,7 @@ import pytest
 from pymilvus.grpc_gen import schema_pb2
 
 from mishards.common.hashing import shard_of
-from mishards.router.writes import delete_expr_for, keys_of_delete_expr, mutation_result, split_rows_by_shard
+from mishards.router.writes import mutation_result, split_rows_by_shard
 
 INT_PK = schema_pb2.FieldSchema(name="pk", data_type=schema_pb2.Int64, is_primary_key=True)
 STR_PK = schema_pb2.FieldSchema(name="pk", data_type=schema_pb2.VarChar, is_primary_key=True)
@@ -39,60 +39,6 @@ def test_ids_come_back_in_client_row_order() -> None:
     assert list(res.succ_index) == [0, 1, 2, 3] and res.insert_cnt == 4 and res.timestamp == 123
     res = mutation_result(STR_PK, ["b", "a"], timestamp=1, upsert=2)
     assert list(res.IDs.str_id.data) == ["b", "a"] and res.upsert_cnt == 2
-
-
-@pytest.mark.parametrize(
-    "expr,keys",
-    [
-        ("pk in [1, 2, 3]", [1, 2, 3]),
-        ("pk in [ -5 ]", [-5]),
-        ("pk == 7", [7]),
-        ("pk in [1,2] and x > 1", None),
-        ("other in [1]", None),
-        ("pk > 3", None),
-    ],
-)
-def test_int_delete_expressions(expr: str, keys: list[int] | None) -> None:
-    assert keys_of_delete_expr(expr, INT_PK) == keys
-
-
-@pytest.mark.parametrize(
-    "expr,keys",
-    [
-        ('pk in ["a", "b,c"]', ["a", "b,c"]),
-        ("pk in ['x']", ["x"]),
-        ('pk == "q"', ["q"]),
-        ('pk in ["a"] or pk == "b"', None),
-    ],
-)
-def test_varchar_delete_expressions(expr: str, keys: list[str] | None) -> None:
-    assert keys_of_delete_expr(expr, STR_PK) == keys
-
-
-def test_delete_expr_round_trip() -> None:
-    assert keys_of_delete_expr(delete_expr_for(INT_PK, [4, 5]), INT_PK) == [4, 5]
-    assert keys_of_delete_expr(delete_expr_for(STR_PK, ['a"b', "c"]), STR_PK) is not None
-
-
-def test_a_dynamic_column_with_the_wrong_row_count_is_rejected_before_any_backend() -> None:
-    from mishards.common import errors
-    from mishards.common.errors import MilvusError
-    from mishards.router.catalog import _view
-    from mishards.router.writes import validate_insert
-    from mishards.v1 import meta_pb2
-
-    schema = schema_pb2.CollectionSchema(name="c", enable_dynamic_field=True)
-    schema.fields.add(name="pk", data_type=schema_pb2.Int64, is_primary_key=True)
-    view = _view(meta_pb2.Collection(name="c", schema=schema.SerializeToString()))
-    pk = schema_pb2.FieldData(type=schema_pb2.Int64, field_name="pk")
-    pk.scalars.long_data.data.extend([1, 2, 3])
-    meta = schema_pb2.FieldData(type=schema_pb2.JSON, field_name="$meta", is_dynamic=True)
-    meta.scalars.json_data.data.extend([b"{}", b"{}"])
-    with pytest.raises(MilvusError) as caught:
-        validate_insert(view, [pk, meta], 3)
-    assert caught.value.code == errors.PARAMETER_INVALID and "($meta)" in caught.value.reason
-    meta.scalars.json_data.data.append(b"{}")
-    validate_insert(view, [pk, meta], 3)  # three rows each: accepted
 
 
 # What Milvus 2.3.5 answered to raw InsertRequests lacking these columns (schema below).
@@ -152,18 +98,53 @@ def _seven_field_view_and_columns(missing: list[str]) -> tuple[Any, list[schema_
     for name, data_type in types.items():
         schema.fields.add(name=name, data_type=data_type, is_primary_key=name == "pk")
     schema.fields[-1].type_params.add(key="dim", value="2")
+    schema.fields[4].type_params.add(key="max_length", value="8")  # Milvus requires it of a varchar
     view = _view(meta_pb2.Collection(name="c", schema=schema.SerializeToString()))
+    view.message.partitions.append("_default")
     return view, [column(n, t) for n, t in types.items() if n not in missing]
 
 
 @pytest.mark.parametrize(("missing", "code", "reason"), MISSING_FIELD_ANSWERS)
 def test_a_missing_column_fails_as_milvus_2_3_5_fails(missing: list[str], code: int, reason: str) -> None:
     from mishards.common.errors import MilvusError
-    from mishards.router.writes import validate_insert
+    from mishards.router.validation import validate_rows
 
     view, given = _seven_field_view_and_columns(missing)
     with pytest.raises(MilvusError) as caught:
-        validate_insert(view, given, 1)
+        validate_rows(view, _insert(given), "milvus")
     assert (caught.value.code, caught.value.reason) == (code, reason)
     view, complete = _seven_field_view_and_columns([])
-    validate_insert(view, complete, 1)  # every column: accepted
+    validate_rows(view, _insert(complete), "milvus")  # every column: accepted
+
+
+def _insert(columns: list[schema_pb2.FieldData]) -> Any:
+    from pymilvus.grpc_gen import milvus_pb2
+
+    request = milvus_pb2.InsertRequest(collection_name="c", num_rows=1)
+    request.fields_data.extend(columns)
+    return request
+
+
+def test_a_dynamic_column_with_the_wrong_row_count_is_rejected_before_any_backend() -> None:
+    from pymilvus.grpc_gen import milvus_pb2
+
+    from mishards.common import errors
+    from mishards.common.errors import MilvusError
+    from mishards.router.catalog import _view
+    from mishards.router.validation import validate_rows
+    from mishards.v1 import meta_pb2
+
+    schema = schema_pb2.CollectionSchema(name="c", enable_dynamic_field=True)
+    schema.fields.add(name="pk", data_type=schema_pb2.Int64, is_primary_key=True)
+    view = _view(meta_pb2.Collection(name="c", schema=schema.SerializeToString(), partitions=["_default"]))
+    pk = schema_pb2.FieldData(type=schema_pb2.Int64, field_name="pk")
+    pk.scalars.long_data.data.extend([1, 2, 3])
+    meta = schema_pb2.FieldData(type=schema_pb2.JSON, field_name="$meta", is_dynamic=True)
+    meta.scalars.json_data.data.extend([b"{}", b"{}"])
+    request = milvus_pb2.InsertRequest(collection_name="c", num_rows=3, fields_data=[pk, meta])
+    with pytest.raises(MilvusError) as caught:
+        validate_rows(view, request, "milvus")
+    assert caught.value.code == errors.PARAMETER_INVALID and "($meta)" in caught.value.reason
+    meta.scalars.json_data.data.append(b"{}")
+    request = milvus_pb2.InsertRequest(collection_name="c", num_rows=3, fields_data=[pk, meta])
+    validate_rows(view, request, "milvus")  # three rows each: accepted

@@ -24,6 +24,8 @@ FIELD_NOT_FOUND = 1700
 OPERATION_NOT_SUPPORTED = 3000
 # What Milvus answers for a plain (unclassified) error, e.g. a vector length that does not fit the dim.
 UNEXPECTED = 65535
+# A `legacy` argument asking for no legacy error_code at all (milvus-lite leaves it 0 for code 1).
+NO_LEGACY = -1
 
 # Legacy common.ErrorCode that Milvus 2.3 sends beside each code (pymilvus reads both).
 _LEGACY = {
@@ -56,9 +58,12 @@ class MilvusError(Exception):
 
 
 def status(code: int = 0, reason: str = "", legacy: int = 0) -> common_pb2.Status:
-    """A common.Status with the code, its legacy error_code (`legacy` or the usual one), and the reason."""
+    """A common.Status with the code, its legacy error_code (`legacy`, the usual one, or none with
+    NO_LEGACY), and the reason."""
     if code == 0:
         return common_pb2.Status()
+    if legacy == NO_LEGACY:
+        return common_pb2.Status(code=code, reason=reason)
     legacy = legacy or _LEGACY.get(code, common_pb2.UnexpectedError)
     return common_pb2.Status(code=code, error_code=legacy, reason=reason)
 

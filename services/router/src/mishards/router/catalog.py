@@ -159,6 +159,11 @@ class CatalogCache:
         shards = view.message.shards
         return self.instance_versions.get(shards[0].primary, "") if shards else ""
 
+    def cluster_version(self) -> str:
+        """The Milvus version of any instance that reported one ('' until meta has asked one):
+        what answers a request naming no known collection are worded by."""
+        return next((v for v in self.instance_versions.values() if v), "")
+
     def find(self, db_name: str, name: str) -> CollectionView | None:
         db = db_name or "default"
         return self._by_name.get((db, name)) or self._by_alias.get((db, name))

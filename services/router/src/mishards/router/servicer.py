@@ -16,7 +16,7 @@ from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.common.milvus_messages import SERVICE, carries_status, error_response, is_streaming
-from mishards.router import aggregate, templates
+from mishards.router import aggregate, templates, validation
 from mishards.router.aggregate import CopyState
 from mishards.router.catalog import CatalogCache, CollectionView
 from mishards.router.ddl import hand_to_meta
@@ -269,32 +269,34 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
 
     # --- writes -------------------------------------------------------------------------------
 
+    def _write_target(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> tuple[CollectionView, str]:
+        """The collection a write names and the dialect of its backend (whose words an unknown
+        collection gets)."""
+        db_name = db_of(request, context)
+        view = self.catalog.find(db_name, request.collection_name)
+        if view is None:
+            dialect = validation.dialect_of(self.catalog.cluster_version())
+            raise validation.collection_not_found(request.collection_name, db_name, method, dialect)
+        return view, validation.dialect_of(self.catalog.backend_version(view))
+
     async def Insert(
         self, request: milvus_pb2.InsertRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.MutationResult:
-        view = self.catalog.resolve(db_of(request, context), request.collection_name)
-        return await self.writer.write_rows(view, request, "Insert")
+        view, dialect = self._write_target(request, context, "Insert")
+        return await self.writer.write_rows(view, request, "Insert", dialect)
 
     async def Upsert(
         self, request: milvus_pb2.UpsertRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.MutationResult:
-        view = self.catalog.resolve(db_of(request, context), request.collection_name)
-        return await self.writer.write_rows(view, request, "Upsert")
+        view, dialect = self._write_target(request, context, "Upsert")
+        return await self.writer.write_rows(view, request, "Upsert", dialect)
 
     async def Delete(
         self, request: milvus_pb2.DeleteRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.MutationResult:
-        view = self.catalog.resolve(db_of(request, context), request.collection_name, "Delete")
+        view, dialect = self._write_target(request, context, "Delete")
         templates.expand_request(request, "expr")
-        lite = self.catalog.backend_version(view).startswith("milvus_lite")
-        if not request.expr.strip() and not lite:  # Milvus 2.3.5 deletes nothing and says so
-            return milvus_pb2.MutationResult(status=OK, timestamp=await self._timestamp())
-        try:
-            return await self.writer.delete(view, request, returns_ids=lite)
-        except MilvusError as exc:
-            if not lite and exc.reason.startswith("cannot parse expression"):  # 2.3.5's delete words it so
-                raise MilvusError(errors.UNEXPECTED, f"failed to create expr plan, expr = {request.expr}") from None
-            raise
+        return await self.writer.delete(view, request, dialect)
 
     async def Flush(
         self, request: milvus_pb2.FlushRequest, context: grpc.aio.ServicerContext

@@ -16,6 +16,8 @@ from typing import Any
 
 from pymilvus.grpc_gen import schema_pb2
 
+from mishards.router.literals import quote
+
 _PLACEHOLDER = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
 
 
@@ -34,7 +36,7 @@ def literal(value: Any) -> str:
             raise NotExpressible(f"{value} has no literal form")
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        return quote(value)  # a raw carriage return would end the literal in both lexers
     if isinstance(value, list):
         return "[" + ", ".join(literal(v) for v in value) + "]"
     raise NotExpressible(f"{type(value).__name__} has no literal form")
