@@ -142,7 +142,6 @@ def test_a_write_to_one_shard_keeps_only_what_a_physical_request_needs() -> None
     log = Log()
     request = insert([1, 2, 3], 3)
     request.db_name = "db1"
-    request.num_rows = 0  # a client may leave it unset
     asyncio.run(writer(log).write_rows(view(shards=1), request, "Insert"))
     ((_, parts),) = log.writes
     (entry,) = parts[0]
