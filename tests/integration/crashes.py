@@ -103,7 +103,7 @@ def wait_caught_up(cluster: Cluster, collection_id: int, timeout: float = 120) -
                 copies = [
                     c
                     for c in stub.ListCopies(meta_pb2.ListCopiesRequest(), timeout=5).copies
-                    if c.collection_id == collection_id
+                    if c.collection_id == collection_id and c.role not in ("fenced", "retired")
                 ]
                 if copies and all(c.applied_seq == c.last_seq and c.state == "ready" for c in copies):
                     return
@@ -117,7 +117,10 @@ def contents_by_copy(cluster: Cluster, collection_id: int) -> dict[tuple[str, st
     """(physical collection, instance identity) -> pk -> [tag of each row with that pk] (duplicates show as 2 tags)."""
     out: dict[tuple[str, str], dict[int, list[int]]] = {}
     for inst in cluster.instances:
-        client = MilvusClient(uri=f"http://{inst.address}")
+        try:
+            client = MilvusClient(uri=f"http://{inst.address}")
+        except MilvusException:  # an instance lost for good holds nothing to read
+            continue
         for coll in client.list_collections():
             if coll.startswith(f"mishards_{collection_id}_s"):
                 client.load_collection(coll)
@@ -170,12 +173,12 @@ def check_against_record(ops: list[Op], contents: list[dict[int, list[int]]]) ->
                 assert merged[pk] == [op.tag]
 
 
-def make_collection(client: MilvusClient, name: str) -> int:
+def make_collection(client: MilvusClient, name: str, shards: int | None = None) -> int:
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
     schema.add_field("tag", DataType.INT64)
-    client.create_collection(name, schema=schema)
+    client.create_collection(name, schema=schema, **({"num_shards": shards} if shards else {}))
     params = client.prepare_index_params()
     params.add_index("vector", index_type="FLAT", metric_type="L2")
     client.create_index(name, params)

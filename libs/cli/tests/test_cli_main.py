@@ -145,3 +145,28 @@ def test_status_says_why_a_copy_is_behind() -> None:
         == "not applying (retrying): UNAVAILABLE: refused"
     )
     assert copy_note(meta_pb2.CopyState(reason="lag 12000")) == "lag 12000"
+
+
+def test_status_shows_moves_with_a_bar_in_a_terminal_and_plain_lines_when_piped() -> None:
+    import io
+
+    from mishards.cli.main import print_moves
+    from mishards.v1 import meta_pb2
+
+    answer = meta_pb2.ListCopiesResponse()
+    answer.moves.add(collection="c", shard=1, source="a", target="b", phase="copying", progress=0.5, seconds=3)
+    answer.moves.add(collection="c", shard=0, source="a", target="b", phase="done", seconds=9.5, switch_seconds=0.042)
+    answer.draining.add(instance="a", copies_left=2)
+    answer.draining.add(instance="z", copies_left=0)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    piped, terminal = io.StringIO(), Terminal()
+    print_moves(answer, piped)
+    print_moves(answer, terminal)
+    assert "move  c shard 1: a -> b  copying  50% copied  (3s)" in piped.getvalue()
+    assert "[##########..........]  50%" in terminal.getvalue() and "#" not in piped.getvalue()
+    assert "moved c shard 0: a -> b in 9.5s (primary held 42 ms)" in piped.getvalue()
+    assert "drain a: 2 copies left" in piped.getvalue() and "drain z: drained: it may be removed" in piped.getvalue()

@@ -25,6 +25,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mishards.cli.launcher import (
+    Role,
     Backend,
     MilvusInstance,
     bring_up_instances,
@@ -326,6 +327,13 @@ class Cluster:
 
     def add_readonly(self, count: int = 1) -> list[MilvusInstance]:
         """Start `count` more read-only instances and announce them to the running cluster."""
+        return self.add_instances("readonly", count)
+
+    def add_writable(self, count: int = 1) -> list[MilvusInstance]:
+        """Start `count` more writable instances and announce them (meta may move shards onto them)."""
+        return self.add_instances("writable", count)
+
+    def add_instances(self, role: Role, count: int) -> list[MilvusInstance]:
         from mishards.cli.launcher import BACKENDS, instance_dir
         from mishards.cli.ports import PortAllocator
 
@@ -336,14 +344,17 @@ class Cluster:
         added: list[MilvusInstance] = []
         index = 0
         while len(added) < count:
-            folder = instance_dir(self.root_dir, "readonly", index)
+            folder = instance_dir(self.root_dir, role, index)
             index += 1
             if folder in taken:
                 continue
-            added.append(BACKENDS[self.backend].open(folder, "readonly", allocator))
+            added.append(BACKENDS[self.backend].open(folder, role, allocator))
         bring_up_instances(added, self.start_timeout)
         self.instances.extend(added)
-        self.readonly += len(added)
+        if role == "readonly":
+            self.readonly += len(added)
+        else:
+            self.writable += len(added)
         self.write_instances_file()
         return added
 

@@ -390,6 +390,10 @@ def print_moves(answer: Any, out: TextIO) -> None:
     """Shard moves and drains in flight: a progress bar in a terminal, plain lines when piped."""
     bar = out.isatty()
     for m in answer.moves:
+        if m.phase == "done":
+            print(f"moved {m.collection} shard {m.shard}: {m.source} -> {m.target} in {m.seconds:.1f}s "
+                  f"(primary held {1000 * m.switch_seconds:.0f} ms)", file=out)  # fmt: skip
+            continue
         done = progress_bar(m.progress) if bar else f"{100 * m.progress:.0f}% copied"
         print(f"move  {m.collection} shard {m.shard}: {m.source} -> {m.target}  {m.phase}  {done}  "
               f"({m.seconds:.0f}s)", file=out)  # fmt: skip

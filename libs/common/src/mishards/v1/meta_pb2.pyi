@@ -265,7 +265,7 @@ class ListCopiesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class MoveState(_message.Message):
-    __slots__ = ("collection_id", "collection", "shard", "source", "target", "phase", "progress", "seconds")
+    __slots__ = ("collection_id", "collection", "shard", "source", "target", "phase", "progress", "seconds", "switch_seconds")
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SHARD_FIELD_NUMBER: _ClassVar[int]
@@ -274,6 +274,7 @@ class MoveState(_message.Message):
     PHASE_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SWITCH_SECONDS_FIELD_NUMBER: _ClassVar[int]
     collection_id: int
     collection: str
     shard: int
@@ -282,7 +283,8 @@ class MoveState(_message.Message):
     phase: str
     progress: float
     seconds: float
-    def __init__(self, collection_id: _Optional[int] = ..., collection: _Optional[str] = ..., shard: _Optional[int] = ..., source: _Optional[str] = ..., target: _Optional[str] = ..., phase: _Optional[str] = ..., progress: _Optional[float] = ..., seconds: _Optional[float] = ...) -> None: ...
+    switch_seconds: float
+    def __init__(self, collection_id: _Optional[int] = ..., collection: _Optional[str] = ..., shard: _Optional[int] = ..., source: _Optional[str] = ..., target: _Optional[str] = ..., phase: _Optional[str] = ..., progress: _Optional[float] = ..., seconds: _Optional[float] = ..., switch_seconds: _Optional[float] = ...) -> None: ...
 
 class DrainState(_message.Message):
     __slots__ = ("instance", "copies_left")

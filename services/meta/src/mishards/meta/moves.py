@@ -21,7 +21,7 @@ import asyncio
 import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -64,6 +64,7 @@ class Move:
     phase: str = "copying"
     started: float = 0.0
     switch_seconds: float = 0.0  # how long the primary was held for the switch
+    seconds: float = 0.0  # a finished move: how long it took in all
 
 
 class ShardMover:
@@ -91,6 +92,7 @@ class ShardMover:
         self.ddl_lock = ddl_lock
         self.interval = interval
         self.moves: dict[tuple[int, int], Move] = {}
+        self.finished: deque[Move] = deque(maxlen=20)  # recent moves that switched, for `mishards status`
         self.unhealthy_since: dict[str, float] = {}  # instance -> monotonic time it was first seen not serving
         self._tasks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -208,7 +210,8 @@ class ShardMover:
         log.info("shard %s/%d: primary %s -> %s (%s) in %.2fs", spec.name, shard, old, to, role,
                  time.monotonic() - started)  # fmt: skip
         if not lost:
-            self._spawn(self._drop_later(spec.shards[shard].physical_name, spec.id, shard, old), f"drop-{old}")
+            physical = spec.shards[shard].physical_name
+            self._spawn(self._drop_later(physical, spec.id, shard, old), _drop_name(spec.id, shard, old))
         return f"shard {shard} of {spec.name}: primary {old} -> {to}"
 
     async def _catch_up_under_hold(self, spec: CollectionSpec, shard: int, to: str) -> float:
@@ -279,8 +282,13 @@ class ShardMover:
         await self.on_change(version)
         log.info("shard %s/%d moved %s -> %s in %.1fs (primary held %.3fs)", spec.name, move.shard, move.source,
                  move.target, time.monotonic() - move.started, move.switch_seconds)  # fmt: skip
-        move.phase = "dropping the old copy"
-        await self._drop_later(spec.shards[move.shard].physical_name, spec.id, move.shard, move.source)
+        move.phase = "done"
+        move.seconds = time.monotonic() - move.started
+        self.finished.append(move)
+        physical = spec.shards[move.shard].physical_name
+        self._spawn(
+            self._drop_later(physical, spec.id, move.shard, move.source), _drop_name(spec.id, move.shard, move.source)
+        )
 
     async def _drop_later(self, physical: str, collection_id: int, shard: int, instance: str) -> None:
         """Drop a retired or fenced copy once routers have the new catalog and reads in flight are done."""
@@ -303,7 +311,7 @@ class ShardMover:
         """Fenced copies whose instance is back, and retired ones a restart left behind, are dropped."""
         for c in copies:
             gone = c.role == ROLE_RETIRED or (c.role == ROLE_FENCED and c.instance in healthy)
-            key = f"drop-{c.collection_id}-{c.shard}-{c.instance}"
+            key = _drop_name(c.collection_id, c.shard, c.instance)
             if gone and c.collection_id in collections and not any(t.get_name() == key for t in self._tasks):
                 physical = collections[c.collection_id].shards[c.shard].physical_name
                 self._spawn(self._drop_later(physical, c.collection_id, c.shard, c.instance), key)
@@ -354,3 +362,8 @@ class ShardMover:
     def drain_left(self, identity: str, copies: list[CopyInfo]) -> int:
         """Copies still on an instance being drained (0: it may be removed)."""
         return sum(1 for c in copies if c.instance == identity and c.role not in (ROLE_FENCED, ROLE_RETIRED))
+
+
+def _drop_name(collection_id: int, shard: int, instance: str) -> str:
+    """The task that drops a retired or fenced copy (one per copy)."""
+    return f"drop-{collection_id}-{shard}-{instance}"

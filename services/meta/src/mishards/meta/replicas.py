@@ -124,6 +124,8 @@ class ReplicaManager:
         copies = await asyncio.to_thread(self.store.copies)
         _export_log_metrics(copies, collections)
         replicas = {(c.collection_id, c.shard, c.instance): c for c in copies if c.role == "replica"}
+        # a copy in another role (primary, a move's incoming copy, a retired or fenced one) holds its place
+        occupied = {(c.collection_id, c.shard, c.instance) for c in copies if c.role != "replica"}
         changed = False
         for key, reason in list(self._lost.items()):
             del self._lost[key]
@@ -140,6 +142,8 @@ class ReplicaManager:
                 wanted = place_replicas(spec.id, shard.index, eligible, self.settings.read_replicas(len(eligible)))
                 for instance in wanted:
                     key = (spec.id, shard.index, instance)
+                    if key in occupied:
+                        continue  # e.g. a retired copy not dropped yet: placed at a later pass
                     if key not in replicas:
                         await asyncio.to_thread(
                             self.store.add_copy, spec.id, shard.index, instance, "replica", COPY_FILLING

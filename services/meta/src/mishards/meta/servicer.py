@@ -237,7 +237,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
                 out.copies[-1].reason = applier.alert
         if self.mover is not None:
             now = time.monotonic()
-            for m in self.mover.moves.values():
+            for m in [*self.mover.finished, *self.mover.moves.values()]:
                 out.moves.add(
                     collection_id=m.collection_id,
                     collection=m.collection,
@@ -245,8 +245,11 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
                     source=m.source,
                     target=m.target,
                     phase=m.phase,
-                    progress=self.fill_progress.get((m.collection_id, m.shard, m.target), 0.0),
-                    seconds=now - m.started,
+                    progress=1.0
+                    if m.phase == "done"
+                    else self.fill_progress.get((m.collection_id, m.shard, m.target), 0.0),
+                    seconds=m.seconds if m.phase == "done" else now - m.started,
+                    switch_seconds=m.switch_seconds,
                 )
             copies = self.store.copies()
             for instance in sorted(self.store.draining_instances()):
