@@ -25,9 +25,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mishards.cli.launcher import (
-    Role,
     Backend,
     MilvusInstance,
+    Role,
     bring_up_instances,
     log_tail,
     open_instances,
@@ -39,6 +39,7 @@ from mishards.cli.launcher import (
 from mishards.cli.ports import (
     DEFAULT_PORT_RANGE,
     LOCALHOST,
+    PortAllocator,
     ephemeral_allocator,
 )
 
@@ -335,7 +336,6 @@ class Cluster:
 
     def add_instances(self, role: Role, count: int) -> list[MilvusInstance]:
         from mishards.cli.launcher import BACKENDS, instance_dir
-        from mishards.cli.ports import PortAllocator
 
         allocator = PortAllocator(*self.port_range)
         for inst in self.instances:
@@ -528,9 +528,17 @@ class Cluster:
             if service is not None:
                 service.stop(self.stop_timeout)
         stop_instances(self.instances)
+        self._release_ports()
         if self._atexit_registered:
             atexit.unregister(self.stop)
             self._atexit_registered = False
+
+    def _release_ports(self) -> None:
+        """Give this cluster's ports back to the process-wide registry, so that one process (a
+        test session) can start cluster after cluster; a restart re-reserves the recorded ones."""
+        instance_ports = [int(p) for inst in self.instances for p in inst.ports.values()]
+        PortAllocator(*self.port_range).release(instance_ports)
+        ephemeral_allocator().release(int(p) for p in self.ports.values())
 
     def __enter__(self) -> Self:
         return self.start()

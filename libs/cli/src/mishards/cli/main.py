@@ -113,8 +113,9 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop(signal.Signals(signum).name)
 
 
-def cmd_up(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_up(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the cluster in the foreground until Ctrl-C or SIGTERM."""
+    out = out or sys.stdout
     if args.add_readonly:
         return cmd_add_readonly(args, out)
     cluster = Cluster(
@@ -149,8 +150,9 @@ def cmd_up(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return code
 
 
-def cmd_add_readonly(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_add_readonly(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Start read-only instances, announce them to a running cluster, withdraw them on Ctrl-C."""
+    out = out or sys.stdout
     import yaml
 
     from mishards.cli.launcher import instance_dir
@@ -265,8 +267,9 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def cmd_status(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_status(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Print the discovery membership; exit 1 when discovery does not answer."""
+    out = out or sys.stdout
     from mishards.v1 import discovery_pb2, discovery_pb2_grpc
 
     meta, discovery = resolve_addresses(args)
@@ -338,8 +341,9 @@ def copy_note(c: Any) -> str:
     return str(c.reason)
 
 
-def cmd_repair(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_repair(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Ask meta to retry or skip the entry a stuck copy stopped at."""
+    out = out or sys.stdout
     from mishards.v1 import meta_pb2, meta_pb2_grpc
 
     meta, _ = resolve_addresses(args)
@@ -356,8 +360,9 @@ def cmd_repair(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return 0
 
 
-def cmd_operator(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_operator(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """`promote`, `move` and `drain`: meta does the work and says what it started."""
+    out = out or sys.stdout
     from mishards.v1 import meta_pb2, meta_pb2_grpc
 
     meta, _ = resolve_addresses(args)
