@@ -559,19 +559,29 @@ class MutationLog:
         return out
 
     async def _wait_primaries(self, collection_id: int, wanted: dict[int, int], wait: float) -> None:
-        """Wait until each shard's primary has applied its wanted position, at most `wait` seconds."""
+        """Wait until each shard's primary has applied its wanted position, at most `wait` seconds.
+
+        The primary is looked up again every half second: a promotion may replace it meanwhile.
+        """
+        deadline = time.monotonic() + wait
 
         async def one(shard: int, seq: int) -> None:
-            primary = next((a for a in self.copies_of(collection_id, shard) if a.role == "primary"), None)
-            if primary is None or primary.applied_seq >= seq:
-                return
-            async with primary.progress:
-                await primary.progress.wait_for(lambda: primary.applied_seq >= seq)
+            while (left := deadline - time.monotonic()) > 0:
+                primary = next((a for a in self.copies_of(collection_id, shard) if a.role == "primary"), None)
+                if primary is not None and primary.applied_seq >= seq:
+                    return
+                if primary is None:
+                    await asyncio.sleep(min(0.2, left))
+                    continue
+                try:
+                    async with primary.progress:
+                        await asyncio.wait_for(
+                            primary.progress.wait_for(lambda: primary.applied_seq >= seq), min(0.5, left)
+                        )
+                except TimeoutError:
+                    pass
 
-        try:
-            await asyncio.wait_for(asyncio.gather(*(one(k, seq) for k, seq in wanted.items())), wait)
-        except TimeoutError:
-            pass  # the caller sees which copies are short of the position
+        await asyncio.gather(*(one(k, seq) for k, seq in wanted.items()))
 
     def _learn_clock(self, a: CopyApplier) -> None:
         """Ask the instance of a copy whose clock is not known for a timestamp, in the background, once per position.

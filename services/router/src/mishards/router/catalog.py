@@ -112,7 +112,7 @@ class CatalogCache:
         async with self._refresh_lock:
             if at_least and self.version >= at_least:
                 return
-            catalog = await self.stub.GetCatalog(meta_pb2.GetCatalogRequest(), timeout=30)
+            catalog = await self.stub.GetCatalog(meta_pb2.GetCatalogRequest(), timeout=30, wait_for_ready=True)
             self._install(catalog)
 
     def _install(self, catalog: meta_pb2.Catalog) -> None:

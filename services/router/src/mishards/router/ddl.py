@@ -14,7 +14,9 @@ async def hand_to_meta(
 ) -> pb_message.Message:
     """Run a DDL method on meta; the cache holds the change before the client hears back."""
     answer = await stub.ExecuteDdl(
-        meta_pb2.ExecuteDdlRequest(method=method, request=request.SerializeToString(), db_name=db_name), timeout=600
+        meta_pb2.ExecuteDdlRequest(method=method, request=request.SerializeToString(), db_name=db_name),
+        timeout=600,
+        wait_for_ready=True,  # meta restarting: the change waits for it rather than fail at once
     )
     if answer.catalog_version:
         await catalog.refresh(answer.catalog_version)
