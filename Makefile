@@ -7,7 +7,7 @@ PROTO_OUT := libs/common/src
 PROTOS := $(wildcard protos/mishards/v1/*.proto)
 PYPROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 
-.PHONY: install run test unit integration coverage style proto proto-check clean bench
+.PHONY: install run test unit integration coverage style proto proto-check clean bench bench-ha
 
 install: $(STAMP)
 
@@ -49,6 +49,10 @@ proto-check: install
 
 bench: install
 	$(PY) -m benchmarks.run --preset $(or $(BENCH_PRESET),standard) $(BENCH_ARGS)
+
+# Replica fill, shard move, the switch's pause and the failover window on real Milvus (docs/replication.md).
+bench-ha: install
+	$(PY) -m benchmarks.ha $(BENCH_HA_ARGS)
 
 clean:
 	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

@@ -113,22 +113,31 @@ def wait_caught_up(cluster: Cluster, collection_id: int, timeout: float = 120) -
     raise AssertionError("copies did not catch up with the log")
 
 
+def read_copy(address: str, physical: str) -> dict[int, list[int]]:
+    """pk -> [tag of each row with that pk] of one physical copy, read on its own Milvus (duplicates show as 2 tags)."""
+    client = MilvusClient(uri=f"http://{address}")
+    try:
+        client.load_collection(physical)
+        rows: dict[int, list[int]] = {}
+        for r in client.query(physical, filter="id >= 0", output_fields=["tag"], consistency_level="Strong"):
+            rows.setdefault(r["id"], []).append(r["tag"])
+        return rows
+    finally:
+        client.close()
+
+
 def contents_by_copy(cluster: Cluster, collection_id: int) -> dict[tuple[str, str], dict[int, list[int]]]:
-    """(physical collection, instance identity) -> pk -> [tag of each row with that pk] (duplicates show as 2 tags)."""
+    """(physical collection, instance identity) -> its rows, for every copy of the collection on every instance."""
     out: dict[tuple[str, str], dict[int, list[int]]] = {}
     for inst in cluster.instances:
         try:
             client = MilvusClient(uri=f"http://{inst.address}")
         except MilvusException:  # an instance lost for good holds nothing to read
             continue
-        for coll in client.list_collections():
-            if coll.startswith(f"mishards_{collection_id}_s"):
-                client.load_collection(coll)
-                rows: dict[int, list[int]] = {}
-                for r in client.query(coll, filter="id >= 0", output_fields=["tag"], consistency_level="Strong"):
-                    rows.setdefault(r["id"], []).append(r["tag"])
-                out[(coll, inst.identity)] = rows
+        names = [c for c in client.list_collections() if c.startswith(f"mishards_{collection_id}_s")]
         client.close()
+        for coll in names:
+            out[(coll, inst.identity)] = read_copy(inst.address, coll)
     return out
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from crashes import DIM, Writer, check_against_record, connect, contents_by_copy, make_collection, wait_caught_up
+from crashes import DIM, Writer, check_against_record, connect, make_collection, read_copy, wait_caught_up
 from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
@@ -150,15 +150,16 @@ class Load:
 
 
 def primaries_contents(cluster: Cluster, collection_id: int) -> list[dict[int, list[int]]]:
-    """Each shard's rows on its primary, read directly; every replica must hold the same rows."""
+    """Each shard's rows on its primary, read directly; every ready replica must hold the same rows."""
     wait_caught_up(cluster, collection_id, timeout=240)
-    placement = {(f"mishards_{collection_id}_s{c.shard}", c.instance): c.role for c in copies(cluster, collection_id)}
-    by_copy = contents_by_copy(cluster, collection_id)
-    primaries = {k: v for k, v in by_copy.items() if placement.get(k) == "primary"}
-    for (coll, identity), rows in by_copy.items():
-        if placement.get((coll, identity)) == "replica":
-            primary = next(v for (c, _), v in primaries.items() if c == coll)
-            assert rows == primary, f"replica {identity} of {coll} differs from its primary"
+    placed = [c for c in copies(cluster, collection_id) if c.role in ("primary", "replica") and c.state == "ready"]
+    address = {i.identity: i.address for i in cluster.instances}
+    physical = {c.shard: f"mishards_{collection_id}_s{c.shard}" for c in placed}
+    primaries = {c.shard: read_copy(address[c.instance], physical[c.shard]) for c in placed if c.role == "primary"}
+    for c in placed:
+        if c.role == "replica":
+            rows = read_copy(address[c.instance], physical[c.shard])
+            assert rows == primaries[c.shard], f"replica {c.instance} of shard {c.shard} differs from its primary"
     return list(primaries.values())
 
 
@@ -310,6 +311,7 @@ def test_a_primary_lost_for_good_is_replaced_by_its_replica(ha: Cluster, name: s
         killed_at = time.time()
         lost.kill()
         shutil.rmtree(lost.data_dir, ignore_errors=True)  # for good: nothing of it comes back
+        ddl_refused = wait_until(lambda: _ddl_refused(client, name), "DDL names the lost shard", timeout=FAILOVER_AFTER)
         promoted_after = wait_until(
             lambda: (
                 next(c.instance for c in copies(ha, collection_id) if c.shard == 0 and c.role == "primary")
@@ -318,27 +320,36 @@ def test_a_primary_lost_for_good_is_replaced_by_its_replica(ha: Cluster, name: s
             "a replica is promoted",
             timeout=FAILOVER_AFTER + 60,
         )
+        reader = connect(ha.router_uri)
+        # Strong reads of the lost shard see every acknowledged write, within the bound
+        wait_until(lambda: _strong_ok(reader, name), "a Strong read succeeds", timeout=FAILOVER_AFTER + 60)
+        window = time.time() - killed_at
         time.sleep(3)
     finally:
         ops = load.finish()
     acked = sum(op.acked for op in ops)
     assert acked > 10
-    # Strong reads of the lost shard see every acknowledged write, within the bound
-    reader = connect(ha.router_uri)
-    seen = wait_until(lambda: _strong_ok(reader, name), "a Strong read succeeds", timeout=FAILOVER_AFTER + 60)
-    window = time.time() - killed_at
-    print(
-        f"failover: promoted {promoted_after:.1f}s after the kill; Strong reads back after {window:.1f}s ({seen:.1f}s wait)"
-    )
+    print(f"failover: promoted {promoted_after:.1f}s after the kill; Strong reads served again {window:.1f}s after it")
     contents = [rows for rows in primaries_contents(ha, collection_id)]
     check_against_record(ops, contents)
     assert strong_count(reader, name) == sum(len(r) for r in contents)
+    assert ddl_refused < FAILOVER_AFTER
     # Bounded searches failed only inside the failover window
-    late = [e for e in load.search_errors if e[0] > killed_at + FAILOVER_AFTER + 30]
+    late = [e for e in load.search_errors if e[0] > killed_at + window + 5]
     assert not late, late[:3]
     reader.drop_collection(name)
     reader.close()
     client.close()
+
+
+def _ddl_refused(client: MilvusClient, name: str) -> bool:
+    """A DDL on the collection fails naming the lost shard (until the promotion)."""
+    try:
+        client.create_partition(name, "p_while_lost", retry_times=0)
+        client.drop_partition(name, "p_while_lost")
+        return False
+    except MilvusException as exc:
+        return "shard 0 of collection" in exc.message and "has lost its primary" in exc.message
 
 
 def _strong_ok(client: MilvusClient, name: str) -> bool:
