@@ -284,3 +284,19 @@ def test_timezone_is_validated() -> None:
     with pytest.raises(SettingsError, match="TIMEZONE"):
         load_settings({"TIMEZONE": "Mars/Olympus"}, None)
     assert load_settings({"TIMEZONE": "Europe/Berlin"}, None).TIMEZONE == "Europe/Berlin"
+
+
+@pytest.mark.parametrize(("debug", "level"), [("true", logging.DEBUG), ("false", logging.WARNING)])
+def test_debug_mode_logs_at_debug_whatever_log_level_says(tmp_path: Path, debug: str, level: int) -> None:
+    settings = load_settings({"DEBUG": debug, "LOG_LEVEL": "WARNING", "LOG_PATH": ""}, None)
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
+    try:
+        setup_logging(settings, "svc")
+        assert root.level == level
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])

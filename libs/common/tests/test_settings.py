@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 
 from mishards.common.settings import SettingsError, describe_settings, load_settings
@@ -67,3 +69,15 @@ def test_every_setting_is_documented_in_readme_and_env_example() -> None:
 def test_secret_is_not_printed() -> None:
     s = load_settings({"MILVUS_BACKEND_TOKEN": "root:Milvus"}, None)
     assert "root:Milvus" not in repr(s)
+
+
+def test_settings_of_the_original_that_are_no_longer_read_are_named_in_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="mishards.settings"):
+        s = load_settings({"ROUTER_CLASS_TEST_NAME": "X", "SQL_TEST_ECHO": "true", "LOG_LEVEL": "INFO"}, None)
+    assert s.LOG_LEVEL == "INFO"
+    assert not hasattr(s, "ROUTER_CLASS_TEST_NAME") and not hasattr(s, "SQL_TEST_ECHO")
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("ROUTER_CLASS_TEST_NAME is no longer read" in m and "ROUTER_CLASS_NAME" in m for m in messages)
+    assert any("SQL_TEST_ECHO is no longer read" in m and "SQL_ECHO" in m for m in messages)

@@ -87,7 +87,7 @@ def setup_logging(settings: Settings, service: str) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    root.setLevel(settings.LOG_LEVEL)
+    root.setLevel(logging.DEBUG if settings.DEBUG else settings.LOG_LEVEL)
     formatter = make_formatter(settings)
     context = RequestContextFilter()
     stream = logging.StreamHandler(sys.stderr)

@@ -8,6 +8,7 @@ through dynaconf. Nothing is read at import: `load_settings()` is called by `mai
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import zoneinfo
 from collections.abc import Mapping
@@ -79,11 +80,15 @@ PORT = (0, 65535)
 class Settings:
     """Every setting of every service, with the defaults of the README table."""
 
-    DEBUG: bool = field(default=False, metadata=_meta("bool", "debug mode: more logging, tracebacks in logs"))
+    DEBUG: bool = field(
+        default=False, metadata=_meta("bool", "debug mode: every service logs at DEBUG, whatever LOG_LEVEL says")
+    )
     TIMEZONE: str = field(default="UTC", metadata=_meta("str", "time zone of log timestamps"))
     MAX_RETRY: int = field(
         default=3,
-        metadata=_meta("int", "retries of a failed backend read (validated now, used from a later release)", 0, 100),
+        metadata=_meta(
+            "int", "retries of a read on the next ready copy of a shard when a copy does not answer", 0, 100
+        ),
     )
     SERVER_PORT: int = field(default=19530, metadata=_meta("int", "router's Milvus-protocol port", *PORT))
     SERVER_HOST: str = field(default="0.0.0.0", metadata=_meta("str", "address the services bind"))
@@ -101,7 +106,6 @@ class Settings:
             "MySQL server URL (without database) for the meta store tests; default mysql+pymysql://root:@127.0.0.1:3306",
         ),
     )
-    SQL_TEST_ECHO: bool = field(default=False, metadata=_meta("bool", "log SQL in tests"))
     DISCOVERY_PLUGIN_PATH: str = field(default="", metadata=_meta("str", "folder searched for a user discovery class"))
     DISCOVERY_CLASS_NAME: str = field(
         default="static",
@@ -208,17 +212,11 @@ class Settings:
     LOG_BACKUP_COUNT: int = field(default=5, metadata=_meta("int", "rotated log files kept", 0, 1000))
     ROUTER_PLUGIN_PATH: str = field(
         default="",
-        metadata=_meta(
-            "str", "folder searched for a user read-routing class (validated now, used from a later release)"
-        ),
+        metadata=_meta("str", "folder searched for a user read-routing class (docs/replication.md)"),
     )
     ROUTER_CLASS_NAME: str = field(
         default="ConsistentHashRouter",
-        metadata=_meta("str", "read-routing strategy (validated now, used from a later release)"),
-    )
-    ROUTER_CLASS_TEST_NAME: str = field(
-        default="ConsistentHashRouter",
-        metadata=_meta("str", "read-routing strategy in tests (validated now, used from a later release)"),
+        metadata=_meta("str", "read-routing strategy: which ready copy of a shard serves a read (docs/replication.md)"),
     )
     META_SERVER_PORT: int = field(default=19541, metadata=_meta("int", "meta's gRPC port", *PORT))
     META_ADDRESS: str = field(default="127.0.0.1:19541", metadata=_meta("str", "where the other services reach meta"))
@@ -381,6 +379,23 @@ def _check_str(name: str, value: str) -> None:
         raise SettingsError(f"setting TRACING_EXPORTER_ENDPOINT={value!r} must start with http:// or https://")
 
 
+# Settings of the original Mishards that this one no longer reads, and what to set instead.
+REMOVED_SETTINGS: dict[str, str] = {
+    "ROUTER_CLASS_TEST_NAME": "tests set ROUTER_CLASS_NAME like any deployment",
+    "SQL_TEST_ECHO": "set SQL_ECHO",
+    "TESTING": "nothing: there is no test mode",
+}
+
+
+def removed_settings_in(values: Mapping[str, Any]) -> list[str]:
+    """A warning for each removed setting that is still set, saying what to set instead."""
+    return [
+        f"setting {name} is no longer read ({instead}); remove it"
+        for name, instead in REMOVED_SETTINGS.items()
+        if name in values
+    ]
+
+
 def settings_from_mapping(values: Mapping[str, Any]) -> Settings:
     """Build settings from raw values (strings or typed); unknown keys are ignored."""
     kwargs: dict[str, Any] = {}
@@ -415,6 +430,9 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | N
     for f in fields(Settings):
         if f.name in env:
             raw[f.name] = env[f.name]
+    set_anywhere = {name for name in REMOVED_SETTINGS if name in env or loader.get(name, None) is not None}
+    for warning in removed_settings_in(dict.fromkeys(set_anywhere)):
+        logging.getLogger("mishards.settings").warning(warning)
     return settings_from_mapping(raw)
 
 
