@@ -211,6 +211,11 @@ class DdlExecutor:
     def _md(self) -> tuple[tuple[str, str], ...]:
         return self.backends.metadata()
 
+    def _runs_lite(self, spec: CollectionSpec) -> bool:
+        """The collection's first primary runs milvus-lite, whose answers differ from 2.3.5's."""
+        version = self.store.instance_versions().get(spec.shards[0].primary, "") if spec.shards else ""
+        return version.startswith("milvus_lite")
+
     # --- collections ---------------------------------------------------------------------------
 
     async def create_collection(self, req: milvus_pb2.CreateCollectionRequest, header_db: str) -> common_pb2.Status:
@@ -231,7 +236,9 @@ class DdlExecutor:
                     f"collection name [{req.collection_name}] conflicts with an existing alias",
                 )
             if _same_schema(existing, schema):
-                return OK  # creating an existing collection with the same schema succeeds, as in Milvus
+                if self._runs_lite(existing):  # milvus-lite refuses it; 2.3.5 accepts it
+                    raise MilvusError(errors.SERVICE_NOT_READY, f"collection '{req.collection_name}' already exists")
+                return OK  # creating an existing collection with the same schema succeeds, as in Milvus 2.3.5
             raise MilvusError(
                 errors.UNEXPECTED,
                 f"create duplicate collection with different parameters, collection: {req.collection_name}",

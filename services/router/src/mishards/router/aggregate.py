@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-from pymilvus.grpc_gen import common_pb2, milvus_pb2
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from mishards.common import errors
 from mishards.common.backends import BackendPool
@@ -23,9 +23,12 @@ OK = common_pb2.Status()
 
 def describe_collection(view: CollectionView) -> milvus_pb2.DescribeCollectionResponse:
     created_ms = view.message.created_timestamp >> 18
+    schema = schema_pb2.CollectionSchema()
+    schema.CopyFrom(view.schema)
+    schema.name = view.name  # stored at creation; a rename changes only the catalog's name
     resp = milvus_pb2.DescribeCollectionResponse(
         status=OK,
-        schema=view.schema,
+        schema=schema,
         collectionID=view.id,
         created_timestamp=view.message.created_timestamp,
         created_utc_timestamp=created_ms,

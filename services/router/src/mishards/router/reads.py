@@ -316,7 +316,12 @@ class Reader:
                 errors.UNEXPECTED,
                 f"topk [{limit}] is invalid, top k should be in range [1, {MAX_TOPK}], but got {limit}",
             )
-        if offset < 0 or limit + offset > MAX_TOPK:
+        if offset != 0 and not 0 < offset <= MAX_TOPK:  # 2.3.5 checks the offset alone first
+            raise MilvusError(
+                errors.UNEXPECTED,
+                f"offset [{offset}] is invalid, top k should be in range [1, {MAX_TOPK}], but got {offset}",
+            )
+        if limit + offset > MAX_TOPK:
             raise MilvusError(
                 errors.UNEXPECTED,
                 f"offset+topk [{limit + offset}] is invalid, top k should be in range [1, {MAX_TOPK}], but got {limit + offset}",
@@ -411,11 +416,7 @@ class Reader:
         shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
         single = view.shards_num == 1  # one shard is one Milvus: its answer needs no merge
         if limit is not None:
-            if limit <= 0 or limit + offset > MAX_TOPK or offset < 0:
-                raise MilvusError(
-                    errors.UNEXPECTED,
-                    f"invalid max query result window, (offset+limit) should be in range [1, {MAX_TOPK}], but got {limit + offset}",
-                )
+            check_query_window(offset, limit)
             if not single:
                 shard_params["limit"] = str(limit + offset)
                 shard_params.pop("offset", None)
@@ -500,3 +501,16 @@ async def hybrid_search(
             [a.results for a in answers], nq, strategy, rank_args, metrics, limit, offset, round_decimal
         )
     return milvus_pb2.SearchResults(status=common_pb2.Status(), results=merged, collection_name=view.name)
+
+
+def check_query_window(offset: int, limit: int) -> None:
+    """Milvus 2.3.5's validateMaxQueryResultWindow, in its order: offset, limit, then their sum."""
+    if offset < 0:
+        why = f"offset [{offset}] is invalid, should be gte than 0"
+    elif limit <= 0:
+        why = f"limit [{limit}] is invalid, should be greater than 0"
+    elif limit + offset > MAX_TOPK:
+        why = f"(offset+limit) should be in range [1, {MAX_TOPK}], but got {limit + offset}"
+    else:
+        return
+    raise MilvusError(errors.UNEXPECTED, f"invalid max query result window, {why}")
