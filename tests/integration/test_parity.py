@@ -7,7 +7,7 @@ the cluster runs (docs/compatibility.md, "Per backend").
 from __future__ import annotations
 
 from conftest import connect
-from differential import Pair, assert_same_error, run_both
+from differential import Pair, assert_same_error, assert_same_failure, run_both
 from pymilvus import MilvusClient
 
 
@@ -74,3 +74,8 @@ def test_delete_answers_the_deleted_keys_where_the_backend_does(pair: Pair, name
         )
     for client in _both(pair):
         client.drop_collection(name)
+
+
+def test_altering_an_unknown_collection_answers_as_the_backend(pair: Pair, name: str) -> None:
+    r, d = run_both(pair.router, pair.direct, lambda c: c.alter_collection_properties(name, {"mmap.enabled": "true"}))
+    assert_same_failure(r, d)  # 2.3.5 puts a timestamp in its message: compared as <id>

@@ -211,6 +211,22 @@ class DdlExecutor:
     def _md(self) -> tuple[tuple[str, str], ...]:
         return self.backends.metadata()
 
+    def _alter_unknown(self, db_name: str, name: str) -> MilvusError:
+        """AlterCollection of an unknown collection, worded as the cluster's backend words it:
+        2.3.5's root coordinator names the database by id (the default one is 1)."""
+        if any(v.startswith("milvus_lite") for v in self.store.instance_versions().values()):
+            return MilvusError(errors.COLLECTION_NOT_FOUND, f"collection '{name}' does not exist")
+        return MilvusError(
+            errors.COLLECTION_NOT_FOUND,
+            f"timestamp = {self.tso.get()}: collection not found[database={self.database_id(db_name)}][collection={name}]",
+        )
+
+    def database_id(self, db_name: str) -> int:
+        """A database's id: 1 for `default`, as in Milvus; its creation timestamp for the others."""
+        if db_name == "default":
+            return 1
+        return self.store.database_created_ts(db_name)
+
     def _runs_lite(self, spec: CollectionSpec) -> bool:
         """The collection's first primary runs milvus-lite, whose answers differ from 2.3.5's."""
         version = self.store.instance_versions().get(spec.shards[0].primary, "") if spec.shards else ""
@@ -535,7 +551,13 @@ class DdlExecutor:
 
     async def alter_collection(self, req: milvus_pb2.AlterCollectionRequest, header_db: str) -> common_pb2.Status:
         """Set (properties) or remove (delete_keys) collection properties on every copy, then record them."""
-        spec = self._collection(_db(req, header_db), req.collection_name)
+        db_name = _db(req, header_db)
+        try:
+            spec = self._collection(db_name, req.collection_name)
+        except MilvusError as exc:
+            if exc.code != errors.COLLECTION_NOT_FOUND:
+                raise
+            raise self._alter_unknown(db_name, req.collection_name) from None
 
         req.collectionID = 0  # the logical id means nothing to a backend
         failures = await self._apply("AlterCollection", spec, req)

@@ -377,6 +377,12 @@ class Store:
             names = list(s.scalars(select(DatabaseRow.name)))
         return sorted(set(names) | {"default"})
 
+    def database_created_ts(self, name: str) -> int:
+        """When a database was created (a hybrid timestamp); 0 for `default` and unknown names."""
+        with self.session() as s:
+            row = s.get(DatabaseRow, name)
+            return row.created_ts if row is not None else 0
+
     def create_database(self, name: str, ts: int) -> int:
         with self.write() as s, s.begin():
             s.add(DatabaseRow(name=name, created_ts=ts))
