@@ -6,9 +6,13 @@ the cluster runs (docs/compatibility.md, "Per backend").
 
 from __future__ import annotations
 
+from typing import Any
+
+import grpc
 from conftest import connect
 from differential import Pair, assert_same_error, assert_same_failure, run_both
 from pymilvus import MilvusClient
+from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
 
 def _both(pair: Pair) -> tuple[MilvusClient, MilvusClient]:
@@ -79,3 +83,21 @@ def test_delete_answers_the_deleted_keys_where_the_backend_does(pair: Pair, name
 def test_altering_an_unknown_collection_answers_as_the_backend(pair: Pair, name: str) -> None:
     r, d = run_both(pair.router, pair.direct, lambda c: c.alter_collection_properties(name, {"mmap.enabled": "true"}))
     assert_same_failure(r, d)  # 2.3.5 puts a timestamp in its message: compared as <id>
+
+
+def test_describe_database_answers_what_milvus_lite_answers(lite: Any, name: str) -> None:
+    """2.3.5 has no DescribeDatabase; milvus-lite, the reference, answers the name alone (no id, no time)."""
+    cluster, reference = lite
+    answers = []
+    for address in (cluster.router_address, reference.address):
+        client = connect(f"http://{address}")
+        client.create_database(name)
+        with grpc.insecure_channel(address) as channel:
+            stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+            answers.append(
+                [stub.DescribeDatabase(milvus_pb2.DescribeDatabaseRequest(db_name=db)) for db in ("default", name)]
+            )
+        client.drop_database(name)
+        client.close()
+    assert answers[0] == answers[1]
+    assert [a.db_name for a in answers[0]] == ["default", name]

@@ -244,7 +244,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         db_name = db_of(request, context)
         if db_name not in self.catalog.databases:
             raise errors.database_not_found(db_name)
-        # Databases have no properties in Mishards, and meta keeps no id or creation time for them.
+        # As milvus-lite answers (the reference: 2.3.5 has no DescribeDatabase): the name alone, no id or time.
         return milvus_pb2.DescribeDatabaseResponse(status=OK, db_name=db_name)
 
     async def GetLoadingProgress(
