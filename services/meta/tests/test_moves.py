@@ -13,9 +13,10 @@ import pytest
 from pymilvus.grpc_gen import common_pb2
 from test_mutation_log import PRIMARY, FakeMilvus, append, eventually, insert, mutation_log
 
+from mishards.common.errors import MilvusError
 from mishards.common.settings import Settings
 from mishards.meta import mutations
-from mishards.meta.moves import Move, ShardMover
+from mishards.meta.moves import Move, ShardMover, _drop_name
 from mishards.meta.store import COPY_READY, READY, ROLE_FENCED, CollectionSpec, ShardSpec, Store
 
 REPLICA = "ro:19530"
@@ -166,3 +167,39 @@ def test_instances_with_a_move_in_flight_take_no_other() -> None:
 
 def test_no_writable_instance_no_plan() -> None:
     assert mover().plan({1: spec(1, ["ro"])}, set(), {"ro"}) == []
+
+
+def test_no_move_goes_to_an_instance_whose_old_copy_of_the_shard_waits_to_be_dropped() -> None:
+    async def scenario() -> None:
+        m = mover()
+        # a promote left a retired copy of shard 0 on "a" (dropped in DRAIN_GRACE_SECONDS); the
+        # primary is on read-only "ro" and must move to a writable instance: not to "a" yet
+        m._spawn(asyncio.sleep(30), _drop_name(1, 0, "a"))
+        assert m.dropping(1, 0, "a") and not m.dropping(1, 0, "b")
+        assert m.plan({1: spec(1, ["ro"])}, {"a", "b"}, {"a", "b", "ro"}) == [(1, 0, "b")]
+        assert m.plan({1: spec(1, ["ro"])}, {"a"}, {"a", "ro"}) == []  # it waits for the drop
+        with pytest.raises(MilvusError, match="is being dropped"):
+            m.start_move(spec(1, ["ro"]), 0, "a")
+        for t in list(m._tasks):
+            t.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_delayed_drop_leaves_a_copy_that_is_live_again_alone(store: Store) -> None:
+    dropped: list[str] = []
+
+    class Backends:
+        def stub(self, address: str) -> object:
+            raise AssertionError(f"nothing may be dropped on {address}")
+
+    async def scenario() -> None:
+        m = ShardMover(store, None, Backends(), None, None, Settings(), None, asyncio.Lock())  # type: ignore[arg-type]
+        # the copy on REPLICA was retired, then a move put a live copy back in its place
+        await m._drop_later("mishards_1_s0", 1, 0, REPLICA)
+        dropped.append("returned")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("mishards.meta.moves.DRAIN_GRACE_SECONDS", 0)
+        asyncio.run(scenario())
+    assert dropped == ["returned"] and store.copy_info(1, 0, REPLICA).role == "replica"  # type: ignore[union-attr]

@@ -245,6 +245,12 @@ class ShardMover:
             raise MilvusError(
                 errors.PARAMETER_INVALID, f"mishards: shard {shard} of {spec.name} is on {target} already"
             )
+        if self.dropping(spec.id, shard, target):
+            raise MilvusError(
+                errors.SERVICE_UNAVAILABLE,
+                f"mishards: the old copy of shard {shard} of {spec.name} on {target} is being dropped; "
+                f"move it there in {DRAIN_GRACE_SECONDS:g}s",
+            )
         move = Move(spec.id, spec.name, shard, source, target, started=time.monotonic())
         self.moves[key] = move
         self._spawn(self._move(spec, move), f"move-{spec.id}-{shard}")
@@ -293,6 +299,12 @@ class ShardMover:
     async def _drop_later(self, physical: str, collection_id: int, shard: int, instance: str) -> None:
         """Drop a retired or fenced copy once routers have the new catalog and reads in flight are done."""
         await asyncio.sleep(DRAIN_GRACE_SECONDS)
+        info = await asyncio.to_thread(self.store.copy_info, collection_id, shard, instance)
+        if info is None or info.role not in (ROLE_RETIRED, ROLE_FENCED):
+            # the place holds a live copy again (it shares the physical name): never drop that one
+            log.warning("not dropping shard %d of collection %d on %s: it holds a %s copy now", shard,
+                        collection_id, instance, info.role if info else "no")  # fmt: skip
+            return
         inst = self.membership.by_identity().get(instance)
         if inst is not None and inst.health == discovery_pb2.HEALTHY:
             try:
@@ -340,7 +352,11 @@ class ShardMover:
                 misplaced = s.primary not in writable or load[s.primary] > cap
                 if not misplaced or s.primary not in healthy or (spec.id, s.index) in self.moves or s.primary in busy:
                     continue
-                room = [i for i in writable if load[i] < cap and i not in busy and i != s.primary]
+                room = [
+                    i
+                    for i in writable
+                    if load[i] < cap and i not in busy and i != s.primary and not self.dropping(spec.id, s.index, i)
+                ]
                 if not room:
                     continue
                 target = min(room, key=lambda i: (load[i], -rendezvous_score(str(spec.id), s.index, i)))
@@ -349,6 +365,12 @@ class ShardMover:
                 busy |= {s.primary, target}
                 out.append((spec.id, s.index, target))
         return out
+
+    def dropping(self, collection_id: int, shard: int, instance: str) -> bool:
+        """A retired or fenced copy of the shard on `instance` is waiting to be dropped: no new copy goes there
+        until it is gone (every copy of a shard has the same physical name)."""
+        key = _drop_name(collection_id, shard, instance)
+        return any(t.get_name() == key and not t.done() for t in self._tasks)
 
     # --- drains -------------------------------------------------------------------------------------
 
