@@ -223,6 +223,7 @@ def describe_cluster(cluster: Cluster) -> str:
     for inst in cluster.instances:
         lines.append(f"  {inst.role:<9}  {inst.address}  pid {inst.pid}  ({inst.backend}, {inst.data_dir})")
     lines.append(f"  logs in {cluster.log_dir}")
+    lines.append(f"  internal token in {cluster.root_dir / TOKEN_FILE} (mode 0600; the CLI reads it from --data)")
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
 
