@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
@@ -36,7 +35,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def listing(cluster: Cluster) -> Any:
-    with grpc.insecure_channel(cluster.meta_address) as channel:
+    with cluster.meta_channel() as channel:
         return meta_pb2_grpc.MetaStub(channel).ListCopies(meta_pb2.ListCopiesRequest(), timeout=10)
 
 
@@ -118,7 +117,7 @@ def main() -> None:
         target = next(i.identity for i in cluster.writable_instances if i.identity != primary)
         writes = Writes(cluster.router_uri)
         writes.thread.start()
-        with grpc.insecure_channel(cluster.meta_address) as channel:
+        with cluster.meta_channel() as channel:
             meta_pb2_grpc.MetaStub(channel).MoveShard(
                 meta_pb2.ShardOperationRequest(collection="ha", shard=0, to=target), timeout=30
             )

@@ -214,12 +214,11 @@ def check_recall(clients: dict[str, MilvusClient], preset: Preset, data: Any) ->
 
 def wait_replicas_ready(cluster: Cluster, collection: str, count: int, timeout: float = 3600.0) -> None:
     """Until `count` replica copies of `collection` are ready and caught up (meta's ListCopies)."""
-    import grpc
 
     from mishards.v1 import meta_pb2, meta_pb2_grpc
 
     deadline = time.time() + timeout
-    with grpc.insecure_channel(cluster.meta_address) as channel:
+    with cluster.meta_channel() as channel:
         stub = meta_pb2_grpc.MetaStub(channel)
         while time.time() < deadline:
             copies = stub.ListCopies(meta_pb2.ListCopiesRequest(), timeout=10).copies

@@ -68,7 +68,7 @@ def main() -> None:
         collection_id = int(router.describe_collection("via_router")["collection_id"])
         physical = f"mishards_{collection_id}_s0"
         milvus = milvus_pb2_grpc.MilvusServiceStub(grpc.insecure_channel(cluster.instances[0].address, options=BIG))
-        meta = meta_pb2_grpc.MetaStub(grpc.insecure_channel(cluster.meta_address, options=BIG))
+        meta = meta_pb2_grpc.MetaStub(cluster.security.sync_channel(cluster.meta_address, options=BIG))
         vecs = np.random.default_rng(20240610).random((args.rows, DIM), dtype=np.float32)
         rows = [{"id": i, "vector": vecs[i]} for i in range(args.rows)]
 

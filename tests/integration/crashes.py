@@ -96,7 +96,7 @@ def connect(uri: str, timeout: float = 60) -> MilvusClient:
 
 def wait_caught_up(cluster: Cluster, collection_id: int, timeout: float = 120) -> None:
     deadline = time.time() + timeout
-    with grpc.insecure_channel(cluster.meta_address) as channel:
+    with cluster.meta_channel() as channel:
         stub = meta_pb2_grpc.MetaStub(channel)
         while time.time() < deadline:
             try:

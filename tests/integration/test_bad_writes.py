@@ -161,7 +161,7 @@ def assert_nothing_stuck(sides: Sides, timeout: float = 20.0) -> None:
     """Every copy of the collection is ready and has applied its shard's whole log."""
     deadline = time.time() + timeout
     copies: list[Any] = []
-    with grpc.insecure_channel(sides.cluster.meta_address) as channel:
+    with sides.cluster.meta_channel() as channel:
         stub = meta_pb2_grpc.MetaStub(channel)
         while time.time() < deadline:
             copies = [

@@ -44,9 +44,8 @@ def crash_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
 
 
 def copies(cluster: Cluster, collection_id: int) -> list[meta_pb2.CopyState]:
-    import grpc
 
-    with grpc.insecure_channel(cluster.meta_address) as channel:
+    with cluster.meta_channel() as channel:
         answer = meta_pb2_grpc.MetaStub(channel).ListCopies(meta_pb2.ListCopiesRequest(), timeout=10)
     return [c for c in answer.copies if c.collection_id == collection_id]
 

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from pymilvus import MilvusClient, MilvusException
 
@@ -100,7 +99,7 @@ class Env:
         self.client = MilvusClient(uri=cluster.router_uri)
 
     def membership(self) -> dict[str, discovery_pb2.Instance]:
-        with grpc.insecure_channel(self.cluster.discovery_address) as channel:
+        with self.cluster.discovery_channel() as channel:
             reply = discovery_pb2_grpc.DiscoveryStub(channel).ListInstances(
                 discovery_pb2.ListInstancesRequest(), timeout=5
             )

@@ -37,7 +37,7 @@ def keys_of(shard: int, n: int, start: int = 0) -> list[int]:
 
 
 def primary_of(cluster: Cluster, collection_id: int, shard: int) -> Any:
-    with grpc.insecure_channel(cluster.meta_address) as channel:
+    with cluster.meta_channel() as channel:
         copies = meta_pb2_grpc.MetaStub(channel).ListCopies(meta_pb2.ListCopiesRequest(), timeout=10).copies
     identity = next(c.instance for c in copies if c.collection_id == collection_id and c.shard == shard)
     return next(inst for inst in cluster.instances if inst.identity == identity)
@@ -50,7 +50,7 @@ def count(client: MilvusClient, name: str, **kw: Any) -> int:
 
 
 def _membership(cluster: Cluster) -> dict[str, Any]:
-    with grpc.insecure_channel(cluster.discovery_address) as channel:
+    with cluster.discovery_channel() as channel:
         m = discovery_pb2_grpc.DiscoveryStub(channel).ListInstances(discovery_pb2.ListInstancesRequest(), timeout=5)
     return {i.identity: i for i in m.instances}
 
@@ -151,7 +151,7 @@ def test_meta_refuses_log_entries_that_do_not_decode_or_name_another_collection(
     client = MilvusClient(uri=cluster.router_uri)
     collection_id = make_collection(client, name)
     wrong = milvus_pb2.InsertRequest(collection_name=f"mishards_{collection_id}_s1", num_rows=0).SerializeToString()
-    with grpc.insecure_channel(cluster.meta_address) as channel:
+    with cluster.meta_channel() as channel:
         stub = meta_pb2_grpc.MetaStub(channel)
         for payload, why in ((b"\xff\x01garbage", "does not decode"), (wrong, "names")):
             answer = stub.AppendMutations(
@@ -187,7 +187,7 @@ def test_an_entry_the_primary_refuses_is_stuck_shown_and_skipped_by_an_operator(
     vec.vectors.dim = DIM + 1
     vec.vectors.float_vector.data.extend([0.0] * (DIM + 1))
     bad.fields_data.add(type=schema_pb2.Int64, field_name="tag").scalars.long_data.data.append(0)
-    with grpc.insecure_channel(cluster.meta_address) as channel:
+    with cluster.meta_channel() as channel:
         stub = meta_pb2_grpc.MetaStub(channel)
         answer = stub.AppendMutations(
             meta_pb2.AppendMutationsRequest(
@@ -210,12 +210,27 @@ def test_an_entry_the_primary_refuses_is_stuck_shown_and_skipped_by_an_operator(
         assert mine[0].stuck_seq == 1 and "rejected by" in mine[0].stuck, mine
     # other clients' writes to the shard are still acknowledged (they wait behind the entry)
     client.insert(name, rows([keys0[1]], 2), **NO_RETRY)
-    assert mishards_cli(["status", "--meta", cluster.meta_address, "--discovery", cluster.discovery_address]) == 0
+    assert (
+        mishards_cli(
+            [
+                "status",
+                "--data",
+                str(cluster.root_dir),
+                "--meta",
+                cluster.meta_address,
+                "--discovery",
+                cluster.discovery_address,
+            ]
+        )
+        == 0
+    )
     assert "stuck at entry 1" in capsys.readouterr().out
     assert (
         mishards_cli(
             [
                 "repair",
+                "--data",
+                str(cluster.root_dir),
                 "--meta",
                 cluster.meta_address,
                 "--collection-id",

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
 import numpy as np
 import pytest
 from crashes import DIM, Writer, check_against_record, connect, make_collection, read_copy, wait_caught_up
@@ -56,7 +55,7 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def listing(cluster: Cluster) -> Any:
-    with grpc.insecure_channel(cluster.meta_address) as channel:
+    with cluster.meta_channel() as channel:
         return meta_pb2_grpc.MetaStub(channel).ListCopies(meta_pb2.ListCopiesRequest(), timeout=10)
 
 
@@ -221,7 +220,7 @@ def test_replicas_move_make_before_break(ha: Cluster, name: str) -> None:
     try:
         (added,) = ha.add_readonly(1)  # read-only 2 -> 3: rendezvous may move a replica onto it
         wait_until(lambda: settled(ha, collection_id), "placement settles with 3 read-only instances")
-        assert mishards_cli(["drain", added.identity, "--meta", ha.meta_address]) == 0
+        assert mishards_cli(["drain", added.identity, "--meta", ha.meta_address, "--data", str(ha.root_dir)]) == 0
         wait_until(
             lambda: all(c.instance != added.identity for c in copies(ha, collection_id)) and settled(ha, collection_id),
             "the drained instance holds no copy",
@@ -246,7 +245,7 @@ def test_a_planned_promote_switches_a_healthy_primary_without_losing_a_write(ha:
     try:
         time.sleep(2)
         replica = next(c.instance for c in copies(ha, collection_id) if c.shard == 0 and c.role == "replica")
-        assert mishards_cli(["promote", name, "0", "--meta", ha.meta_address]) == 0
+        assert mishards_cli(["promote", name, "0", "--meta", ha.meta_address, "--data", str(ha.root_dir)]) == 0
         assert next(c.role for c in copies(ha, collection_id) if c.shard == 0 and c.instance == replica) == "primary"
         # on a read-only instance now: REBALANCE=auto moves it back to a writable one (a shard move)
         wait_until(
@@ -282,7 +281,7 @@ def test_shards_move_to_a_new_writable_instance_and_off_a_drained_one_under_load
             ),
             "rebalancing moves a shard onto the new instance",
         )
-        assert mishards_cli(["drain", added.identity, "--meta", ha.meta_address]) == 0
+        assert mishards_cli(["drain", added.identity, "--meta", ha.meta_address, "--data", str(ha.root_dir)]) == 0
         wait_until(
             lambda: next(d for d in listing(ha).draining if d.instance == added.identity).copies_left == 0,
             "the drained instance is empty",

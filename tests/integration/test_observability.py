@@ -67,6 +67,7 @@ def test_search_over_two_shards_is_one_span_tree(cluster: Cluster, router: Milvu
         {
             "META_ADDRESS": cluster.meta_address,
             "DISCOVERY_ADDRESS": cluster.discovery_address,
+            "MISHARDS_INTERNAL_TOKEN": cluster.internal_token,
             "SERVER_HOST": "127.0.0.1",
             "TRACING_LOG_PAYLOAD": "true",
         },
@@ -380,7 +381,7 @@ class Prometheus:
 
 
 def copy_states(cluster: Cluster) -> list[Any]:
-    with grpc.insecure_channel(cluster.meta_address) as channel:
+    with cluster.meta_channel() as channel:
         return list(meta_pb2_grpc.MetaStub(channel).ListCopies(meta_pb2.ListCopiesRequest(), timeout=5).copies)
 
 

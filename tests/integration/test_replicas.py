@@ -9,7 +9,6 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-import grpc
 import numpy as np
 import pytest
 from pymilvus import DataType, MilvusClient
@@ -53,7 +52,7 @@ def requests_served(inst: MilvusInstance, method: str) -> int:
 
 
 def copies(cluster: Cluster, collection_id: int) -> list[Any]:
-    with grpc.insecure_channel(cluster.meta_address) as channel:
+    with cluster.meta_channel() as channel:
         answer = meta_pb2_grpc.MetaStub(channel).ListCopies(meta_pb2.ListCopiesRequest(), timeout=5)
     return [c for c in answer.copies if c.collection_id == collection_id]
 
@@ -209,7 +208,7 @@ def test_scale_out_under_load(rcluster: Cluster) -> None:
     try:
         time.sleep(2)
         (new,) = rcluster.add_readonly(1)
-        with grpc.insecure_channel(rcluster.meta_address) as channel:
+        with rcluster.meta_channel() as channel:
             stub = meta_pb2_grpc.MetaStub(channel)
             deadline = time.time() + 180
             while time.time() < deadline:

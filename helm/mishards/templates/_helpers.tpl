@@ -134,6 +134,12 @@ key: {{ ternary .Values.externalDatabase.existingSecretPasswordKey "mysql-passwo
 {{- if and (eq .Values.discovery.className "kubernetes") (not .Values.discovery.rbac.create) (not .Values.discovery.serviceAccount.name) -}}
 {{- fail "discovery.className=kubernetes with discovery.rbac.create=false needs discovery.serviceAccount.name: an account allowed to list and watch pods" -}}
 {{- end -}}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) -}}
+{{- fail "tls.enabled=true needs tls.existingSecret: a kubernetes.io/tls Secret with tls.crt, tls.key and ca.crt" -}}
+{{- end -}}
+{{- if and .Values.tls.mutual (not .Values.tls.enabled) -}}
+{{- fail "tls.mutual=true needs tls.enabled=true (and tls.existingSecret)" -}}
+{{- end -}}
 {{- if and .Values.jaeger.enabled .Values.config.TRACER_CLASS_NAME (ne .Values.config.TRACER_CLASS_NAME "Jaeger") -}}
 {{- fail "jaeger.enabled=true sends traces to Jaeger: leave config.TRACER_CLASS_NAME empty or set it to Jaeger" -}}
 {{- end -}}
@@ -201,15 +207,110 @@ prometheus.io/port: {{ .port | quote }}
 prometheus.io/path: /metrics
 {{- end -}}
 
-{{/* Environment of every Mishards container: the ConfigMap, the backend token, the log folder. */}}
+{{/* The Secret holding MISHARDS_INTERNAL_TOKEN and ROOT_PASSWORD (the user's, or the chart's). */}}
+{{- define "mishards.authSecret" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-auth" (include "mishards.fullname" .)) -}}
+{{- end -}}
+
+{{/* The Secret holding MILVUS_BACKEND_TOKEN (the user's, or the chart's); empty when there is no token. */}}
+{{- define "mishards.backendSecret" -}}
+{{- if .Values.backendAuth.existingSecret -}}
+{{- .Values.backendAuth.existingSecret -}}
+{{- else if .Values.backendAuth.token -}}
+{{- printf "%s-backend" (include "mishards.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment of every Mishards container: the log folder, where metrics listen, the secrets, TLS files. */}}
 {{- define "mishards.commonEnv" -}}
 - name: LOG_PATH
   value: /var/log/mishards
-{{- if .Values.backendAuth.existingSecret }}
+# In the pod network, so that Prometheus can scrape; the router's Service does not publish it.
+- name: METRICS_HOST
+  value: 0.0.0.0
+- name: MISHARDS_INTERNAL_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mishards.authSecret" . }}
+      key: {{ ternary .Values.auth.internalTokenKey "internal-token" (ne .Values.auth.existingSecret "") }}
+{{- with include "mishards.backendSecret" . }}
 - name: MILVUS_BACKEND_TOKEN
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.backendAuth.existingSecret }}
-      key: {{ .Values.backendAuth.key }}
+      name: {{ . }}
+      key: {{ ternary $.Values.backendAuth.key "token" (ne $.Values.backendAuth.existingSecret "") }}
 {{- end }}
+{{- if .Values.tls.enabled }}
+- name: TLS_CERT_FILE
+  value: /etc/mishards/tls/tls.crt
+- name: TLS_KEY_FILE
+  value: /etc/mishards/tls/tls.key
+- name: TLS_CA_FILE
+  value: /etc/mishards/tls/ca.crt
+{{- if .Values.tls.mutual }}
+- name: TLS_CLIENT_CA_FILE
+  value: /etc/mishards/tls/ca.crt
+{{- end }}
+{{- with .Values.tls.serverName }}
+- name: TLS_SERVER_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- if .Values.tls.backendCaSecret }}
+- name: MILVUS_BACKEND_TLS_CA_FILE
+  value: /etc/mishards/backend-tls/ca.crt
+{{- end }}
+{{- end -}}
+
+{{/* Volume mounts of the TLS Secrets (after the logs mount). */}}
+{{- define "mishards.tlsMounts" -}}
+{{- if .Values.tls.enabled }}
+- name: tls
+  mountPath: /etc/mishards/tls
+  readOnly: true
+{{- end }}
+{{- if .Values.tls.backendCaSecret }}
+- name: backend-tls
+  mountPath: /etc/mishards/backend-tls
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "mishards.tlsVolumes" -}}
+{{- if .Values.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ .Values.tls.existingSecret }}
+{{- end }}
+{{- if .Values.tls.backendCaSecret }}
+- name: backend-tls
+  secret:
+    secretName: {{ .Values.tls.backendCaSecret }}
+{{- end }}
+{{- end -}}
+
+{{/* startup, readiness and liveness probes of one service: grpc health, or with TLS (which a
+grpc: probe cannot speak) an exec of mishards-healthcheck. Argument: dict root, script, port, startupFailures. */}}
+{{- define "mishards.probes" -}}
+{{- $check := dict "grpc" (dict "port" .port) -}}
+{{- if .root.Values.tls.enabled -}}
+{{- $check = dict "exec" (dict "command" (list "python" "/opt/mishards/bin/mishards-healthcheck" .script)) -}}
+{{- end -}}
+startupProbe:
+  {{- toYaml $check | nindent 2 }}
+  periodSeconds: 5
+  failureThreshold: {{ .startupFailures }}
+readinessProbe:
+  {{- toYaml $check | nindent 2 }}
+  periodSeconds: 5
+  {{- if .root.Values.tls.enabled }}
+  timeoutSeconds: 5
+  {{- end }}
+livenessProbe:
+  {{- toYaml $check | nindent 2 }}
+  periodSeconds: 20
+  failureThreshold: 3
+  {{- if .root.Values.tls.enabled }}
+  timeoutSeconds: 5
+  {{- end }}
 {{- end -}}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -42,11 +43,14 @@ from mishards.cli.ports import (
     PortAllocator,
     ephemeral_allocator,
 )
+from mishards.common.security import InternalSecurity, TlsFiles
 
 ServiceName = Literal["discovery", "meta", "router"]
 # Start order; stop runs in reverse.
 SERVICES: tuple[ServiceName, ...] = ("discovery", "meta", "router")
 CLUSTER_FILE = "cluster.json"
+# The generated MISHARDS_INTERNAL_TOKEN of a cluster folder (mode 0600); the CLI reads it too.
+TOKEN_FILE = "internal-token"
 CLUSTER_RECORD_VERSION = 1
 DEFAULT_ROUTER_PORT = 19530
 # The README defaults, taken by `mishards up` when free.
@@ -63,16 +67,31 @@ class ServiceError(RuntimeError):
     """A service process could not be started or did not become SERVING."""
 
 
-def grpc_serving(address: str, timeout: float = 2.0) -> bool:
+def grpc_serving(address: str, timeout: float = 2.0, security: InternalSecurity | None = None) -> bool:
     """True when ``grpc.health.v1`` at ``address`` answers SERVING for the server ("")."""
     try:
-        with grpc.insecure_channel(address) as channel:
+        with (security or InternalSecurity()).sync_channel(address) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout
             )
     except grpc.RpcError:
         return False
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def read_or_create_token(root_dir: Path) -> str:
+    """The cluster folder's internal token: read from ``internal-token``, or generated and written mode 0600."""
+    path = root_dir / TOKEN_FILE
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        pass
+    root_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+    return token
 
 
 def console_script(name: str) -> list[str]:
@@ -97,8 +116,10 @@ class ServiceProcess:
         port: int,
         log_file: Path,
         pid_file: Path,
+        security: InternalSecurity | None = None,
     ) -> None:
         self.name = name
+        self.security = security
         self.command = list(command)
         self.env = dict(env)
         self.port = port
@@ -154,7 +175,7 @@ class ServiceProcess:
                     f"{self.name} exited with code {proc.returncode} while starting; "
                     f"last lines of {self.log_file}:\n{log_tail(self.log_file)}"
                 )
-            if grpc_serving(self.address, timeout=1.0):
+            if grpc_serving(self.address, timeout=1.0, security=self.security):
                 return
             if time.monotonic() >= deadline:
                 raise ServiceError(
@@ -267,6 +288,29 @@ class Cluster:
     def readonly_instances(self) -> list[MilvusInstance]:
         return [i for i in self.instances if i.role == "readonly"]
 
+    @property
+    def internal_token(self) -> str:
+        """MISHARDS_INTERNAL_TOKEN of the services: ``extra_env``'s, else the folder's (generated once)."""
+        return self.extra_env.get("MISHARDS_INTERNAL_TOKEN") or read_or_create_token(self.root_dir)
+
+    @property
+    def security(self) -> InternalSecurity:
+        """What a client of meta and discovery needs: the token, and the TLS files of ``extra_env``."""
+        env = self.extra_env
+        tls = TlsFiles(
+            env.get("TLS_CERT_FILE", ""), env.get("TLS_KEY_FILE", ""), env.get("TLS_CLIENT_CA_FILE", ""),
+            env.get("TLS_CA_FILE", ""),
+        )  # fmt: skip
+        return InternalSecurity(token=self.internal_token, tls=tls)
+
+    def meta_channel(self) -> grpc.Channel:
+        """A blocking channel to meta that presents the internal token (and TLS when configured)."""
+        return self.security.sync_channel(self.meta_address)
+
+    def discovery_channel(self) -> grpc.Channel:
+        """A blocking channel to discovery that presents the internal token (and TLS when configured)."""
+        return self.security.sync_channel(self.discovery_address)
+
     def _port(self, key: str) -> int:
         if not self.ports:
             self.resolve_ports()
@@ -374,6 +418,8 @@ class Cluster:
         env = dict(os.environ)
         env.update(
             SERVER_HOST=LOCALHOST,
+            METRICS_HOST=LOCALHOST,
+            MISHARDS_INTERNAL_TOKEN=self.internal_token,
             LOG_PATH=str(self.log_dir),
             METRICS_PORT=str(self.ports[f"{name}_metrics"]),
         )
@@ -411,6 +457,7 @@ class Cluster:
             self.ports[name],
             self.log_dir / f"{name}.out",
             self.root_dir / "run" / f"{name}.pid",
+            self.security,
         )
 
     def _service(self, name: str) -> ServiceProcess:
@@ -472,7 +519,13 @@ class Cluster:
         env.update(overrides or {})
         command = self.service_commands.get("router") or console_script("mishards-router")
         service = ServiceProcess(
-            name, command, env, port, self.log_dir / f"{name}.out", self.root_dir / "run" / f"{name}.pid"
+            name,
+            command,
+            env,
+            port,
+            self.log_dir / f"{name}.out",
+            self.root_dir / "run" / f"{name}.pid",
+            self.security,
         )
         self.extra_routers.append(service)
         try:

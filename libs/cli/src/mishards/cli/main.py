@@ -18,6 +18,7 @@ from mishards.cli.cluster import (
     CLUSTER_FILE,
     DEFAULT_ROUTER_PORT,
     DEFAULT_SERVICE_PORTS,
+    TOKEN_FILE,
     Cluster,
     ServiceError,
     grpc_serving,
@@ -31,6 +32,7 @@ from mishards.cli.launcher import (
     stop_instances,
 )
 from mishards.cli.ports import LOCALHOST, PortRangeExhausted
+from mishards.common.security import InternalSecurity, TlsFiles
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,6 +223,7 @@ def describe_cluster(cluster: Cluster) -> str:
     for inst in cluster.instances:
         lines.append(f"  {inst.role:<9}  {inst.address}  pid {inst.pid}  ({inst.backend}, {inst.data_dir})")
     lines.append(f"  logs in {cluster.log_dir}")
+    lines.append(f"  internal token in {cluster.root_dir / TOKEN_FILE} (mode 0600; the CLI reads it from --data)")
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
 
@@ -257,6 +260,22 @@ def resolve_addresses(args: argparse.Namespace) -> tuple[str, str]:
     return meta, discovery
 
 
+def resolve_security(args: argparse.Namespace) -> InternalSecurity:
+    """The internal token (MISHARDS_INTERNAL_TOKEN, else the data folder's) and TLS files (TLS_* variables)."""
+    token = os.environ.get("MISHARDS_INTERNAL_TOKEN", "")
+    if not token:
+        try:
+            token = (Path(args.data) / TOKEN_FILE).read_text(encoding="utf-8").strip()
+        except OSError:
+            token = ""
+    env = os.environ
+    tls = TlsFiles(
+        env.get("TLS_CERT_FILE", ""), env.get("TLS_KEY_FILE", ""), env.get("TLS_CLIENT_CA_FILE", ""),
+        env.get("TLS_CA_FILE", ""),
+    )  # fmt: skip
+    return InternalSecurity(token=token, tls=tls)
+
+
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A plain left-aligned text table."""
     widths = [len(h) for h in header]
@@ -273,10 +292,11 @@ def cmd_status(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from mishards.v1 import discovery_pb2, discovery_pb2_grpc
 
     meta, discovery = resolve_addresses(args)
-    meta_state = "SERVING" if grpc_serving(meta) else "not serving"
+    security = resolve_security(args)
+    meta_state = "SERVING" if grpc_serving(meta, security=security) else "not serving"
     print(f"meta       {meta}: {meta_state}", file=out)
     try:
-        with grpc.insecure_channel(discovery) as channel:
+        with security.sync_channel(discovery) as channel:
             stub = discovery_pb2_grpc.DiscoveryStub(channel)  # type: ignore[no-untyped-call]
             membership = stub.ListInstances(discovery_pb2.ListInstancesRequest(), timeout=5)
     except grpc.RpcError as exc:
@@ -298,16 +318,16 @@ def cmd_status(args: argparse.Namespace, out: TextIO | None = None) -> int:
         format_table(("IDENTITY", "ADDRESS", "ROLE", "HEALTH", "REASON"), rows),
         file=out,
     )
-    print_copies(meta, out)
+    print_copies(meta, out, security)
     return 0
 
 
-def print_copies(meta: str, out: TextIO) -> None:
+def print_copies(meta: str, out: TextIO, security: InternalSecurity | None = None) -> None:
     """The copies of every shard: instance, role, state, applied log position and lag."""
     from mishards.v1 import meta_pb2, meta_pb2_grpc
 
     try:
-        with grpc.insecure_channel(meta) as channel:
+        with (security or InternalSecurity()).sync_channel(meta) as channel:
             answer = meta_pb2_grpc.MetaStub(channel).ListCopies(meta_pb2.ListCopiesRequest(), timeout=5)  # type: ignore[no-untyped-call]
     except grpc.RpcError as exc:
         print(f"copies: meta unreachable ({exc.code().name})", file=out)
@@ -351,7 +371,7 @@ def cmd_repair(args: argparse.Namespace, out: TextIO | None = None) -> int:
         collection_id=args.collection_id, shard=args.shard, instance=args.instance, action=args.action
     )
     try:
-        with grpc.insecure_channel(meta) as channel:
+        with resolve_security(args).sync_channel(meta) as channel:
             answer = meta_pb2_grpc.MetaStub(channel).RepairShard(request, timeout=30)  # type: ignore[no-untyped-call]
     except grpc.RpcError as exc:
         print(f"repair failed: {exc.details()}", file=out)
@@ -367,7 +387,7 @@ def cmd_operator(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     meta, _ = resolve_addresses(args)
     try:
-        with grpc.insecure_channel(meta) as channel:
+        with resolve_security(args).sync_channel(meta) as channel:
             stub = meta_pb2_grpc.MetaStub(channel)  # type: ignore[no-untyped-call]
             if args.command == "drain":
                 answer = stub.DrainInstance(

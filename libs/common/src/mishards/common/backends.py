@@ -2,35 +2,33 @@
 
 from __future__ import annotations
 
-import base64
-
 import grpc
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
-from mishards.common.server import insecure_channel
+from mishards.common.security import backend_metadata
+from mishards.common.server import backend_channel
 
 
 class BackendPool:
     """MilvusService stubs by address; channels are created once and reused."""
 
-    def __init__(self, token: str = "") -> None:
+    def __init__(self, token: str = "", tls_ca_file: str = "") -> None:
         self._token = token
+        self._tls_ca_file = tls_ca_file
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, milvus_pb2_grpc.MilvusServiceStub] = {}
 
     def stub(self, address: str) -> milvus_pb2_grpc.MilvusServiceStub:
         stub = self._stubs.get(address)
         if stub is None:
-            channel = insecure_channel(address, traced=False)
+            channel = backend_channel(address, self._tls_ca_file)
             self._channels[address] = channel
             stub = milvus_pb2_grpc.MilvusServiceStub(channel)
             self._stubs[address] = stub
         return stub
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        if not self._token:
-            return ()
-        return (("authorization", base64.b64encode(self._token.encode()).decode()),)
+        return backend_metadata(self._token)
 
     async def close(self) -> None:
         for channel in self._channels.values():

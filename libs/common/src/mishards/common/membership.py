@@ -7,7 +7,8 @@ import logging
 
 import grpc
 
-from mishards.common.server import insecure_channel
+from mishards.common.security import InternalSecurity
+from mishards.common.server import internal_channel
 from mishards.v1 import discovery_pb2, discovery_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -19,8 +20,9 @@ class MembershipWatcher:
     While discovery is unreachable the last known membership is kept (never emptied).
     """
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, security: InternalSecurity | None = None) -> None:
         self.address = address
+        self.security = security or InternalSecurity()
         self.membership = discovery_pb2.Membership()
         self._index: dict[str, discovery_pb2.Instance] = {}
         self._index_of: discovery_pb2.Membership | None = None
@@ -78,7 +80,7 @@ class MembershipWatcher:
         delay = 0.2
         while True:
             try:
-                self._channel = insecure_channel(self.address)
+                self._channel = internal_channel(self.address, self.security)
                 stub = discovery_pb2_grpc.DiscoveryStub(self._channel)
                 async for snapshot in stub.WatchInstances(discovery_pb2.WatchInstancesRequest()):
                     delay = 0.2

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from mishards.common.security import InternalSecurity, TlsFiles, backend_credentials, token_interceptors
+
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
@@ -57,12 +59,23 @@ class Server:
         await self.health.set(service, status)
 
 
-def create_server(host: str, port: int, interceptors: list[grpc.aio.ServerInterceptor] | None = None) -> Server:
-    """Build a server bound to host:port (port 0 picks a free one) with health registered."""
+def create_server(
+    host: str,
+    port: int,
+    interceptors: list[grpc.aio.ServerInterceptor] | None = None,
+    tls: TlsFiles | None = None,
+) -> Server:
+    """Build a server bound to host:port (port 0 picks a free one) with health registered.
+
+    With `tls` enabled the port serves TLS only (mutual when it names a client CA).
+    """
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors or [])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if tls is not None and tls.enabled:
+        bound = server.add_secure_port(f"{host}:{port}", tls.server_credentials())
+    else:
+        bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot bind {host}:{port}")
     return Server(server=server, port=bound, health=health_servicer)
@@ -125,3 +138,28 @@ def insecure_channel(
         options=CHANNEL_OPTIONS + (extra or []),
         interceptors=client_interceptors() if traced and tracing.enabled() else None,
     )
+
+
+def internal_channel(address: str, security: InternalSecurity) -> grpc.aio.Channel:
+    """An asyncio channel to meta or discovery: traced, with the internal token, TLS when configured."""
+    from mishards.common import tracing
+    from mishards.common.interceptors import client_interceptors
+
+    interceptors: list[grpc.aio.ClientInterceptor] = client_interceptors() if tracing.enabled() else []
+    interceptors += token_interceptors(security)
+    if security.tls.enabled:
+        return grpc.aio.secure_channel(
+            address,
+            security.tls.client_credentials(),
+            options=CHANNEL_OPTIONS + security.tls.channel_options(),
+            interceptors=interceptors or None,
+        )
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=interceptors or None)
+
+
+def backend_channel(address: str, tls_ca_file: str = "") -> grpc.aio.Channel:
+    """An asyncio channel to a Milvus instance: TLS verified with `tls_ca_file` when it is set."""
+    credentials = backend_credentials(tls_ca_file)
+    if credentials is not None:
+        return grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)

@@ -74,6 +74,7 @@ def _meta(
 
 
 PORT = (0, 65535)
+TLS_FILE_SETTINGS = ("TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CLIENT_CA_FILE", "TLS_CA_FILE", "MILVUS_BACKEND_TLS_CA_FILE")
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,57 @@ class Settings:
             *PORT,
         ),
     )
+    METRICS_HOST: str = field(
+        default="127.0.0.1",
+        metadata=_meta(
+            "str",
+            "address /metrics and the router's topology page listen on; loopback by default (the page lists "
+            "backends, collections and recent errors), 0.0.0.0 in the chart so that Prometheus can scrape",
+        ),
+    )
+    MISHARDS_INTERNAL_TOKEN: str = field(
+        default="",
+        metadata=_meta(
+            "str",
+            "secret shared by router, meta, discovery and the CLI; meta and discovery refuse calls without it "
+            "(UNAUTHENTICATED); empty: no check (mishards up and the chart always set one)",
+        ),
+    )
+    TLS_CERT_FILE: str = field(
+        default="",
+        metadata=_meta(
+            "str", "PEM certificate (chain) every service serves TLS with; with TLS_KEY_FILE turns TLS on for all hops"
+        ),
+    )
+    TLS_KEY_FILE: str = field(default="", metadata=_meta("str", "PEM private key of TLS_CERT_FILE"))
+    TLS_CLIENT_CA_FILE: str = field(
+        default="",
+        metadata=_meta(
+            "str",
+            "PEM CA bundle of client certificates: set, every service requires one (mutual TLS) and internal "
+            "clients present TLS_CERT_FILE",
+        ),
+    )
+    TLS_CA_FILE: str = field(
+        default="",
+        metadata=_meta(
+            "str",
+            "PEM CA bundle internal clients (services, CLI) verify meta's and discovery's certificates with; "
+            "empty: TLS_CLIENT_CA_FILE, else the system's roots",
+        ),
+    )
+    TLS_SERVER_NAME: str = field(
+        default="",
+        metadata=_meta(
+            "str",
+            "name internal clients and mishards-healthcheck expect in the services' certificate; empty: the host "
+            "of the address dialled (the health check: localhost)",
+        ),
+    )
+    MILVUS_BACKEND_TLS_CA_FILE: str = field(
+        default="",
+        metadata=_meta("str", "PEM CA bundle: set, router, meta and discovery reach Milvus instances over TLS"),
+    )
     DEFAULT_SHARDS_NUM: int = field(
         default=2, metadata=_meta("int", "shards of a new collection when the request gives none", 1, 64)
     )
@@ -331,10 +383,16 @@ class Settings:
 
     def __repr__(self) -> str:  # never print secrets
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        for secret in ("MILVUS_BACKEND_TOKEN", "DISCOVERY_CONSUL_TOKEN"):
+        for secret in ("MILVUS_BACKEND_TOKEN", "DISCOVERY_CONSUL_TOKEN", "MISHARDS_INTERNAL_TOKEN"):
             if shown[secret]:
                 shown[secret] = "***"
         return f"Settings({shown})"
+
+    def __post_init__(self) -> None:
+        if bool(self.TLS_CERT_FILE) != bool(self.TLS_KEY_FILE):
+            raise SettingsError("settings TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither")
+        if self.TLS_CLIENT_CA_FILE and not self.TLS_CERT_FILE:
+            raise SettingsError("setting TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE (mutual TLS is TLS)")
 
     def read_replicas(self, readonly: int) -> int:
         """Replicas per shard with `readonly` read-only instances present (READ_REPLICAS=all: one on each)."""
@@ -375,6 +433,8 @@ def _check_str(name: str, value: str) -> None:
             raise SettingsError(f"setting TIMEZONE={value!r} is not a time zone (e.g. UTC, Europe/Berlin)") from None
     if name == "READ_REPLICAS" and value != "all" and not (value.isdigit() and 0 <= int(value) <= 16):
         raise SettingsError(f"setting READ_REPLICAS={value!r} is not a number of replicas (0-16) or all")
+    if name in TLS_FILE_SETTINGS and value and not os.path.isfile(value):
+        raise SettingsError(f"setting {name}={value!r} is not a readable file")
     if name == "TRACING_EXPORTER_ENDPOINT" and value and not value.startswith(("http://", "https://")):
         raise SettingsError(f"setting TRACING_EXPORTER_ENDPOINT={value!r} must start with http:// or https://")
 

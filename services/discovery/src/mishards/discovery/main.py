@@ -11,12 +11,13 @@ from mishards.common.interceptors import TelemetryServerInterceptor
 from mishards.common.logs import setup_logging
 from mishards.common.metrics import HttpServer, default_port
 from mishards.common.plugins import PluginError
+from mishards.common.security import InternalSecurity, server_interceptors
 from mishards.common.server import Server, create_server, serve
 from mishards.common.settings import Settings, SettingsError, load_settings
 from mishards.common.tracing import setup_tracing_or_exit
 from mishards.discovery.backends import DiscoveryBackend, create_backend
 from mishards.discovery.membership import MembershipBoard
-from mishards.discovery.prober import HealthChecker, ProbeFn, Prober
+from mishards.discovery.prober import HealthChecker, MilvusHealthChecker, ProbeFn, Prober
 from mishards.discovery.servicer import DiscoveryServicer
 from mishards.v1 import discovery_pb2_grpc
 
@@ -83,6 +84,8 @@ async def build_service(
     """
     backend = backend if backend is not None else create_backend(settings)
     board = MembershipBoard()
+    if probe is None:
+        probe = MilvusHealthChecker(settings.MILVUS_BACKEND_TOKEN, settings.MILVUS_BACKEND_TLS_CA_FILE)
     prober = Prober(
         backend,
         board,
@@ -94,7 +97,8 @@ async def build_service(
     bound = create_server(
         settings.SERVER_HOST if host is None else host,
         settings.DISCOVERY_SERVER_PORT if port is None else port,
-        interceptors=[TelemetryServerInterceptor(SERVICE_NAME)],
+        interceptors=[TelemetryServerInterceptor(SERVICE_NAME), *server_interceptors(SERVICE_NAME, settings)],
+        tls=InternalSecurity.from_settings(settings).tls,
     )
     # grpc's health servicer starts out SERVING; say so only after the first round.
     await bound.set_serving(False)
@@ -108,7 +112,7 @@ async def build_service(
 async def run(settings: Settings, backend: DiscoveryBackend | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then drain for GRACE_PERIOD seconds."""
     service = await build_service(settings, backend=backend)
-    http = HttpServer(settings.SERVER_HOST, default_port(settings.METRICS_PORT, SERVICE_NAME))
+    http = HttpServer(settings.METRICS_HOST, default_port(settings.METRICS_PORT, SERVICE_NAME))
 
     async def on_start() -> None:
         await http.start()

@@ -19,7 +19,8 @@ from typing import Protocol, runtime_checkable
 import grpc
 
 from mishards.common import metrics
-from mishards.common.server import insecure_channel
+from mishards.common.security import backend_metadata
+from mishards.common.server import backend_channel
 from mishards.discovery.backends.base import (
     BackendUnavailable,
     DiscoveryBackend,
@@ -84,11 +85,15 @@ class FunctionChecker:
 class MilvusHealthChecker:
     """Probes with Milvus `CheckHealth`, keeping one grpc.aio channel per address.
 
-    Healthy when the response status carries no error and `isHealthy` is true.
+    Healthy when the response status carries no error and `isHealthy` is true. The probe
+    carries MILVUS_BACKEND_TOKEN (a Milvus with authorization on refuses it otherwise) and
+    uses TLS when MILVUS_BACKEND_TLS_CA_FILE is set.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, token: str = "", tls_ca_file: str = "") -> None:
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._metadata = backend_metadata(token)
+        self._tls_ca_file = tls_ca_file
 
     async def check(self, address: str, timeout: float) -> ProbeResult:
         # Imported here: pymilvus's generated code is heavy and nothing may happen at import.
@@ -96,10 +101,10 @@ class MilvusHealthChecker:
 
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = insecure_channel(address, traced=False)
+            channel = self._channels[address] = backend_channel(address, self._tls_ca_file)
         stub = milvus_pb2_grpc.MilvusServiceStub(channel)
         try:
-            response = await stub.CheckHealth(milvus_pb2.CheckHealthRequest(), timeout=timeout)
+            response = await stub.CheckHealth(milvus_pb2.CheckHealthRequest(), timeout=timeout, metadata=self._metadata)
         except grpc.aio.AioRpcError as exc:
             return ProbeResult(False, f"{exc.code().name}: {exc.details() or 'no details'}")
         status = response.status

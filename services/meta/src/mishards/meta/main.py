@@ -9,6 +9,7 @@ from mishards.common.entry import run_service
 from mishards.common.interceptors import TelemetryServerInterceptor
 from mishards.common.membership import MembershipWatcher
 from mishards.common.metrics import HttpServer, default_port
+from mishards.common.security import InternalSecurity, server_interceptors
 from mishards.common.server import Server, create_server, serve
 from mishards.common.settings import Settings
 from mishards.meta.ddl import DdlExecutor
@@ -32,8 +33,9 @@ class MetaService:
         self.store = Store(settings.SQLALCHEMY_DATABASE_URI, echo=settings.SQL_ECHO)
         self.store.migrate()
         self.tso = TimestampOracle(self.store.reserve_timestamp_window)
-        self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS)
-        self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN)
+        security = InternalSecurity.from_settings(settings)
+        self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS, security)
+        self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN, settings.MILVUS_BACKEND_TLS_CA_FILE)
         self.feed = CatalogFeed(self.store.catalog_version())
         self.ddl = DdlExecutor(self.store, self.tso, self.membership, self.backends, settings, self.feed.publish)
         self.log = MutationLog(
@@ -62,11 +64,12 @@ class MetaService:
         self.log.paused_instance = settings.MISHARDS_TEST_PAUSE_APPLY
         self.versions = InstanceVersions(self.store, self.membership, self.backends, self.feed.publish)
         http_port = default_port(settings.METRICS_PORT, "meta") if metrics_port is None else metrics_port
-        self.http = HttpServer(settings.SERVER_HOST, http_port)
+        self.http = HttpServer(settings.METRICS_HOST, http_port)
         self.server: Server = create_server(
             settings.SERVER_HOST,
             settings.META_SERVER_PORT if port is None else port,
-            interceptors=[TelemetryServerInterceptor("meta")],
+            interceptors=[TelemetryServerInterceptor("meta"), *server_interceptors("meta", settings)],
+            tls=security.tls,
         )
         self.servicer = MetaServicer(self.store, self.tso, self.ddl, self.feed, self.log, self.mover)
         self.servicer.fill_progress = self.replicas.progress

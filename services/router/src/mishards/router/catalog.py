@@ -10,7 +10,8 @@ import grpc
 from pymilvus.grpc_gen import schema_pb2
 
 from mishards.common import errors
-from mishards.common.server import insecure_channel
+from mishards.common.security import InternalSecurity
+from mishards.common.server import internal_channel
 from mishards.v1 import meta_pb2, meta_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -74,9 +75,9 @@ def _view(message: meta_pb2.Collection) -> CollectionView:
 class CatalogCache:
     """Holds the newest catalog; `resolve()` maps (db, name or alias) to a CollectionView."""
 
-    def __init__(self, meta_address: str) -> None:
+    def __init__(self, meta_address: str, security: InternalSecurity | None = None) -> None:
         self.meta_address = meta_address
-        self.channel = insecure_channel(meta_address)
+        self.channel = internal_channel(meta_address, security or InternalSecurity())
         self.stub = meta_pb2_grpc.MetaStub(self.channel)
         self.version = -1
         self.databases: list[str] = ["default"]

@@ -11,6 +11,7 @@ from mishards.common.entry import run_service
 from mishards.common.interceptors import TelemetryServerInterceptor
 from mishards.common.membership import MembershipWatcher
 from mishards.common.metrics import HttpServer, default_port
+from mishards.common.security import InternalSecurity
 from mishards.common.server import Server, create_server, serve
 from mishards.common.settings import Settings
 from mishards.router.catalog import CatalogCache
@@ -29,9 +30,10 @@ class RouterService:
 
     def __init__(self, settings: Settings, port: int | None = None, metrics_port: int | None = None) -> None:
         self.settings = settings
-        self.catalog = CatalogCache(settings.META_ADDRESS)
-        self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS)
-        self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN)
+        security = InternalSecurity.from_settings(settings)
+        self.catalog = CatalogCache(settings.META_ADDRESS, security)
+        self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS, security)
+        self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN, settings.MILVUS_BACKEND_TLS_CA_FILE)
         self.topology = Topology(self.membership, create_read_router(settings))
         self.servicer = RouterServicer(
             catalog=self.catalog,
@@ -52,9 +54,12 @@ class RouterService:
         telemetry = TelemetryServerInterceptor("router", on_error=self.errors.record, count_rows=True)
         self.page = TopologyPage(self.membership, self.catalog, self.errors, meta_copy_states(self.catalog.stub))
         http_port = default_port(settings.METRICS_PORT, "router") if metrics_port is None else metrics_port
-        self.http = HttpServer(settings.SERVER_HOST, http_port, self.page.routes())
+        self.http = HttpServer(settings.METRICS_HOST, http_port, self.page.routes())
         self.server: Server = create_server(
-            settings.SERVER_HOST, settings.SERVER_PORT if port is None else port, interceptors=[telemetry]
+            settings.SERVER_HOST,
+            settings.SERVER_PORT if port is None else port,
+            interceptors=[telemetry],
+            tls=security.tls,
         )
         milvus_pb2_grpc.add_MilvusServiceServicer_to_server(self.servicer, self.server.server)
 

@@ -134,7 +134,9 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
     ) -> milvus_pb2.GetVersionResponse:
         for inst in self.topology.membership.instances():
             try:
-                resp = await self.backends.stub(inst.address).GetVersion(request, timeout=5)
+                resp = await self.backends.stub(inst.address).GetVersion(
+                    request, timeout=5, metadata=self.backends.metadata()
+                )
                 if not errors.is_error(resp.status):
                     return resp
             except grpc.aio.AioRpcError:
