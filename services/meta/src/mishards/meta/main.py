@@ -14,6 +14,7 @@ from mishards.common.settings import Settings
 from mishards.meta.ddl import DdlExecutor
 from mishards.meta.moves import ShardMover
 from mishards.meta.mutations import MutationLog
+from mishards.meta.rbac import RbacExecutor, RbacStore
 from mishards.meta.replicas import ReplicaManager
 from mishards.meta.servicer import CatalogFeed, MetaServicer
 from mishards.meta.store import Store
@@ -31,6 +32,8 @@ class MetaService:
         self.settings = settings
         self.store = Store(settings.SQLALCHEMY_DATABASE_URI, echo=settings.SQL_ECHO)
         self.store.migrate()
+        self.rbac = RbacStore(self.store)
+        self.rbac.bootstrap(settings.ROOT_PASSWORD)  # root and the built-in roles, at the first start only
         self.tso = TimestampOracle(self.store.reserve_timestamp_window)
         self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS)
         self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN)
@@ -68,7 +71,9 @@ class MetaService:
             settings.META_SERVER_PORT if port is None else port,
             interceptors=[TelemetryServerInterceptor("meta")],
         )
-        self.servicer = MetaServicer(self.store, self.tso, self.ddl, self.feed, self.log, self.mover)
+        self.servicer = MetaServicer(
+            self.store, self.tso, self.ddl, self.feed, self.log, self.mover, rbac=RbacExecutor(self.rbac)
+        )
         self.servicer.fill_progress = self.replicas.progress
         self.log.on_replica_lost = self.replicas.refill
         meta_pb2_grpc.add_MetaServicer_to_server(self.servicer, self.server.server)
