@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import grpc
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from mishards.common.backends import BackendPool
@@ -13,6 +14,7 @@ from mishards.common.membership import MembershipWatcher
 from mishards.common.metrics import HttpServer, default_port
 from mishards.common.server import Server, create_server, serve
 from mishards.common.settings import Settings
+from mishards.router.auth import AuthCache, AuthInterceptor
 from mishards.router.catalog import CatalogCache
 from mishards.router.ids import IdAllocator
 from mishards.router.servicer import RouterServicer
@@ -30,6 +32,8 @@ class RouterService:
     def __init__(self, settings: Settings, port: int | None = None, metrics_port: int | None = None) -> None:
         self.settings = settings
         self.catalog = CatalogCache(settings.META_ADDRESS)
+        self.auth = AuthCache(self.catalog.stub)
+        self.catalog.listeners.append(self.auth.on_catalog)  # users and grants follow the catalog feed
         self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS)
         self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN)
         self.topology = Topology(self.membership, create_read_router(settings))
@@ -46,6 +50,7 @@ class RouterService:
             retries=settings.MAX_RETRY,
             read_wait=settings.READ_WAIT_TIMEOUT,
             staleness_ms=settings.BOUNDED_STALENESS_MS,
+            auth=self.auth,
         )
         # Telemetry: spans, request ids and RPC metrics; /metrics and the topology page (port 0: any free one).
         self.errors = RecentErrors()
@@ -53,8 +58,12 @@ class RouterService:
         self.page = TopologyPage(self.membership, self.catalog, self.errors, meta_copy_states(self.catalog.stub))
         http_port = default_port(settings.METRICS_PORT, "router") if metrics_port is None else metrics_port
         self.http = HttpServer(settings.SERVER_HOST, http_port, self.page.routes())
+        # Authentication and privileges run after telemetry, so refused calls are counted and traced.
+        interceptors: list[grpc.aio.ServerInterceptor] = [telemetry]
+        if settings.AUTHORIZATION_ENABLED:
+            interceptors.append(AuthInterceptor(self.auth))
         self.server: Server = create_server(
-            settings.SERVER_HOST, settings.SERVER_PORT if port is None else port, interceptors=[telemetry]
+            settings.SERVER_HOST, settings.SERVER_PORT if port is None else port, interceptors=interceptors
         )
         milvus_pb2_grpc.add_MilvusServiceServicer_to_server(self.servicer, self.server.server)
 
