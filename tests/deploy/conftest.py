@@ -17,7 +17,10 @@ CHART = REPO / "helm" / "mishards"
 RELEASE = "mishards"
 NAMESPACE = "mishards"
 # What every release must give (the chart generates no password), under each test's own values.
-REQUIRED_VALUES: dict[str, Any] = {"mysql": {"auth": {"password": "meta-pass", "rootPassword": "root-pass"}}}
+REQUIRED_VALUES: dict[str, Any] = {
+    "mysql": {"auth": {"password": "meta-pass", "rootPassword": "root-pass"}},
+    "auth": {"rootPassword": "milvus-root-pass"},
+}
 
 
 def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

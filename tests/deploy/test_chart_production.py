@@ -139,7 +139,10 @@ def test_database_passwords_come_from_values_or_an_existing_secret_only() -> Non
     assert env["MYSQL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "mishards-mysql", "key": "mysql-password"}
     outside_secrets = yaml.safe_dump([d for d in objects(first) if d["kind"] != "Secret"])
     assert "s3cret" not in outside_secrets
-    theirs = render({"mysql": {"auth": {"existingSecret": "db-passwords"}}}, required=False)
+    theirs = render(
+        {"mysql": {"auth": {"existingSecret": "db-passwords"}}, "auth": {"existingSecret": "milvus-root"}},
+        required=False,
+    )
     assert not [d for d in objects(theirs) if d["kind"] == "Secret"]
     env = {e["name"]: e for e in pods(theirs)["mysql"]["spec"]["containers"][0]["env"]}
     assert env["MYSQL_ROOT_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "db-passwords"

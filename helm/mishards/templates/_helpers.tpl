@@ -213,3 +213,8 @@ prometheus.io/path: /metrics
       key: {{ .Values.backendAuth.key }}
 {{- end }}
 {{- end -}}
+
+{{/* The Secret holding root's password (ROOT_PASSWORD): the user's, or the chart's. */}}
+{{- define "mishards.authSecret" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-auth" (include "mishards.fullname" .)) -}}
+{{- end -}}
