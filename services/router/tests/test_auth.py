@@ -10,7 +10,7 @@ from typing import Any
 import bcrypt
 import grpc
 import pytest
-from pymilvus.grpc_gen import milvus_pb2
+from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
 from mishards.common.rbac import Requirement, requirements
 from mishards.router import auth
@@ -174,3 +174,54 @@ def test_root_admin_public_and_oneself_pass() -> None:
     assert denied(c, "bob", "SelectGrant", own_role) is None
     assert denied(c, "alice", "SelectGrant", own_role) == "PrivilegeSelectOwnership: permission deny to alice"
     assert denied(c, "alice", "Connect", milvus_pb2.ConnectRequest()) is None  # needs no privilege
+
+
+class EchoServicer(milvus_pb2_grpc.MilvusServiceServicer):
+    """Answers Search, recording who the interceptor said the caller is."""
+
+    def __init__(self) -> None:
+        self.users: list[str] = []
+
+    async def Search(self, request: Any, context: Any) -> milvus_pb2.SearchResults:
+        self.users.append(auth.CURRENT_USER.get())
+        return milvus_pb2.SearchResults(collection_name=request.collection_name)
+
+
+def test_the_interceptor_refuses_before_the_handler_and_names_the_user_to_it() -> None:
+    servicer = EchoServicer()
+    users = cache()
+
+    async def scenario() -> list[Any]:
+        server = grpc.aio.server(interceptors=[auth.AuthInterceptor(users)])
+        milvus_pb2_grpc.add_MilvusServiceServicer_to_server(servicer, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        out: list[Any] = []
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+                for md, name in (([], "c1"), (token("bob:nope"), "c1"), (token("bob:bob-pw"), "c2"),
+                                 (token("bob:bob-pw"), "c1"), (token("alice:alice-pw"), "c1")):  # fmt: skip
+                    try:
+                        reply = await stub.Search(milvus_pb2.SearchRequest(collection_name=name), metadata=md)
+                        out.append(reply.collection_name)
+                    except grpc.aio.AioRpcError as exc:
+                        out.append((exc.code(), exc.details()))
+                try:
+                    await stub.AlterRole(milvus_pb2.AlterRoleRequest(role_name="x"))  # unknown: no credential asked
+                except grpc.aio.AioRpcError as exc:
+                    out.append(exc.code())
+        finally:
+            await server.stop(None)
+        return out
+
+    answers = asyncio.run(scenario())
+    assert answers == [
+        (grpc.StatusCode.UNAUTHENTICATED, "missing authorization in header"),
+        (grpc.StatusCode.UNAUTHENTICATED, "auth check failure, please check username and password are correct"),
+        (grpc.StatusCode.PERMISSION_DENIED, "PrivilegeSearch: permission deny to bob"),
+        "c1",
+        (grpc.StatusCode.PERMISSION_DENIED, "PrivilegeSearch: permission deny to alice"),
+        grpc.StatusCode.UNIMPLEMENTED,
+    ]
+    assert servicer.users == ["bob"]
