@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mishards.common import errors
 from mishards.common.errors import MilvusError
-from mishards.common.milvus_messages import request_class
+from mishards.common.milvus_messages import error_response, request_class
 from mishards.common.rbac import (
     ANY,
     BUILTIN_ROLES,
@@ -252,8 +252,6 @@ class RbacExecutor:
 
     async def execute(self, method: str, payload: bytes, db_name: str, caller: str) -> tuple[bytes, int]:
         """The serialized response of `method` to the serialized request, and the auth version after it."""
-        from mishards.common.milvus_messages import error_response
-
         handler = self.handlers.get(method)
         if handler is None:
             raise MilvusError(errors.PARAMETER_INVALID, f"mishards: {method} is not an RBAC method")

@@ -23,6 +23,7 @@ from typing import Any
 import bcrypt
 import grpc
 
+from mishards.common.milvus_messages import response_class
 from mishards.common.rbac import ROLE_PUBLIC, ROOT, Grant, Requirement, permits, requirements
 from mishards.v1 import meta_pb2, meta_pb2_grpc
 
@@ -264,8 +265,6 @@ async def hand_rbac_to_meta(
     stub: meta_pb2_grpc.MetaStub, cache: AuthCache, method: str, request: Any, db_name: str
 ) -> Any:
     """Run a credential or RBAC method on meta; this router's cache holds the change before the client hears back."""
-    from mishards.common.milvus_messages import response_class
-
     answer = await stub.ExecuteRbac(
         meta_pb2.ExecuteRbacRequest(
             method=method, request=request.SerializeToString(), db_name=db_name, caller=CURRENT_USER.get()
