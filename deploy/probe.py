@@ -2,12 +2,16 @@
 
     python deploy/probe.py [HOST:PORT]     (default 127.0.0.1:19530)
 
+With AUTHORIZATION_ENABLED on the router (the chart's default), give a credential in
+MILVUS_TOKEN, e.g. `MILVUS_TOKEN=root:<auth.rootPassword>`.
+
 Prints `Pass ==> Pass: Connected` and exits 0, as the original Mishards probe did, or
 `Error ==> Error: Fail connecting to server on HOST:PORT. <why>` and exits 1.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -16,7 +20,7 @@ def probe(address: str, timeout: float = 10.0) -> tuple[bool, str]:
     from pymilvus import MilvusClient
 
     try:
-        client = MilvusClient(uri=f"http://{address}", timeout=timeout)
+        client = MilvusClient(uri=f"http://{address}", token=os.environ.get("MILVUS_TOKEN", ""), timeout=timeout)
         try:
             client.list_collections(timeout=timeout)
         finally:

@@ -3,6 +3,7 @@ against the Kubernetes schemas (kubernetes-validate)."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import helm_python
@@ -329,6 +330,28 @@ def test_helm_test_hook_searches_through_the_router(default_render):
     script = c["args"][0]
     compile(script, "helm-test", "exec")
     assert "client.insert(" in script and "client.search(" in script
+    assert 'token="root:" + os.environ["ROOT_PASSWORD"]' in script
+    password = next(e for e in c["env"] if e["name"] == "ROOT_PASSWORD")["valueFrom"]["secretKeyRef"]
+    assert password == {"name": "mishards-auth", "key": "root-password"}
+
+
+def test_authorization_is_on_and_root_password_comes_from_a_secret(default_render):
+    assert find(default_render, "ConfigMap", "mishards")["data"]["AUTHORIZATION_ENABLED"] == "true"
+    secret = find(default_render, "Secret", "mishards-auth")
+    assert base64.b64decode(secret["data"]["root-password"]).decode() == "mishards-root-pass"
+    meta = find(default_render, "Deployment", "mishards-meta")
+    env = container(meta, "meta")["env"]
+    assert {
+        "name": "ROOT_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "mishards-auth", "key": "root-password"}},
+    } in env
+    assert "ROOT_PASSWORD" not in find(default_render, "ConfigMap", "mishards")["data"]
+    mine = render({"auth": {"existingSecret": "my-auth", "rootPasswordKey": "pw"}})
+    assert not [d for d in objects(mine) if d["kind"] == "Secret" and d["metadata"]["name"] == "mishards-auth"]
+    env = container(find(mine, "Deployment", "mishards-meta"), "meta")["env"]
+    assert {"name": "ROOT_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "my-auth", "key": "pw"}}} in env
+    with pytest.raises(helm_python.HelmRenderError, match=r"auth\.rootPassword is required"):
+        render({"auth": {"rootPassword": ""}})
 
 
 def test_discovery_join_damping_is_set_through_config(default_render):

@@ -302,6 +302,17 @@ class Settings:
     MILVUS_BACKEND_TOKEN: str = field(
         default="", metadata=_meta("str", "token sent to backends (user:password or API key)")
     )
+    AUTHORIZATION_ENABLED: bool = field(
+        default=False,
+        metadata=_meta(
+            "bool",
+            "the router requires Milvus credentials (user:password) and enforces RBAC, as Milvus's "
+            "common.security.authorizationEnabled — docs/security.md",
+        ),
+    )
+    ROOT_PASSWORD: str = field(
+        default="Milvus", metadata=_meta("str", "password of the root user that meta creates at its first start")
+    )
     BACKEND_TIMEOUT: float = field(default=60.0, metadata=_meta("float", "seconds a backend call may take", 0.1))
     ID_BLOCK_SIZE: int = field(
         default=10000, metadata=_meta("int", "ids the router takes from meta at a time", 1, 10_000_000)
@@ -383,7 +394,7 @@ class Settings:
 
     def __repr__(self) -> str:  # never print secrets
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        for secret in ("MILVUS_BACKEND_TOKEN", "DISCOVERY_CONSUL_TOKEN", "MISHARDS_INTERNAL_TOKEN"):
+        for secret in ("MILVUS_BACKEND_TOKEN", "DISCOVERY_CONSUL_TOKEN", "MISHARDS_INTERNAL_TOKEN", "ROOT_PASSWORD"):
             if shown[secret]:
                 shown[secret] = "***"
         return f"Settings({shown})"

@@ -77,20 +77,84 @@ class InstanceVersion(_message.Message):
     def __init__(self, identity: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class Catalog(_message.Message):
-    __slots__ = ("version", "databases", "collections", "instances")
+    __slots__ = ("version", "databases", "collections", "instances", "auth_version")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DATABASES_FIELD_NUMBER: _ClassVar[int]
     COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
     INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    AUTH_VERSION_FIELD_NUMBER: _ClassVar[int]
     version: int
     databases: _containers.RepeatedScalarFieldContainer[str]
     collections: _containers.RepeatedCompositeFieldContainer[Collection]
     instances: _containers.RepeatedCompositeFieldContainer[InstanceVersion]
-    def __init__(self, version: _Optional[int] = ..., databases: _Optional[_Iterable[str]] = ..., collections: _Optional[_Iterable[_Union[Collection, _Mapping]]] = ..., instances: _Optional[_Iterable[_Union[InstanceVersion, _Mapping]]] = ...) -> None: ...
+    auth_version: int
+    def __init__(self, version: _Optional[int] = ..., databases: _Optional[_Iterable[str]] = ..., collections: _Optional[_Iterable[_Union[Collection, _Mapping]]] = ..., instances: _Optional[_Iterable[_Union[InstanceVersion, _Mapping]]] = ..., auth_version: _Optional[int] = ...) -> None: ...
 
 class GetCatalogRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class AuthUser(_message.Message):
+    __slots__ = ("name", "password_hash", "roles")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_HASH_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    password_hash: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., password_hash: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AuthGrant(_message.Message):
+    __slots__ = ("role", "object_type", "object_name", "privilege", "db_name", "grantor")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_NAME_FIELD_NUMBER: _ClassVar[int]
+    PRIVILEGE_FIELD_NUMBER: _ClassVar[int]
+    DB_NAME_FIELD_NUMBER: _ClassVar[int]
+    GRANTOR_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    object_type: str
+    object_name: str
+    privilege: str
+    db_name: str
+    grantor: str
+    def __init__(self, role: _Optional[str] = ..., object_type: _Optional[str] = ..., object_name: _Optional[str] = ..., privilege: _Optional[str] = ..., db_name: _Optional[str] = ..., grantor: _Optional[str] = ...) -> None: ...
+
+class GetAuthStateRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AuthState(_message.Message):
+    __slots__ = ("version", "users", "roles", "grants")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    users: _containers.RepeatedCompositeFieldContainer[AuthUser]
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    grants: _containers.RepeatedCompositeFieldContainer[AuthGrant]
+    def __init__(self, version: _Optional[int] = ..., users: _Optional[_Iterable[_Union[AuthUser, _Mapping]]] = ..., roles: _Optional[_Iterable[str]] = ..., grants: _Optional[_Iterable[_Union[AuthGrant, _Mapping]]] = ...) -> None: ...
+
+class ExecuteRbacRequest(_message.Message):
+    __slots__ = ("method", "request", "db_name", "caller")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    DB_NAME_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    request: bytes
+    db_name: str
+    caller: str
+    def __init__(self, method: _Optional[str] = ..., request: _Optional[bytes] = ..., db_name: _Optional[str] = ..., caller: _Optional[str] = ...) -> None: ...
+
+class ExecuteRbacResponse(_message.Message):
+    __slots__ = ("response", "auth_version")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    AUTH_VERSION_FIELD_NUMBER: _ClassVar[int]
+    response: bytes
+    auth_version: int
+    def __init__(self, response: _Optional[bytes] = ..., auth_version: _Optional[int] = ...) -> None: ...
 
 class WatchCatalogRequest(_message.Message):
     __slots__ = ()

@@ -54,6 +54,16 @@ class MetaStub:
                 request_serializer=mishards_dot_v1_dot_meta__pb2.GetTimestampRequest.SerializeToString,
                 response_deserializer=mishards_dot_v1_dot_meta__pb2.GetTimestampResponse.FromString,
                 _registered_method=True)
+        self.GetAuthState = channel.unary_unary(
+                '/mishards.v1.Meta/GetAuthState',
+                request_serializer=mishards_dot_v1_dot_meta__pb2.GetAuthStateRequest.SerializeToString,
+                response_deserializer=mishards_dot_v1_dot_meta__pb2.AuthState.FromString,
+                _registered_method=True)
+        self.ExecuteRbac = channel.unary_unary(
+                '/mishards.v1.Meta/ExecuteRbac',
+                request_serializer=mishards_dot_v1_dot_meta__pb2.ExecuteRbacRequest.SerializeToString,
+                response_deserializer=mishards_dot_v1_dot_meta__pb2.ExecuteRbacResponse.FromString,
+                _registered_method=True)
         self.ExecuteDdl = channel.unary_unary(
                 '/mishards.v1.Meta/ExecuteDdl',
                 request_serializer=mishards_dot_v1_dot_meta__pb2.ExecuteDdlRequest.SerializeToString,
@@ -120,6 +130,20 @@ class MetaServicer:
 
     def GetTimestamp(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAuthState(self, request, context):
+        """Users (with their bcrypt hashes), roles and grants: what routers check credentials and privileges against.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExecuteRbac(self, request, context):
+        """The credential and RBAC RPCs of Milvus 2.3.5 (CreateCredential ... SelectGrant), answered as Milvus answers them.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -203,6 +227,16 @@ def add_MetaServicer_to_server(servicer, server):
                     servicer.GetTimestamp,
                     request_deserializer=mishards_dot_v1_dot_meta__pb2.GetTimestampRequest.FromString,
                     response_serializer=mishards_dot_v1_dot_meta__pb2.GetTimestampResponse.SerializeToString,
+            ),
+            'GetAuthState': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAuthState,
+                    request_deserializer=mishards_dot_v1_dot_meta__pb2.GetAuthStateRequest.FromString,
+                    response_serializer=mishards_dot_v1_dot_meta__pb2.AuthState.SerializeToString,
+            ),
+            'ExecuteRbac': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExecuteRbac,
+                    request_deserializer=mishards_dot_v1_dot_meta__pb2.ExecuteRbacRequest.FromString,
+                    response_serializer=mishards_dot_v1_dot_meta__pb2.ExecuteRbacResponse.SerializeToString,
             ),
             'ExecuteDdl': grpc.unary_unary_rpc_method_handler(
                     servicer.ExecuteDdl,
@@ -353,6 +387,60 @@ class Meta:
             '/mishards.v1.Meta/GetTimestamp',
             mishards_dot_v1_dot_meta__pb2.GetTimestampRequest.SerializeToString,
             mishards_dot_v1_dot_meta__pb2.GetTimestampResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAuthState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mishards.v1.Meta/GetAuthState',
+            mishards_dot_v1_dot_meta__pb2.GetAuthStateRequest.SerializeToString,
+            mishards_dot_v1_dot_meta__pb2.AuthState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecuteRbac(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mishards.v1.Meta/ExecuteRbac',
+            mishards_dot_v1_dot_meta__pb2.ExecuteRbacRequest.SerializeToString,
+            mishards_dot_v1_dot_meta__pb2.ExecuteRbacResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -15,6 +15,7 @@ from mishards.common.settings import Settings
 from mishards.meta.ddl import DdlExecutor
 from mishards.meta.moves import ShardMover
 from mishards.meta.mutations import MutationLog
+from mishards.meta.rbac import RbacExecutor, RbacStore
 from mishards.meta.replicas import ReplicaManager
 from mishards.meta.servicer import CatalogFeed, MetaServicer
 from mishards.meta.store import Store
@@ -32,6 +33,8 @@ class MetaService:
         self.settings = settings
         self.store = Store(settings.SQLALCHEMY_DATABASE_URI, echo=settings.SQL_ECHO)
         self.store.migrate()
+        self.rbac = RbacStore(self.store)
+        self.rbac.bootstrap(settings.ROOT_PASSWORD)  # root and the built-in roles, at the first start only
         self.tso = TimestampOracle(self.store.reserve_timestamp_window)
         security = InternalSecurity.from_settings(settings)
         self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS, security)
@@ -71,7 +74,9 @@ class MetaService:
             interceptors=[TelemetryServerInterceptor("meta"), *server_interceptors("meta", settings)],
             tls=security.tls,
         )
-        self.servicer = MetaServicer(self.store, self.tso, self.ddl, self.feed, self.log, self.mover)
+        self.servicer = MetaServicer(
+            self.store, self.tso, self.ddl, self.feed, self.log, self.mover, rbac=RbacExecutor(self.rbac)
+        )
         self.servicer.fill_progress = self.replicas.progress
         self.log.on_replica_lost = self.replicas.refill
         meta_pb2_grpc.add_MetaServicer_to_server(self.servicer, self.server.server)

@@ -14,6 +14,7 @@ from mishards.common.errors import MilvusError
 from mishards.meta.ddl import DdlExecutor
 from mishards.meta.moves import ShardMover
 from mishards.meta.mutations import MutationLog, decode_entry
+from mishards.meta.rbac import RbacExecutor
 from mishards.meta.store import COPY_READY, CollectionSpec, Store
 from mishards.meta.tso import TimestampOracle
 from mishards.v1 import meta_pb2, meta_pb2_grpc
@@ -94,8 +95,10 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         feed: CatalogFeed,
         log: MutationLog,
         mover: ShardMover | None = None,
+        rbac: RbacExecutor | None = None,
     ) -> None:
         self.store = store
+        self.rbac = rbac
         self.tso = tso
         self.ddl = ddl
         self.feed = feed
@@ -116,7 +119,25 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
                 meta_pb2.InstanceVersion(identity=i, version=v)
                 for i, v in sorted(self.store.instance_versions().items())
             ],
+            auth_version=self.store.counter("auth_version"),
         )
+
+    async def GetAuthState(
+        self, request: meta_pb2.GetAuthStateRequest, context: grpc.aio.ServicerContext
+    ) -> meta_pb2.AuthState:
+        assert self.rbac is not None
+        return await asyncio.to_thread(self.rbac.rbac.state)
+
+    async def ExecuteRbac(
+        self, request: meta_pb2.ExecuteRbacRequest, context: grpc.aio.ServicerContext
+    ) -> meta_pb2.ExecuteRbacResponse:
+        assert self.rbac is not None
+        if request.method not in self.rbac.handlers:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{request.method} is not an RBAC method")
+        response, version = await self.rbac.execute(request.method, request.request, request.db_name, request.caller)
+        if version:
+            await self.feed.publish(self.store.catalog_version())
+        return meta_pb2.ExecuteRbacResponse(response=response, auth_version=version)
 
     def _ready_replicas(self) -> dict[tuple[int, int], list[str]]:
         ready: dict[tuple[int, int], list[str]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -86,6 +87,8 @@ class CatalogCache:
         self._by_alias: dict[tuple[str, str], CollectionView] = {}
         self._refresh_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        # Called with every catalog fetched (the auth cache refetches users and grants when they moved).
+        self.listeners: list[Callable[[meta_pb2.Catalog], Awaitable[None]]] = []
 
     async def start(self, timeout: float = 60.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -115,6 +118,8 @@ class CatalogCache:
                 return
             catalog = await self.stub.GetCatalog(meta_pb2.GetCatalogRequest(), timeout=30, wait_for_ready=True)
             self._install(catalog)
+        for listener in self.listeners:
+            await listener(catalog)
 
     def _install(self, catalog: meta_pb2.Catalog) -> None:
         by_name: dict[tuple[str, str], CollectionView] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import grpc
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from mishards.common.backends import BackendPool
@@ -14,6 +15,7 @@ from mishards.common.metrics import HttpServer, default_port
 from mishards.common.security import InternalSecurity
 from mishards.common.server import Server, create_server, serve
 from mishards.common.settings import Settings
+from mishards.router.auth import AuthCache, AuthInterceptor
 from mishards.router.catalog import CatalogCache
 from mishards.router.ids import IdAllocator
 from mishards.router.servicer import RouterServicer
@@ -32,6 +34,8 @@ class RouterService:
         self.settings = settings
         security = InternalSecurity.from_settings(settings)
         self.catalog = CatalogCache(settings.META_ADDRESS, security)
+        self.auth = AuthCache(self.catalog.stub)
+        self.catalog.listeners.append(self.auth.on_catalog)  # users and grants follow the catalog feed
         self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS, security)
         self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN, settings.MILVUS_BACKEND_TLS_CA_FILE)
         self.topology = Topology(self.membership, create_read_router(settings))
@@ -48,6 +52,7 @@ class RouterService:
             retries=settings.MAX_RETRY,
             read_wait=settings.READ_WAIT_TIMEOUT,
             staleness_ms=settings.BOUNDED_STALENESS_MS,
+            auth=self.auth,
         )
         # Telemetry: spans, request ids and RPC metrics; /metrics and the topology page (port 0: any free one).
         self.errors = RecentErrors()
@@ -55,10 +60,14 @@ class RouterService:
         self.page = TopologyPage(self.membership, self.catalog, self.errors, meta_copy_states(self.catalog.stub))
         http_port = default_port(settings.METRICS_PORT, "router") if metrics_port is None else metrics_port
         self.http = HttpServer(settings.METRICS_HOST, http_port, self.page.routes())
+        # Authentication and privileges run after telemetry, so refused calls are counted and traced.
+        interceptors: list[grpc.aio.ServerInterceptor] = [telemetry]
+        if settings.AUTHORIZATION_ENABLED:
+            interceptors.append(AuthInterceptor(self.auth))
         self.server: Server = create_server(
             settings.SERVER_HOST,
             settings.SERVER_PORT if port is None else port,
-            interceptors=[telemetry],
+            interceptors=interceptors,
             tls=security.tls,
         )
         milvus_pb2_grpc.add_MilvusServiceServicer_to_server(self.servicer, self.server.server)

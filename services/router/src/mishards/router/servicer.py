@@ -18,6 +18,7 @@ from mishards.common.errors import MilvusError
 from mishards.common.milvus_messages import SERVICE, carries_status, error_response, is_streaming
 from mishards.router import aggregate, templates, validation
 from mishards.router.aggregate import CopyState
+from mishards.router.auth import RBAC_METHODS, UNIMPLEMENTED_RBAC, AuthCache, hand_rbac_to_meta, unknown_method
 from mishards.router.catalog import CatalogCache, CollectionView
 from mishards.router.ddl import hand_to_meta
 from mishards.router.ids import IdAllocator
@@ -105,8 +106,10 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         retries: int = 0,
         read_wait: float = 30.0,
         staleness_ms: int = 5000,
+        auth: AuthCache | None = None,
     ) -> None:
         self.catalog = catalog
+        self.auth = auth if auth is not None else AuthCache(meta)
         self.meta = meta
         self.topology = topology
         self.backends = backends
@@ -405,6 +408,23 @@ def _ddl_handler(method: str) -> Callable[..., Awaitable[pb_message.Message]]:
     return handler
 
 
+def _rbac_handler(method: str) -> Callable[..., Awaitable[pb_message.Message]]:
+    async def handler(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+        return await hand_rbac_to_meta(self.meta, self.auth, method, request, db_of(request, context))
+
+    return handler
+
+
+def _unknown_handler(method: str) -> Callable[..., Any]:
+    """A method Milvus 2.3.5 does not have: gRPC's UNIMPLEMENTED, as a 2.3.5 answers it."""
+
+    async def handler(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, unknown_method(method))
+        raise AssertionError("abort returned")
+
+    return handler
+
+
 def _unsupported_handler(method: str) -> Callable[..., Any]:
     async def handler(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
         if not carries_status(method):  # the response has no status to carry the answer
@@ -424,13 +444,18 @@ _OWN_METHODS = frozenset(m.name for m in SERVICE.methods if m.name in RouterServ
 
 def implemented_methods() -> list[str]:
     """MilvusService methods the router implements (the rest answer 'not supported by Mishards')."""
-    return sorted(_OWN_METHODS | set(DDL_METHODS))
+    return sorted(_OWN_METHODS | set(DDL_METHODS) | set(RBAC_METHODS))
 
 
 def _install_handlers() -> None:
     for m in SERVICE.methods:
+        if m.name in UNIMPLEMENTED_RBAC:
+            setattr(RouterServicer, m.name, _unknown_handler(m.name))
+            continue
         if m.name in DDL_METHODS:
             handler = _ddl_handler(m.name)
+        elif m.name in RBAC_METHODS:
+            handler = _rbac_handler(m.name)
         elif m.name in _OWN_METHODS:
             handler = RouterServicer.__dict__[m.name]
         else:
