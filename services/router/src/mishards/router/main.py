@@ -13,6 +13,7 @@ from mishards.common.membership import MembershipWatcher
 from mishards.common.metrics import HttpServer, default_port
 from mishards.common.server import Server, create_server, serve
 from mishards.common.settings import Settings
+from mishards.router.admission import Admission
 from mishards.router.catalog import CatalogCache
 from mishards.router.ids import IdAllocator
 from mishards.router.servicer import RouterServicer
@@ -46,6 +47,8 @@ class RouterService:
             retries=settings.MAX_RETRY,
             read_wait=settings.READ_WAIT_TIMEOUT,
             staleness_ms=settings.BOUNDED_STALENESS_MS,
+            admission=Admission(settings.MAX_INFLIGHT_BYTES, settings.INFLIGHT_QUEUE_TIMEOUT),
+            max_hybrid_requests=settings.MAX_HYBRID_REQUESTS,
         )
         # Telemetry: spans, request ids and RPC metrics; /metrics and the topology page (port 0: any free one).
         self.errors = RecentErrors()
