@@ -20,6 +20,7 @@ from mishards.router.servicer import RouterServicer
 from mishards.router.strategies import create_read_router
 from mishards.router.topology import Topology
 from mishards.router.topology_page import RecentErrors, TopologyPage, meta_copy_states
+from mishards.router.wire import UndecodableInterceptor
 from mishards.router.writes import MetaMutationLog
 
 log = logging.getLogger("mishards.router")
@@ -57,7 +58,9 @@ class RouterService:
         http_port = default_port(settings.METRICS_PORT, "router") if metrics_port is None else metrics_port
         self.http = HttpServer(settings.SERVER_HOST, http_port, self.page.routes())
         self.server: Server = create_server(
-            settings.SERVER_HOST, settings.SERVER_PORT if port is None else port, interceptors=[telemetry]
+            settings.SERVER_HOST,
+            settings.SERVER_PORT if port is None else port,
+            interceptors=[UndecodableInterceptor(), telemetry],
         )
         milvus_pb2_grpc.add_MilvusServiceServicer_to_server(self.servicer, self.server.server)
 
