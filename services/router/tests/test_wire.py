@@ -8,12 +8,15 @@ from typing import Any
 import grpc
 from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
-from mishards.router.wire import UNMARSHAL_ERROR, UndecodableInterceptor
+from mishards.router.wire import REQUEST_BYTES, UNMARSHAL_ERROR, UndecodableInterceptor
 
 
 class Servicer(milvus_pb2_grpc.MilvusServiceServicer):
     async def Connect(self, request: Any, context: Any) -> milvus_pb2.ConnectResponse:
-        return milvus_pb2.ConnectResponse(identifier=len(request.client_info.host))
+        # the size as received, recorded while decoding, when the interceptor is in front
+        size = REQUEST_BYTES.get()
+        assert size is None or size == request.ByteSize()
+        return milvus_pb2.ConnectResponse(identifier=len(request.client_info.host) if size is None else size)
 
 
 async def answers(interceptors: list[Any]) -> list[tuple[grpc.StatusCode, str]]:
@@ -39,8 +42,11 @@ async def answers(interceptors: list[Any]) -> list[tuple[grpc.StatusCode, str]]:
 
 def test_undecodable_bytes_get_internal_and_good_ones_are_served() -> None:
     bad = (grpc.StatusCode.INTERNAL, UNMARSHAL_ERROR)
-    assert asyncio.run(answers([UndecodableInterceptor()])) == [bad, bad, bad, (grpc.StatusCode.OK, "3")]
+    size = str(len(milvus_pb2.ConnectRequest(client_info={"host": "abc"}).SerializeToString()))
+    assert asyncio.run(answers([UndecodableInterceptor()])) == [bad, bad, bad, (grpc.StatusCode.OK, size)]
 
 
 def test_without_the_interceptor_grpc_python_would_answer_unknown() -> None:
-    assert asyncio.run(answers([]))[0][0] == grpc.StatusCode.UNKNOWN
+    out = asyncio.run(answers([]))
+    assert out[0][0] == grpc.StatusCode.UNKNOWN
+    assert out[-1] == (grpc.StatusCode.OK, "3")

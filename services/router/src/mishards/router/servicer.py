@@ -16,7 +16,7 @@ from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.common.milvus_messages import SERVICE, carries_status, error_response, is_streaming
-from mishards.router import aggregate, limits, templates, validation
+from mishards.router import aggregate, limits, templates, validation, wire
 from mishards.router.admission import Admission
 from mishards.router.aggregate import CopyState
 from mishards.router.catalog import CatalogCache, CollectionView
@@ -76,7 +76,8 @@ def guarded(
         deadline = time.monotonic() + remaining if remaining is not None else None
         DEADLINE.set(deadline)
         try:
-            async with self.admission.admit(request.ByteSize(), deadline):
+            size = wire.REQUEST_BYTES.get()  # as received; computed when the interceptor is not in front
+            async with self.admission.admit(request.ByteSize() if size is None else size, deadline):
                 return await handler(self, request, context)
         except MilvusError as exc:
             return error_response(method, exc.to_status())
