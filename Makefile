@@ -7,7 +7,7 @@ PROTO_OUT := libs/common/src
 PROTOS := $(wildcard protos/mishards/v1/*.proto)
 PYPROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 
-.PHONY: install run test unit integration coverage style proto proto-check clean bench bench-ha
+.PHONY: install run test unit integration coverage style proto proto-check clean bench bench-ha bench-inflight fuzz
 
 install: $(STAMP)
 
@@ -53,6 +53,14 @@ bench: install
 # Replica fill, shard move, the switch's pause and the failover window on real Milvus (docs/replication.md).
 bench-ha: install
 	$(PY) -m benchmarks.ha $(BENCH_HA_ARGS)
+
+# The router's RSS growth under 8 concurrent 64 MB inserts against MAX_INFLIGHT_BYTES (docs/security.md#limits).
+bench-inflight: install
+	$(PY) -m benchmarks.inflight $(BENCH_INFLIGHT_ARGS)
+
+# The fuzz test with many more examples than `make test` runs (FUZZ_EXAMPLES per test; docs/security.md#fuzzing).
+fuzz: install
+	MISHARDS_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),5000) $(PY) -m pytest -q tests/integration/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

@@ -96,7 +96,7 @@ SHARDS: list[list[Hit]] = [
 
 def search(limit: int, offset: int, group_size: int, strict: bool = False) -> tuple[FakeReader, Any]:
     reader = FakeReader(lambda shard, req: group_search(SHARDS[shard], req))
-    req = milvus_pb2.SearchRequest(collection_name="c", nq=1)
+    req = milvus_pb2.SearchRequest(collection_name="c", nq=1, dsl_type=common_pb2.BoolExprV1)
     params = {"topk": limit, "offset": offset, "group_by_field": "grp", "group_size": group_size,
               "metric_type": "L2", "strict_group_size": str(strict).lower()}  # fmt: skip
     for k, v in params.items():

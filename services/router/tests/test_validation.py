@@ -869,3 +869,19 @@ def test_milvus_lite_function_outputs_need_not_be_sent() -> None:
     )
     with pytest.raises(MilvusError, match="BM25 output field 'sp' is generated; provide its source text instead"):
         validation.validate_rows(view, given, "lite")
+
+
+# --- found by the fuzzer (tests/integration/test_fuzz.py) ---------------------------------------------
+
+
+@pytest.mark.parametrize("num_rows", [2**32 - 1, 2**31])
+def test_a_huge_num_rows_on_a_dynamic_collection_is_refused_without_building_its_rows(num_rows: int) -> None:
+    """Milvus 2.3.5 fills `{}` for every row of num_rows before checkAligned; the router must not (100+ GB)."""
+    ids = [1, 2]
+    cols = [fd_int("id", ids), fd_vec("vec", [[0.1] * 4, [0.2] * 4], 4)]
+    assert _milvus_error("bw_dyn", cols, n=num_rows) == (
+        1100,
+        5,
+        f"the num_rows (2) of field (id) is not equal to passed num_rows ({num_rows}): invalid parameter"
+        f"[expected={num_rows}][actual={num_rows}]",
+    )

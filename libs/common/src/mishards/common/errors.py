@@ -105,3 +105,12 @@ def unsupported(method: str) -> MilvusError:
         SERVICE_UNIMPLEMENTED,
         f"{method} is not supported by Mishards (see docs/compatibility.md)",
     )
+
+
+# Milvus 2.3.5's proxy.maxShardNum: CreateCollection refuses more shards (0 or less means the default).
+MAX_SHARDS_NUM = 16
+
+
+def shards_num_exceeded() -> MilvusError:
+    """Milvus 2.3.5's createCollectionTask.PreExecute error (a plain error: code 65535)."""
+    return MilvusError(UNEXPECTED, f"maximum shards's number should be limited to {MAX_SHARDS_NUM}")

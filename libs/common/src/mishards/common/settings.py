@@ -336,6 +336,28 @@ class Settings:
             1 << 20,
         ),
     )
+    MAX_INFLIGHT_BYTES: int = field(
+        default=256 << 20,
+        metadata=_meta(
+            "int",
+            "bytes of requests (serialized size) the router works on at once; the rest wait in a FIFO queue, and a "
+            "request larger than this is admitted alone; 0: no limit",
+            0,
+        ),
+    )
+    INFLIGHT_QUEUE_TIMEOUT: float = field(
+        default=30.0,
+        metadata=_meta(
+            "float",
+            "seconds a request may wait for admission under MAX_INFLIGHT_BYTES (the client's deadline may end it "
+            "sooner); then Milvus's rate-limit status (code 8)",
+            0,
+        ),
+    )
+    MAX_HYBRID_REQUESTS: int = field(
+        default=64,
+        metadata=_meta("int", "sub-searches a HybridSearch may carry; more get a parameter error (code 1100)", 1, 1024),
+    )
     READ_WAIT_TIMEOUT: float = field(
         default=30.0,
         metadata=_meta(

@@ -239,6 +239,9 @@ class DdlExecutor:
         if db_name not in self.store.list_databases():
             raise errors.database_not_found(db_name)
         schema = schema_pb2.CollectionSchema.FromString(req.schema)
+        # As Milvus 2.3.5: more than 16 shards is refused, 0 or less means the default.
+        if req.shards_num > errors.MAX_SHARDS_NUM:
+            raise errors.shards_num_exceeded()
         if schema.name and schema.name != req.collection_name:
             raise MilvusError(errors.PARAMETER_INVALID, "collection name in schema and request differ")
         try:
@@ -259,11 +262,14 @@ class DdlExecutor:
                 errors.UNEXPECTED,
                 f"create duplicate collection with different parameters, collection: {req.collection_name}",
             )
-        shards_num = req.shards_num or self.settings.DEFAULT_SHARDS_NUM
+        shards_num = req.shards_num if req.shards_num > 0 else self.settings.DEFAULT_SHARDS_NUM
         writable = sorted(i.identity for i in self.membership.instances(discovery_pb2.WRITABLE))
         if not writable:
             raise MilvusError(errors.SERVICE_UNAVAILABLE, "mishards: no healthy writable Milvus instance")
-        primaries = placement.place_primaries(f"{db_name}/{req.collection_name}", shards_num, writable)
+        # off the event loop: placement grows with S × W, and meta serves every router meanwhile
+        primaries = await asyncio.to_thread(
+            placement.place_primaries, f"{db_name}/{req.collection_name}", shards_num, writable
+        )
         spec = self.store.add_collection(
             db_name,
             req.collection_name,

@@ -15,6 +15,7 @@ from mishards.common.metrics import HttpServer, default_port
 from mishards.common.security import InternalSecurity
 from mishards.common.server import Server, create_server, serve
 from mishards.common.settings import Settings
+from mishards.router.admission import Admission
 from mishards.router.auth import AuthCache, AuthInterceptor
 from mishards.router.catalog import CatalogCache
 from mishards.router.ids import IdAllocator
@@ -22,6 +23,7 @@ from mishards.router.servicer import RouterServicer
 from mishards.router.strategies import create_read_router
 from mishards.router.topology import Topology
 from mishards.router.topology_page import RecentErrors, TopologyPage, meta_copy_states
+from mishards.router.wire import UndecodableInterceptor
 from mishards.router.writes import MetaMutationLog
 
 log = logging.getLogger("mishards.router")
@@ -53,6 +55,8 @@ class RouterService:
             read_wait=settings.READ_WAIT_TIMEOUT,
             staleness_ms=settings.BOUNDED_STALENESS_MS,
             auth=self.auth,
+            admission=Admission(settings.MAX_INFLIGHT_BYTES, settings.INFLIGHT_QUEUE_TIMEOUT),
+            max_hybrid_requests=settings.MAX_HYBRID_REQUESTS,
         )
         # Telemetry: spans, request ids and RPC metrics; /metrics and the topology page (port 0: any free one).
         self.errors = RecentErrors()
@@ -61,7 +65,7 @@ class RouterService:
         http_port = default_port(settings.METRICS_PORT, "router") if metrics_port is None else metrics_port
         self.http = HttpServer(settings.METRICS_HOST, http_port, self.page.routes())
         # Authentication and privileges run after telemetry, so refused calls are counted and traced.
-        interceptors: list[grpc.aio.ServerInterceptor] = [telemetry]
+        interceptors: list[grpc.aio.ServerInterceptor] = [UndecodableInterceptor(), telemetry]
         if settings.AUTHORIZATION_ENABLED:
             interceptors.append(AuthInterceptor(self.auth))
         self.server: Server = create_server(

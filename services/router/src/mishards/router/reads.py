@@ -47,6 +47,93 @@ def params_of(kvs: Any) -> dict[str, str]:
     return {kv.key: kv.value for kv in kvs}
 
 
+def go_int(text: str) -> int | None:
+    """Go's strconv.ParseInt(text, 0, 64), as Milvus reads topk, offset and limit; None when Go refuses it."""
+    if not text.isascii() or text != text.strip():  # Python's int() would take spaces and other digits
+        return None
+    body = text[1:] if text[:1] in "+-" else text
+    if body[:1] == "0" and len(body) > 1 and body[1:2] not in "xXoObB_":
+        body = "0o" + body[1:]  # a leading 0 means octal in Go
+    try:
+        value = int((text[:1] if text[:1] == "-" else "") + body, 0)
+    except ValueError:
+        return None
+    return value if -(2**63) <= value < 2**63 else None
+
+
+def _topk_error(what: str, value: int) -> MilvusError:
+    return MilvusError(
+        errors.UNEXPECTED, f"{what} [{value}] is invalid, top k should be in range [1, {MAX_TOPK}], but got {value}"
+    )
+
+
+def check_search_request(req: milvus_pb2.SearchRequest) -> None:
+    """What Milvus 2.3.5 refuses of a search before its plan, and what would crash it.
+
+    A negative nq makes 2.3.5's proxy panic (a Prometheus counter cannot decrease), and a
+    dsl_type other than BoolExprV1 reaches its query node with no plan and panics it: the
+    router answers both itself, the first with the words 2.3.5 has for an nq out of range.
+    """
+    if req.nq < 0 or req.nq > MAX_NQ:
+        raise MilvusError(
+            errors.UNEXPECTED,
+            f"nq [{req.nq}] is invalid, nq (number of search vector per search request) should be in range "
+            f"[1, {MAX_NQ}], but got {req.nq}",
+        )
+    if req.dsl_type != common_pb2.BoolExprV1:
+        raise MilvusError(
+            errors.PARAMETER_INVALID,
+            f"dsl_type {req.dsl_type} is not supported: only boolean expressions (BoolExprV1) are",
+        )
+
+
+def search_window(params: dict[str, str]) -> tuple[int, int]:
+    """`(topk, offset)` of a search, refused as Milvus 2.3.5's parseSearchInfo refuses them."""
+    if "topk" not in params:
+        raise MilvusError(errors.UNEXPECTED, "topk not found in search_params")
+    limit = go_int(params["topk"])
+    if limit is None:
+        raise MilvusError(errors.UNEXPECTED, f"topk [{params['topk']}] is invalid")
+    if limit <= 0 or limit > MAX_TOPK:
+        raise _topk_error("topk", limit)
+    offset = 0
+    if "offset" in params:
+        parsed = go_int(params["offset"])
+        if parsed is None:
+            raise MilvusError(errors.UNEXPECTED, f"offset [{params['offset']}] is invalid")
+        offset = parsed
+        if offset != 0 and (offset <= 0 or offset > MAX_TOPK):
+            raise _topk_error("offset", offset)
+    if limit + offset > MAX_TOPK:
+        raise _topk_error("offset+topk", limit + offset)
+    return limit, offset
+
+
+def query_window(params: dict[str, str]) -> tuple[int | None, int]:
+    """`(limit, offset)` of a query (None: no limit), refused as Milvus 2.3.5's parseQueryParams refuses them."""
+    if "limit" not in params:
+        return None, 0
+    limit = go_int(params["limit"])
+    if limit is None:
+        raise MilvusError(errors.UNEXPECTED, f"limit [{params['limit']}] is invalid")
+    offset = 0
+    if "offset" in params:
+        parsed = go_int(params["offset"])
+        if parsed is None:
+            raise MilvusError(errors.UNEXPECTED, f"offset [{params['offset']}] is invalid")
+        offset = parsed
+    window = "invalid max query result window, "
+    if offset < 0:
+        raise MilvusError(errors.UNEXPECTED, f"{window}offset [{offset}] is invalid, should be gte than 0")
+    if limit <= 0:
+        raise MilvusError(errors.UNEXPECTED, f"{window}limit [{limit}] is invalid, should be greater than 0")
+    if limit + offset > MAX_TOPK:
+        raise MilvusError(
+            errors.UNEXPECTED, f"{window}(offset+limit) should be in range [1, {MAX_TOPK}], but got {limit + offset}"
+        )
+    return limit, offset
+
+
 def _set_params(target: Any, params: dict[str, str]) -> None:
     del target[:]
     for key, value in params.items():
@@ -301,31 +388,8 @@ class Reader:
     async def search(self, view: CollectionView, req: milvus_pb2.SearchRequest) -> milvus_pb2.SearchResults:
         templates.expand_request(req, "dsl")
         params = params_of(req.search_params)
-        try:
-            limit = int(params.get("topk", "0"))
-            offset = int(params.get("offset", "0") or 0)
-        except ValueError:
-            raise MilvusError(errors.PARAMETER_INVALID, "topk and offset must be integers") from None
-        if req.nq > MAX_NQ:
-            raise MilvusError(
-                errors.UNEXPECTED,
-                f"nq [{req.nq}] is invalid, nq (number of search vector per search request) should be in range [1, {MAX_NQ}], but got {req.nq}",
-            )
-        if limit <= 0 or limit > MAX_TOPK:
-            raise MilvusError(
-                errors.UNEXPECTED,
-                f"topk [{limit}] is invalid, top k should be in range [1, {MAX_TOPK}], but got {limit}",
-            )
-        if offset != 0 and not 0 < offset <= MAX_TOPK:  # 2.3.5 checks the offset alone first
-            raise MilvusError(
-                errors.UNEXPECTED,
-                f"offset [{offset}] is invalid, top k should be in range [1, {MAX_TOPK}], but got {offset}",
-            )
-        if limit + offset > MAX_TOPK:
-            raise MilvusError(
-                errors.UNEXPECTED,
-                f"offset+topk [{limit + offset}] is invalid, top k should be in range [1, {MAX_TOPK}], but got {limit + offset}",
-            )
+        check_search_request(req)
+        limit, offset = search_window(params)
         shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
         single = view.shards_num == 1 and not params.get("group_by_field")
         metric = "" if single else self.metric_of(view, params)  # only merges need the metric's direction
@@ -403,20 +467,12 @@ class Reader:
         templates.expand_request(req, "expr")
         params = params_of(req.query_params)
         is_count = any(f.strip().lower() == "count(*)" for f in req.output_fields)
-        limit: int | None = None
-        offset = 0
-        if "limit" in params:
-            try:
-                limit = int(params["limit"])
-                offset = int(params.get("offset", "0") or 0)
-            except ValueError:
-                raise MilvusError(errors.PARAMETER_INVALID, "limit and offset must be integers") from None
+        limit, offset = query_window(params)
         if is_count and limit is not None:
             raise MilvusError(errors.UNEXPECTED, "count entities with pagination is not allowed")
         shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
         single = view.shards_num == 1  # one shard is one Milvus: its answer needs no merge
         if limit is not None:
-            check_query_window(offset, limit)
             if not single:
                 shard_params["limit"] = str(limit + offset)
                 shard_params.pop("offset", None)
@@ -501,16 +557,3 @@ async def hybrid_search(
             [a.results for a in answers], nq, strategy, rank_args, metrics, limit, offset, round_decimal
         )
     return milvus_pb2.SearchResults(status=common_pb2.Status(), results=merged, collection_name=view.name)
-
-
-def check_query_window(offset: int, limit: int) -> None:
-    """Milvus 2.3.5's validateMaxQueryResultWindow, in its order: offset, limit, then their sum."""
-    if offset < 0:
-        why = f"offset [{offset}] is invalid, should be gte than 0"
-    elif limit <= 0:
-        why = f"limit [{limit}] is invalid, should be greater than 0"
-    elif limit + offset > MAX_TOPK:
-        why = f"(offset+limit) should be in range [1, {MAX_TOPK}], but got {limit + offset}"
-    else:
-        return
-    raise MilvusError(errors.UNEXPECTED, f"invalid max query result window, {why}")

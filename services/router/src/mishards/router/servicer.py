@@ -16,7 +16,8 @@ from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.common.milvus_messages import SERVICE, carries_status, error_response, is_streaming
-from mishards.router import aggregate, templates, validation
+from mishards.router import aggregate, limits, templates, validation, wire
+from mishards.router.admission import Admission
 from mishards.router.aggregate import CopyState
 from mishards.router.auth import RBAC_METHODS, UNIMPLEMENTED_RBAC, AuthCache, hand_rbac_to_meta, unknown_method
 from mishards.router.catalog import CatalogCache, CollectionView
@@ -73,9 +74,12 @@ def guarded(
 
     async def wrapper(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
         remaining = context.time_remaining()
-        DEADLINE.set(time.monotonic() + remaining if remaining is not None else None)
+        deadline = time.monotonic() + remaining if remaining is not None else None
+        DEADLINE.set(deadline)
         try:
-            return await handler(self, request, context)
+            size = wire.REQUEST_BYTES.get()  # as received; computed when the interceptor is not in front
+            async with self.admission.admit(request.ByteSize() if size is None else size, deadline):
+                return await handler(self, request, context)
         except MilvusError as exc:
             return error_response(method, exc.to_status())
         except grpc.aio.AbortError:
@@ -83,6 +87,9 @@ def guarded(
         except grpc.aio.AioRpcError as exc:
             log.warning("%s: upstream call failed: %s", method, exc.details())
             return error_response(method, errors.status(errors.SERVICE_UNAVAILABLE, f"mishards: {exc.details()}"))
+        except RecursionError:  # input nested past what a parser follows: the client's fault, no traceback
+            log.warning("%s: input nested too deeply", method)
+            return error_response(method, limits.too_deep().to_status())
         except Exception as exc:
             log.exception("%s failed", method)
             return error_response(method, errors.status(errors.SERVICE_INTERNAL, f"mishards router: {exc}"))
@@ -93,6 +100,9 @@ def guarded(
 
 class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
     """Implements MilvusService over sharded collections."""
+
+    admission = Admission(0, 0.0)  # MAX_INFLIGHT_BYTES; this default (0: no limit) keeps no state
+    max_hybrid_requests = limits.MAX_HYBRID_REQUESTS
 
     def __init__(
         self,
@@ -107,9 +117,14 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         read_wait: float = 30.0,
         staleness_ms: int = 5000,
         auth: AuthCache | None = None,
+        admission: Admission | None = None,
+        max_hybrid_requests: int = limits.MAX_HYBRID_REQUESTS,
     ) -> None:
         self.catalog = catalog
         self.auth = auth if auth is not None else AuthCache(meta)
+        if admission is not None:
+            self.admission = admission
+        self.max_hybrid_requests = max_hybrid_requests
         self.meta = meta
         self.topology = topology
         self.backends = backends
@@ -365,6 +380,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
     async def HybridSearch(
         self, request: milvus_pb2.HybridSearchRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.SearchResults:
+        limits.check_hybrid_requests(len(request.requests), self.max_hybrid_requests)
         view = self.catalog.resolve(db_of(request, context), request.collection_name)
         return await hybrid_search(self.reader, view, request)
 
@@ -403,6 +419,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
 
 def _ddl_handler(method: str) -> Callable[..., Awaitable[pb_message.Message]]:
     async def handler(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+        limits.check_ddl(method, request)  # meta checks again: it can be called directly
         return await hand_to_meta(self.meta, self.catalog, method, request, db_of(request, context))
 
     return handler

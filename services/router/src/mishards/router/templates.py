@@ -4,7 +4,9 @@ pymilvus sends `filter="grp in {gs}"` with `expr_template_values={"gs": [1, 2]}`
 2.3 has no templates and refuses the placeholder. The router substitutes each
 `{name}` outside string literals with the value's literal text, so every backend gets
 an ordinary expression. A template it cannot write as text (bytes, NaN, a JSON object,
-a name with no value) is forwarded untouched: the backend answers as it would.
+a name with no value) is forwarded untouched: the backend answers as it would. JSON
+nested deeper than Python's parser follows gets a parameter error. String values are
+quoted with `\n` and `\r` escaped, so no raw line break reaches Milvus's lexer.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from pymilvus.grpc_gen import schema_pb2
 
+from mishards.router import limits
 from mishards.router.literals import quote
 
 _PLACEHOLDER = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
@@ -49,7 +52,10 @@ def _array(arr: schema_pb2.TemplateArrayValue) -> list[Any]:
     if kind == "array_data":
         return [_array(a) for a in arr.array_data.data]
     if kind == "json_data":
-        return [json.loads(b) for b in arr.json_data.data]
+        try:
+            return [json.loads(b) for b in arr.json_data.data]
+        except RecursionError:  # nested past what the parser follows: refused, never a traceback
+            raise limits.too_deep() from None
     return list(getattr(arr, kind).data)
 
 

@@ -182,7 +182,10 @@ def _milvus_dynamic(view: CollectionView, given: list[schema_pb2.FieldData], num
     flagged = next((i for i, fd in enumerate(columns) if fd.is_dynamic), None)
     if flagged is None:
         meta = schema_pb2.FieldData(type=S.JSON, field_name=META, is_dynamic=True)
-        meta.scalars.json_data.data.extend([b"{}"] * max(num_rows, 0))
+        # No column holds more rows than its bytes: past that, a given column fails checkAligned
+        # before this one, so the `{}` rows are not all built (num_rows 2**32-1 would take 100+ GB).
+        fill = min(num_rows, 1 + max((fd.ByteSize() for fd in given), default=0))
+        meta.scalars.json_data.data.extend([b"{}"] * max(fill, 0))
         return columns + [meta]
     renamed = schema_pb2.FieldData()
     renamed.CopyFrom(columns[flagged])
