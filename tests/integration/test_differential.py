@@ -316,10 +316,12 @@ def test_partition_key_collection_is_sharded_by_key_and_matches_single_milvus(pa
     assert r.value == d.value and len(r.value) == 1
     r, d = run_both(router, direct, lambda c: c.query(name, filter="", output_fields=["count(*)"]))
     assert r.value[0]["count(*)"] == d.value[0]["count(*)"] == ROWS
-    # unpinned: on Milvus 2.3.5 the moved row's shard, asked directly, sometimes does not find it by
-    # `tenant == new and category == 99` though it holds it (see the report of issue 18 part 1)
     r, d = run_both(router, direct, lambda c: c.query(name, filter="category == 99", output_fields=["tenant"]))
     assert r.value == d.value and [x["pk"] for x in r.value] == [moved]
+    # pinned to the new tenant: Milvus 2.3.5 itself, at times, leaves a row it upserted out of a
+    # partition-key filter; the router logs a moved row as a delete then an insert, and finds it
+    got = router.query(name, filter=f'tenant == "{new_tenant}" and category == 99', output_fields=["tenant"])
+    assert [(x["pk"], x["tenant"]) for x in got] == [(moved, new_tenant)]
 
     # a delete by primary key reaches every shard and counts each key once
     r, d = run_both(

@@ -16,7 +16,7 @@ from mishards.router import validation
 from mishards.router.catalog import CollectionView, _view
 from mishards.router.pins import conjuncts, pinned_shards, pinned_values
 from mishards.router.reads import Reader
-from mishards.router.writes import LoggedWrite, MutationLog, Writer
+from mishards.router.writes import LoggedWrite, MutationLog, Writer, method_of
 from mishards.v1 import meta_pb2
 
 SHARDS = 4
@@ -225,22 +225,25 @@ def test_inserts_go_to_their_partition_keys_shard() -> None:
         assert all(shard_of(t, SHARDS) == shard for e in entries for _, t in logged_rows(e))
 
 
-def test_an_upsert_deletes_its_keys_on_every_other_shard_in_the_same_write() -> None:
+def test_an_upsert_deletes_its_keys_on_every_shard_then_inserts_the_rows_in_the_same_write() -> None:
     log = Log()
-    request = rows(milvus_pb2.UpsertRequest(), [1, 2], ["t1", "t1"])
+    request = rows(milvus_pb2.UpsertRequest(), [1, 2, 1], ["t1", "t1", "t1"])
     answer = asyncio.run(writer(log).write_rows(view(), request, "Upsert"))
-    assert answer.upsert_cnt == 2
+    assert answer.upsert_cnt == 3
     ((method, parts),) = log.writes  # one log write
     home = shard_of("t1", SHARDS)
     assert sorted(parts) == list(range(SHARDS))
     for shard, entries in parts.items():
-        if shard == home:
-            (entry,) = entries
-            assert isinstance(entry, milvus_pb2.UpsertRequest) and logged_rows(entry) == [(1, "t1"), (2, "t1")]
+        delete = entries[0]
+        assert isinstance(delete, milvus_pb2.DeleteRequest) and delete.expr == "pk in [1,2]"
+        assert delete.collection_name == f"mishards_1_s{shard}"
+        if shard == home:  # then the rows, as an insert: they are new on this shard
+            (insert,) = entries[1:]
+            assert isinstance(insert, milvus_pb2.InsertRequest) and insert.collection_name == f"mishards_1_s{shard}"
+            assert logged_rows(insert) == [(1, "t1"), (2, "t1"), (1, "t1")]
         else:
-            (entry,) = entries
-            assert isinstance(entry, milvus_pb2.DeleteRequest) and entry.expr == "pk in [1,2]"
-            assert entry.collection_name == f"mishards_1_s{shard}"
+            assert len(entries) == 1
+    assert [method_of(e, method) for e in parts[home]] == ["Delete", "Insert"]
 
 
 def test_an_upsert_validates_before_anything_is_logged() -> None:

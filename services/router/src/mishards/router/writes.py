@@ -41,8 +41,8 @@ class MutationLog(abc.ABC):
     ) -> LoggedWrite:
         """Log `parts` (shard index -> its physical requests, in order) as one write.
 
-        Every part is logged as `method`, but a DeleteRequest among them as a Delete (an upsert
-        that moves rows between shards deletes them from the others in the same write).
+        Every part is logged as the method of its request type (`method_of`): an upsert of a
+        collection sharded by partition key is logged as deletes and inserts in one write.
 
         Raises MilvusError: rate limit when a shard's backlog is full, and in applied mode
         naming the shard when its writable instance is down (nothing logged then) or with the
@@ -79,9 +79,12 @@ class MetaMutationLog(MutationLog):
         return LoggedWrite(timestamp=answer.timestamp, positions={r.shard: r.seq for r in answer.shards})
 
 
+_METHODS = {milvus_pb2.DeleteRequest: "Delete", milvus_pb2.InsertRequest: "Insert", milvus_pb2.UpsertRequest: "Upsert"}
+
+
 def method_of(part: pb_message.Message, method: str) -> str:
-    """The method a log entry is applied with: a write's own, or Delete for its deletes."""
-    return "Delete" if isinstance(part, milvus_pb2.DeleteRequest) else method
+    """The method a log entry is applied with: its request's (an upsert may log deletes and inserts)."""
+    return _METHODS.get(type(part), method)  # type: ignore[call-overload]
 
 
 # What a physical write keeps of the client's request (not its db_name, base, hash_keys, ...).
@@ -140,21 +143,16 @@ def shard_key_values(view: CollectionView, rows: validation.Rows) -> Sequence[An
     return list(column.scalars.string_data.data)
 
 
-def moved_key_deletes(
-    view: CollectionView, keys: Sequence[Any] | np.ndarray, rows_by_shard: dict[int, np.ndarray]
-) -> dict[int, list[milvus_pb2.DeleteRequest]]:
-    """Per shard, deletes of the upserted primary keys that no upserted row puts on it.
+def upsert_deletes(view: CollectionView, keys: Sequence[Any] | np.ndarray) -> dict[int, list[milvus_pb2.DeleteRequest]]:
+    """Per shard, a delete of every upserted primary key (logged before the rows' inserts).
 
     A collection sharded by partition key holds a row on its key's shard: an upsert that gives
-    a row a new key must remove it from the shard it was on, in the same log write.
+    a row a new key must remove it from the shard it was on, in the same log write. The key's
+    own shard gets the delete too, and the rows as an insert after it: Milvus 2.3.5 answers a
+    partition-key filter without a row upserted under a primary key it did not hold.
     """
-    listed = np.asarray(keys).tolist()
-    by_shard: dict[int, list[Any]] = {}
-    for shard in range(view.shards_num):
-        rows = rows_by_shard.get(shard)
-        here = set() if rows is None else {listed[i] for i in rows.tolist()}
-        by_shard[shard] = list(dict.fromkeys(k for k in listed if k not in here))
-    return delete_parts(view, milvus_pb2.DeleteRequest(), by_shard)
+    unique = list(dict.fromkeys(np.asarray(keys).tolist()))
+    return delete_parts(view, milvus_pb2.DeleteRequest(), {shard: unique for shard in range(view.shards_num)})
 
 
 def ids_message(pk: schema_pb2.FieldSchema, keys: Sequence[Any] | np.ndarray) -> schema_pb2.IDs:
@@ -244,18 +242,18 @@ class Writer:
         )  # the request's own columns (upb keeps one wrapper per element), maybe with a key column added
         parts: dict[int, list[pb_message.Message]] = {}
         by_shard = split_rows_by_shard(shard_key_values(view, checked), view.shards_num)
+        kind: Any = type(request)
         if upsert and view.sharded_by_partition_key:  # a row whose key moved leaves its old shard
-            for shard, deletes in moved_key_deletes(view, keys, by_shard).items():
+            for shard, deletes in upsert_deletes(view, keys).items():
                 parts[shard] = list(deletes)
+            kind = milvus_pb2.InsertRequest  # after the deletes, the rows are new on their shard
         for shard, rows in by_shard.items():
             physical = view.shards[shard].physical_name
-            if len(rows) == num_rows and own:  # every row to one shard (always so with one shard): no copy
+            if len(rows) == num_rows and own and kind is type(request):  # every row to one shard: no copy
                 part: Any = as_physical(request, physical, fields_data[len(request.fields_data) :])
                 part.num_rows = num_rows
             else:
-                part = type(request)(
-                    collection_name=physical, partition_name=request.partition_name, num_rows=len(rows)
-                )
+                part = kind(collection_name=physical, partition_name=request.partition_name, num_rows=len(rows))
                 part.fields_data.extend(fields_data if len(rows) == num_rows else columns.take_rows(fields_data, rows))
             parts.setdefault(shard, []).extend(split_entry(part, method))
         logged = await self.log.append(view, method, parts)
