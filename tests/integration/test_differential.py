@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import connect
 from differential import (
     Pair,
     assert_same_error,
@@ -260,7 +261,7 @@ def test_partition_key_collection_is_sharded_by_key_and_matches_single_milvus(pa
     # every tenant's rows are on one shard (the physical collections keep the partition key)
     physical = []
     for inst in cluster.instances:
-        c = MilvusClient(uri=f"http://{inst.address}")
+        c = connect(f"http://{inst.address}")  # milvus-lite may have closed an idle channel
         for coll in c.list_collections():
             if coll.startswith(f"mishards_{r['collection_id']}_s"):
                 c.load_collection(coll)
