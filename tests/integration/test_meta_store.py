@@ -9,9 +9,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pymysql
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from mishards.meta.store import COPY_READY, CREATING, READY, NotFound, NoTimestamp, Store
+from mishards.meta.migrations import upgrade
+from mishards.meta.store import (
+    COPY_READY,
+    CREATING,
+    READY,
+    SHARD_BY_PARTITION_KEY,
+    SHARD_BY_PRIMARY,
+    NotFound,
+    NoTimestamp,
+    Store,
+)
 from mishards.meta.tso import TimestampOracle
 
 SERVER_URL = os.environ.get("SQLALCHEMY_DATABASE_TEST_URI") or "mysql+pymysql://root:@127.0.0.1:3306"
@@ -189,3 +200,21 @@ def test_log_entries_are_numbered_per_shard_and_truncated_once_every_copy_applie
     assert store.log_length() == 0
     with pytest.raises(NotFound):
         store.append_mutations(spec.id, [(0, "Insert", b"x")], lambda: 9)
+
+
+def test_shard_key_is_recorded_and_collections_from_before_are_sharded_by_primary_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    s = Store(f"sqlite:///{tmp_path}/old.db")
+    upgrade(s.engine, "0004")  # a store from before migration 0006, with a collection in it
+    with s.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO collections (db_name, name, schema, shards_num, consistency_level, properties, "
+                "created_ts, loaded, state) VALUES ('default', 'old', x'00', 2, 0, '[]', 1, 0, 'ready')"
+            )
+        )
+    s.migrate()
+    assert s.get_collection("default", "old").shard_key == SHARD_BY_PRIMARY
+    new = s.add_collection("default", "new", b"s", 2, 0, [], 1, ["a:1", "b:1"], SHARD_BY_PARTITION_KEY)
+    assert new.shard_key == SHARD_BY_PARTITION_KEY
+    assert s.get_collection("default", "new").shard_key == SHARD_BY_PARTITION_KEY
+    s.engine.dispose()

@@ -39,7 +39,7 @@ class IndexSpec(_message.Message):
     def __init__(self, field_name: _Optional[str] = ..., index_name: _Optional[str] = ..., params: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ..., index_id: _Optional[int] = ...) -> None: ...
 
 class Collection(_message.Message):
-    __slots__ = ("id", "db_name", "name", "schema", "shards_num", "consistency_level", "shards", "aliases", "partitions", "indexes", "properties", "created_timestamp", "loaded")
+    __slots__ = ("id", "db_name", "name", "schema", "shards_num", "consistency_level", "shards", "aliases", "partitions", "indexes", "properties", "created_timestamp", "loaded", "shard_key")
     ID_FIELD_NUMBER: _ClassVar[int]
     DB_NAME_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,7 @@ class Collection(_message.Message):
     PROPERTIES_FIELD_NUMBER: _ClassVar[int]
     CREATED_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     LOADED_FIELD_NUMBER: _ClassVar[int]
+    SHARD_KEY_FIELD_NUMBER: _ClassVar[int]
     id: int
     db_name: str
     name: str
@@ -66,7 +67,8 @@ class Collection(_message.Message):
     properties: _containers.RepeatedCompositeFieldContainer[KeyValue]
     created_timestamp: int
     loaded: bool
-    def __init__(self, id: _Optional[int] = ..., db_name: _Optional[str] = ..., name: _Optional[str] = ..., schema: _Optional[bytes] = ..., shards_num: _Optional[int] = ..., consistency_level: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardPlacement, _Mapping]]] = ..., aliases: _Optional[_Iterable[str]] = ..., partitions: _Optional[_Iterable[str]] = ..., indexes: _Optional[_Iterable[_Union[IndexSpec, _Mapping]]] = ..., properties: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ..., created_timestamp: _Optional[int] = ..., loaded: _Optional[bool] = ...) -> None: ...
+    shard_key: str
+    def __init__(self, id: _Optional[int] = ..., db_name: _Optional[str] = ..., name: _Optional[str] = ..., schema: _Optional[bytes] = ..., shards_num: _Optional[int] = ..., consistency_level: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardPlacement, _Mapping]]] = ..., aliases: _Optional[_Iterable[str]] = ..., partitions: _Optional[_Iterable[str]] = ..., indexes: _Optional[_Iterable[_Union[IndexSpec, _Mapping]]] = ..., properties: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ..., created_timestamp: _Optional[int] = ..., loaded: _Optional[bool] = ..., shard_key: _Optional[str] = ...) -> None: ...
 
 class InstanceVersion(_message.Message):
     __slots__ = ("identity", "version")

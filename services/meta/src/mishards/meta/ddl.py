@@ -29,6 +29,8 @@ from mishards.meta.store import (
     CREATING,
     DROPPING,
     READY,
+    SHARD_BY_PARTITION_KEY,
+    SHARD_BY_PRIMARY,
     CollectionSpec,
     NotFound,
     Store,
@@ -279,6 +281,7 @@ class DdlExecutor:
             [(kv.key, kv.value) for kv in req.properties],
             self.tso.get(),
             primaries,
+            SHARD_BY_PARTITION_KEY if any(f.is_partition_key for f in schema.fields) else SHARD_BY_PRIMARY,
         )
         await self.on_change(self.store.catalog_version())
 

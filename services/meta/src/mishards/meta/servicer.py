@@ -51,6 +51,7 @@ def collection_message(spec: CollectionSpec, ready_replicas: dict[tuple[int, int
         properties=[meta_pb2.KeyValue(key=k, value=v) for k, v in spec.properties],
         created_timestamp=spec.created_ts,
         loaded=spec.loaded,
+        shard_key=spec.shard_key,
     )
 
 

@@ -36,6 +36,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 CREATING = "creating"
 READY = "ready"
 DROPPING = "dropping"
+# What a row's shard is the murmur3 of (collections.shard_key): its primary key, or the value of
+# its partition key field for a collection created with one (then a tenant's rows share a shard).
+SHARD_BY_PRIMARY = "primary"
+SHARD_BY_PARTITION_KEY = "partition_key"
 
 
 class Base(DeclarativeBase):
@@ -62,6 +66,7 @@ class CollectionRow(Base):
     created_ts: Mapped[int] = mapped_column(BigInteger, default=0)
     loaded: Mapped[bool] = mapped_column(Boolean, default=False)
     state: Mapped[str] = mapped_column(String(16), default=CREATING)
+    shard_key: Mapped[str] = mapped_column(String(16), default=SHARD_BY_PRIMARY)
     shards: Mapped[list[ShardRow]] = relationship(
         cascade="all, delete-orphan", order_by="ShardRow.idx", lazy="selectin"
     )
@@ -202,6 +207,7 @@ class CollectionSpec:
     partitions: list[str] = field(default_factory=list)
     indexes: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
+    shard_key: str = SHARD_BY_PRIMARY
 
 
 def physical_name(collection_id: int, shard: int) -> str:
@@ -225,6 +231,7 @@ def _spec(row: CollectionRow) -> CollectionSpec:
         partitions=[p.name for p in sorted(row.partitions, key=lambda p: (p.position, p.name))],
         indexes=[(i.field_name, i.index_name, json.loads(i.params)) for i in row.indexes],
         aliases=sorted(a.alias for a in row.aliases),
+        shard_key=row.shard_key,
     )
 
 
@@ -405,8 +412,9 @@ class Store:
         properties: list[tuple[str, str]],
         created_ts: int,
         primaries: list[str],
+        shard_key: str = SHARD_BY_PRIMARY,
     ) -> CollectionSpec:
-        """Record a new collection in state CREATING with its placement."""
+        """Record a new collection in state CREATING with its placement and shard key (fixed from then on)."""
         with self.write() as s, s.begin():
             row = CollectionRow(
                 db_name=db_name,
@@ -417,6 +425,7 @@ class Store:
                 properties=json.dumps(properties),
                 created_ts=created_ts,
                 state=CREATING,
+                shard_key=shard_key,
             )
             s.add(row)
             s.flush()

@@ -26,6 +26,11 @@ class CollectionView:
     schema: schema_pb2.CollectionSchema
     pk_field: schema_pb2.FieldSchema
     fields_by_name: dict[str, schema_pb2.FieldSchema] = field(default_factory=dict)
+    # The field whose value a row's shard is the murmur3 of: the primary key, or the partition key
+    # of a collection meta recorded as sharded by it (shard_key "partition_key").
+    shard_field: schema_pb2.FieldSchema = field(default_factory=schema_pb2.FieldSchema)
+    # Views of this collection reduced to some of its shards (reads a filter pins), made once each.
+    _subsets: dict[tuple[int, ...], CollectionView] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def id(self) -> int:
@@ -51,25 +56,55 @@ class CollectionView:
     def auto_id(self) -> bool:
         return self.pk_field.autoID
 
+    @property
+    def sharded_by_partition_key(self) -> bool:
+        return self.shard_field.is_partition_key and not self.shard_field.is_primary_key
+
     def only_shard(self, index: int) -> CollectionView:
         """The same collection with its placement reduced to one shard (a read of that shard alone)."""
-        message = meta_pb2.Collection()
-        message.CopyFrom(self.message)
-        del message.shards[:]
-        message.shards.add().CopyFrom(self.message.shards[index])
-        return CollectionView(
-            message=message, schema=self.schema, pk_field=self.pk_field, fields_by_name=self.fields_by_name
-        )
+        return self.only_shards((index,))
+
+    def only_shards(self, indices: tuple[int, ...]) -> CollectionView:
+        """The same collection with its placement reduced to the shards `indices` (in placement order);
+        `shards_num` stays the collection's."""
+        subset = self._subsets.get(indices)
+        if subset is None:
+            message = meta_pb2.Collection()
+            message.CopyFrom(self.message)
+            del message.shards[:]
+            for placement in self.message.shards:
+                if placement.index in indices:
+                    message.shards.add().CopyFrom(placement)
+            subset = CollectionView(
+                message=message,
+                schema=self.schema,
+                pk_field=self.pk_field,
+                fields_by_name=self.fields_by_name,
+                shard_field=self.shard_field,
+            )
+            if len(self._subsets) < 1024:  # a view lives until the next catalog change
+                self._subsets[indices] = subset
+        return subset
 
     def physical_names(self) -> set[str]:
         return {s.physical_name for s in self.message.shards}
 
 
+SHARD_BY_PARTITION_KEY = "partition_key"  # meta's collections.shard_key for partition-key sharding
+
+
 def _view(message: meta_pb2.Collection) -> CollectionView:
     schema = schema_pb2.CollectionSchema.FromString(message.schema)
     pk = next((f for f in schema.fields if f.is_primary_key), schema_pb2.FieldSchema())
+    shard_field = pk
+    if message.shard_key == SHARD_BY_PARTITION_KEY:
+        shard_field = next((f for f in schema.fields if f.is_partition_key), pk)
     return CollectionView(
-        message=message, schema=schema, pk_field=pk, fields_by_name={f.name: f for f in schema.fields}
+        message=message,
+        schema=schema,
+        pk_field=pk,
+        fields_by_name={f.name: f for f in schema.fields},
+        shard_field=shard_field,
     )
 
 

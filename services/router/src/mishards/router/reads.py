@@ -15,7 +15,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
-from mishards.router import merge, templates
+from mishards.router import merge, pins, templates
 from mishards.router.catalog import CollectionView
 from mishards.router.fanout import Failover, call_shards, merge_span
 from mishards.router.topology import Topology
@@ -295,8 +295,9 @@ class Reader:
         if cached is not None and now - cached[0] < BOUNDED_REFRESH:
             return cached[1]
         bound_ms = int(time.time() * 1000) - self.staleness_ms + int(BOUNDED_REFRESH * 1000)
+        every_shard = list(range(view.shards_num))  # also when this read is pinned to fewer: the snapshot is shared
         try:
-            positions = await self.positions(view, [s.index for s in view.shards], max(bound_ms, 0) << 18, 0.0)
+            positions = await self.positions(view, every_shard, max(bound_ms, 0) << 18, 0.0)
         except MilvusError:
             return None
         self._bounded[view.id] = (now, positions)
@@ -341,8 +342,10 @@ class Reader:
 
         What Milvus 2.3.5's proxy does for a delete by expression (`complexDelete`): the
         matching keys are read with every acknowledged write visible, then deleted by key.
+        Only the shards the expression pins are asked (`pins.route`).
         """
         pk = view.pk_field.name
+        view = pins.route(view, expr)
 
         def build(physical: str) -> milvus_pb2.QueryRequest:
             return milvus_pb2.QueryRequest(
@@ -387,11 +390,13 @@ class Reader:
 
     async def search(self, view: CollectionView, req: milvus_pb2.SearchRequest) -> milvus_pb2.SearchResults:
         templates.expand_request(req, "dsl")
+        logical = view
+        view = pins.route(view, req.dsl)  # the shards the filter pins: one of them needs no merge
         params = params_of(req.search_params)
         check_search_request(req)
         limit, offset = search_window(params)
         shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
-        single = view.shards_num == 1 and not params.get("group_by_field")
+        single = len(view.message.shards) == 1 and not params.get("group_by_field")
         metric = "" if single else self.metric_of(view, params)  # only merges need the metric's direction
         if not single:  # one shard is one Milvus: its answer needs no merge
             shard_params["topk"] = str(limit + offset)
@@ -414,7 +419,7 @@ class Reader:
         else:
             with merge_span("search", len(responses)):
                 merged = merge.merge_search_results(parts, req.nq, limit, offset, metric)
-        return milvus_pb2.SearchResults(status=common_pb2.Status(), results=merged, collection_name=view.name)
+        return milvus_pb2.SearchResults(status=common_pb2.Status(), results=merged, collection_name=logical.name)
 
     async def _group_by(
         self,
@@ -465,13 +470,14 @@ class Reader:
 
     async def query(self, view: CollectionView, req: milvus_pb2.QueryRequest) -> milvus_pb2.QueryResults:
         templates.expand_request(req, "expr")
+        view = pins.route(view, req.expr)  # the shards the filter pins: one of them needs no merge
         params = params_of(req.query_params)
         is_count = any(f.strip().lower() == "count(*)" for f in req.output_fields)
         limit, offset = query_window(params)
         if is_count and limit is not None:
             raise MilvusError(errors.UNEXPECTED, "count entities with pagination is not allowed")
         shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
-        single = view.shards_num == 1  # one shard is one Milvus: its answer needs no merge
+        single = len(view.message.shards) == 1  # one shard is one Milvus: its answer needs no merge
         if limit is not None:
             if not single:
                 shard_params["limit"] = str(limit + offset)

@@ -41,6 +41,9 @@ class MutationLog(abc.ABC):
     ) -> LoggedWrite:
         """Log `parts` (shard index -> its physical requests, in order) as one write.
 
+        Every part is logged as the method of its request type (`method_of`): an upsert of a
+        collection sharded by partition key is logged as deletes and inserts in one write.
+
         Raises MilvusError: rate limit when a shard's backlog is full, and in applied mode
         naming the shard when its writable instance is down (nothing logged then) or with the
         primary's status when it rejected its part.
@@ -68,12 +71,20 @@ class MetaMutationLog(MutationLog):
         request = meta_pb2.AppendMutationsRequest(collection_id=view.id, wait_applied=self.wait_applied)
         for k in sorted(parts):
             for part in parts[k]:
-                request.entries.add(shard=k, method=method, request=part.SerializeToString())
+                request.entries.add(shard=k, method=method_of(part, method), request=part.SerializeToString())
         answer = await self.meta.AppendMutations(request, timeout=self.timeout + 30, wait_for_ready=True)
         if answer.status:
             st = common_pb2.Status.FromString(answer.status)
             raise MilvusError.from_status(rename_status(st, view))
         return LoggedWrite(timestamp=answer.timestamp, positions={r.shard: r.seq for r in answer.shards})
+
+
+_METHODS = {milvus_pb2.DeleteRequest: "Delete", milvus_pb2.InsertRequest: "Insert", milvus_pb2.UpsertRequest: "Upsert"}
+
+
+def method_of(part: pb_message.Message, method: str) -> str:
+    """The method a log entry is applied with: its request's (an upsert may log deletes and inserts)."""
+    return _METHODS.get(type(part), method)  # type: ignore[call-overload]
 
 
 # What a physical write keeps of the client's request (not its db_name, base, hash_keys, ...).
@@ -117,6 +128,31 @@ def split_rows_by_shard(keys: Sequence[Any] | np.ndarray, shards_num: int) -> di
     order = np.argsort(shard_of_row, kind="stable")
     bounds = np.searchsorted(shard_of_row[order], np.arange(shards_num + 1))
     return {k: order[bounds[k] : bounds[k + 1]] for k in range(shards_num) if bounds[k + 1] > bounds[k]}
+
+
+def shard_key_values(view: CollectionView, rows: validation.Rows) -> Sequence[Any] | np.ndarray:
+    """What each row's shard is the hash of: its primary key, or its partition key's value."""
+    if not view.sharded_by_partition_key:
+        return rows.keys  # type: ignore[no-any-return]
+    name = view.shard_field.name
+    column = next((fd for fd in rows.fields_data if fd.field_name == name), None)
+    if column is None:  # validation fills or refuses a missing partition key column: not reached
+        raise MilvusError(errors.UNEXPECTED, f"mishards: the insert has no partition key field {name}")
+    if view.shard_field.data_type == schema_pb2.Int64:
+        return np.asarray(column.scalars.long_data.data, dtype=np.int64)
+    return list(column.scalars.string_data.data)
+
+
+def upsert_deletes(view: CollectionView, keys: Sequence[Any] | np.ndarray) -> dict[int, list[milvus_pb2.DeleteRequest]]:
+    """Per shard, a delete of every upserted primary key (logged before the rows' inserts).
+
+    A collection sharded by partition key holds a row on its key's shard: an upsert that gives
+    a row a new key must remove it from the shard it was on, in the same log write. The key's
+    own shard gets the delete too, and the rows as an insert after it: Milvus 2.3.5 answers a
+    partition-key filter without a row upserted under a primary key it did not hold.
+    """
+    unique = list(dict.fromkeys(np.asarray(keys).tolist()))
+    return delete_parts(view, milvus_pb2.DeleteRequest(), {shard: unique for shard in range(view.shards_num)})
 
 
 def ids_message(pk: schema_pb2.FieldSchema, keys: Sequence[Any] | np.ndarray) -> schema_pb2.IDs:
@@ -205,17 +241,21 @@ class Writer:
             a is b for a, b in zip(fields_data, request.fields_data)
         )  # the request's own columns (upb keeps one wrapper per element), maybe with a key column added
         parts: dict[int, list[pb_message.Message]] = {}
-        for shard, rows in split_rows_by_shard(keys, view.shards_num).items():
+        by_shard = split_rows_by_shard(shard_key_values(view, checked), view.shards_num)
+        kind: Any = type(request)
+        if upsert and view.sharded_by_partition_key:  # a row whose key moved leaves its old shard
+            for shard, deletes in upsert_deletes(view, keys).items():
+                parts[shard] = list(deletes)
+            kind = milvus_pb2.InsertRequest  # after the deletes, the rows are new on their shard
+        for shard, rows in by_shard.items():
             physical = view.shards[shard].physical_name
-            if len(rows) == num_rows and own:  # every row to one shard (always so with one shard): no copy
+            if len(rows) == num_rows and own and kind is type(request):  # every row to one shard: no copy
                 part: Any = as_physical(request, physical, fields_data[len(request.fields_data) :])
                 part.num_rows = num_rows
             else:
-                part = type(request)(
-                    collection_name=physical, partition_name=request.partition_name, num_rows=len(rows)
-                )
+                part = kind(collection_name=physical, partition_name=request.partition_name, num_rows=len(rows))
                 part.fields_data.extend(fields_data if len(rows) == num_rows else columns.take_rows(fields_data, rows))
-            parts[shard] = split_entry(part, method)
+            parts.setdefault(shard, []).extend(split_entry(part, method))
         logged = await self.log.append(view, method, parts)
         counts = {"upsert": num_rows} if upsert else {"insert": num_rows}
         return mutation_result(view.pk_field, keys, logged.timestamp, **counts)
@@ -229,8 +269,11 @@ class Writer:
         come back where the backend in use returns them (milvus-lite), not on Milvus 2.3.5.
         """
         keys = validation.validate_delete(view, request, dialect)
-        if keys is not None:
-            by_shard: dict[int, list[Any]] = {}
+        if keys is not None and view.sharded_by_partition_key:  # a key's shard is not known: every shard
+            by_shard: dict[int, list[Any]] = {shard: list(keys) for shard in range(view.shards_num)}
+            named = keys  # counted once
+        elif keys is not None:
+            by_shard = {}
             for shard, rows in split_rows_by_shard(keys, view.shards_num).items():
                 by_shard[shard] = [keys[i] for i in rows]
             named = keys
