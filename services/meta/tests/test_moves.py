@@ -203,3 +203,14 @@ def test_a_delayed_drop_leaves_a_copy_that_is_live_again_alone(store: Store) -> 
         mp.setattr("mishards.meta.moves.DRAIN_GRACE_SECONDS", 0)
         asyncio.run(scenario())
     assert dropped == ["returned"] and store.copy_info(1, 0, REPLICA).role == "replica"  # type: ignore[union-attr]
+
+
+def test_a_move_planned_from_a_stale_catalog_leaves_the_primary_it_finds_on_the_target_alone(store: Store) -> None:
+    # the plan read the catalog just before another move switched: it thinks REPLICA is the primary
+    # and moves the shard "to" PRIMARY, which already is the primary
+    stale = spec(1, [REPLICA])
+    m = ShardMover(store, None, None, None, None, Settings(), None, asyncio.Lock())  # type: ignore[arg-type]
+    asyncio.run(m._move(stale, Move(1, "c", 0, REPLICA, PRIMARY)))
+    assert store.copy_info(1, 0, PRIMARY).role == "primary"  # type: ignore[union-attr]
+    assert store.copy_info(1, 0, REPLICA).role == "replica"  # type: ignore[union-attr]
+    assert (1, 0) not in m.moves

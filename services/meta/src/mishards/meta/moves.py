@@ -67,6 +67,11 @@ class Move:
     seconds: float = 0.0  # a finished move: how long it took in all
 
 
+class MoveRefused(MilvusError):
+    """A move that found the target already holding a live copy of the shard (a plan made from a
+    catalog read just before another move switched): nothing was touched, nothing to undo."""
+
+
 class ShardMover:
     """Promotes replicas of lost primaries, moves shards, rebalances and drains; reconciles once a second."""
 
@@ -262,6 +267,8 @@ class ShardMover:
             await self._run_move(spec, move)
         except asyncio.CancelledError:
             raise
+        except MoveRefused as exc:
+            log.info("not moving shard %s/%d to %s: %s", spec.name, move.shard, move.target, exc.reason)
         except Exception as exc:
             log.warning("moving shard %s/%d to %s failed: %s", spec.name, move.shard, move.target, exc)
             self.log.remove_copy(spec.id, move.shard, move.target)
@@ -273,7 +280,9 @@ class ShardMover:
 
     async def _run_move(self, spec: CollectionSpec, move: Move) -> None:
         existing = await asyncio.to_thread(self.store.copy_info, spec.id, move.shard, move.target)
-        if existing is None or existing.role != "replica" or existing.state != COPY_READY:
+        if existing is not None and existing.role != "replica":  # primary, incoming, retired or fenced there
+            raise MoveRefused(errors.PARAMETER_INVALID, f"{move.target} holds its {existing.role} copy")
+        if existing is None or existing.state != COPY_READY:
             if existing is not None:  # a replica there that is not ready: the move's copy replaces it
                 self.log.remove_copy(spec.id, move.shard, move.target)
             await asyncio.to_thread(self.store.add_copy, spec.id, move.shard, move.target, ROLE_INCOMING, COPY_FILLING)
