@@ -8,6 +8,7 @@ operator (or Kubernetes) would and watch the router follow.
 
 from __future__ import annotations
 
+import abc
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,22 +28,22 @@ SHARDS = 3
 DIM = 4
 
 
-class Source:
+class Source(abc.ABC):
     """Registers Milvus instances in a back end's fake, as Consul agents or Kubernetes would."""
 
     env: dict[str, str]
 
-    def add(self, inst: MilvusInstance) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def add(self, inst: MilvusInstance) -> None: ...
 
-    def remove(self, inst: MilvusInstance) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def remove(self, inst: MilvusInstance) -> None: ...
 
-    def identity(self, inst: MilvusInstance) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def identity(self, inst: MilvusInstance) -> str: ...
 
-    def stop(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def stop(self) -> None: ...
 
 
 class ConsulSource(Source):

@@ -87,23 +87,26 @@ def check_search_request(req: milvus_pb2.SearchRequest) -> None:
         )
 
 
+def _int_param(params: dict[str, str], key: str) -> int:
+    """An integer parameter read as Go's ParseInt(s, 0, 64) reads it (0 when absent), refused as 2.3.5 words it."""
+    if key not in params:
+        return 0
+    value = go_int(params[key])
+    if value is None:
+        raise MilvusError(errors.UNEXPECTED, f"{key} [{params[key]}] is invalid")
+    return value
+
+
 def search_window(params: dict[str, str]) -> tuple[int, int]:
     """`(topk, offset)` of a search, refused as Milvus 2.3.5's parseSearchInfo refuses them."""
     if "topk" not in params:
         raise MilvusError(errors.UNEXPECTED, "topk not found in search_params")
-    limit = go_int(params["topk"])
-    if limit is None:
-        raise MilvusError(errors.UNEXPECTED, f"topk [{params['topk']}] is invalid")
+    limit = _int_param(params, "topk")
     if limit <= 0 or limit > MAX_TOPK:
         raise _topk_error("topk", limit)
-    offset = 0
-    if "offset" in params:
-        parsed = go_int(params["offset"])
-        if parsed is None:
-            raise MilvusError(errors.UNEXPECTED, f"offset [{params['offset']}] is invalid")
-        offset = parsed
-        if offset != 0 and (offset <= 0 or offset > MAX_TOPK):
-            raise _topk_error("offset", offset)
+    offset = _int_param(params, "offset")
+    if offset != 0 and (offset <= 0 or offset > MAX_TOPK):
+        raise _topk_error("offset", offset)
     if limit + offset > MAX_TOPK:
         raise _topk_error("offset+topk", limit + offset)
     return limit, offset
@@ -113,15 +116,8 @@ def query_window(params: dict[str, str]) -> tuple[int | None, int]:
     """`(limit, offset)` of a query (None: no limit), refused as Milvus 2.3.5's parseQueryParams refuses them."""
     if "limit" not in params:
         return None, 0
-    limit = go_int(params["limit"])
-    if limit is None:
-        raise MilvusError(errors.UNEXPECTED, f"limit [{params['limit']}] is invalid")
-    offset = 0
-    if "offset" in params:
-        parsed = go_int(params["offset"])
-        if parsed is None:
-            raise MilvusError(errors.UNEXPECTED, f"offset [{params['offset']}] is invalid")
-        offset = parsed
+    limit = _int_param(params, "limit")
+    offset = _int_param(params, "offset")
     window = "invalid max query result window, "
     if offset < 0:
         raise MilvusError(errors.UNEXPECTED, f"{window}offset [{offset}] is invalid, should be gte than 0")
