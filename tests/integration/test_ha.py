@@ -162,6 +162,21 @@ def primaries_contents(cluster: Cluster, collection_id: int) -> list[dict[int, l
     return list(primaries.values())
 
 
+def settled_and_intact(
+    ha: Cluster, client: MilvusClient, name: str, collection_id: int, load: Load, ops: list[Any], count: bool
+) -> None:
+    """After a load: writes were acknowledged, the copies settled, no search failed, every
+    acknowledged row is on its primary exactly once (and, with `count`, a Strong count agrees); then drop."""
+    assert sum(op.acked for op in ops) > 10
+    wait_until(lambda: settled(ha, collection_id), "settled")
+    assert not load.search_errors, load.search_errors[:3]
+    check_against_record(ops, primaries_contents(ha, collection_id))
+    if count:
+        assert strong_count(client, name) == sum(len(r) for r in primaries_contents(ha, collection_id))
+    client.drop_collection(name)
+    client.close()
+
+
 def strong_count(client: MilvusClient, name: str) -> int:
     return int(
         client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=120)[0][
@@ -258,12 +273,7 @@ def test_a_planned_promote_switches_a_healthy_primary_without_losing_a_write(ha:
         time.sleep(2)
     finally:
         ops = load.finish()
-    assert sum(op.acked for op in ops) > 10
-    wait_until(lambda: settled(ha, collection_id), "settled")
-    assert not load.search_errors, load.search_errors[:3]
-    check_against_record(ops, primaries_contents(ha, collection_id))
-    client.drop_collection(name)
-    client.close()
+    settled_and_intact(ha, client, name, collection_id, load, ops, count=False)
 
 
 def test_shards_move_to_a_new_writable_instance_and_off_a_drained_one_under_load(ha: Cluster, name: str) -> None:
@@ -290,13 +300,7 @@ def test_shards_move_to_a_new_writable_instance_and_off_a_drained_one_under_load
         time.sleep(2)
     finally:
         ops = load.finish()
-    assert sum(op.acked for op in ops) > 10
-    wait_until(lambda: settled(ha, collection_id), "settled")
-    assert not load.search_errors, load.search_errors[:3]
-    check_against_record(ops, primaries_contents(ha, collection_id))
-    assert strong_count(client, name) == sum(len(r) for r in primaries_contents(ha, collection_id))
-    client.drop_collection(name)
-    client.close()
+    settled_and_intact(ha, client, name, collection_id, load, ops, count=True)
 
 
 def test_a_primary_lost_for_good_is_replaced_by_its_replica(ha: Cluster, name: str) -> None:
