@@ -82,7 +82,8 @@ COMPOSE_UP_docker = MISHARDS_IMAGE=$(IMAGE) docker compose -p $(COMPOSE_PROJECT)
 COMPOSE_UP_podman = PYTHON=$(abspath $(PY)) deploy/podman/build-images.sh milvus mariadb \
 	&& MISHARDS_IMAGE=$(IMAGE) MILVUS_IMAGE=localhost/mishards-milvus:2.3.5 \
 	MARIADB_IMAGE=localhost/mishards-mariadb:10.11 TRACER_CLASS_NAME= \
-	$(PY) deploy/all_in_one/up.py -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) --without jaeger
+	$(PY) deploy/all_in_one/up.py -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) --without jaeger \
+	--wait-writable http://127.0.0.1:$(or $(MISHARDS_METRICS_PORT),9191)/topology.json
 COMPOSE_DOWN_docker = docker compose -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v
 # podman-compose 1.0.3 leaves the project's network behind.
 COMPOSE_DOWN_podman = podman-compose -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v \

@@ -1,6 +1,7 @@
 """`compose up -d` with podman-compose, honouring `depends_on: condition: service_healthy`.
 
     python deploy/all_in_one/up.py [-f FILE] [-p PROJECT] [--without SERVICE]... [--timeout S]
+                                   [--wait-writable TOPOLOGY_URL]
 
 podman-compose starts dependants at once (it ignores the condition on podman < 4.6), and
 podman 4.3 runs health checks from systemd timers, which machines without systemd lack. So
@@ -8,6 +9,12 @@ this starts the services one at a time in dependency order with `podman-compose 
 --no-deps`, and before each, runs the health check of every dependency it waits for
 (`podman healthcheck run`) until it passes. At the end every started service that has a
 health check is healthy, or this exits 1 with the failing container's last log lines.
+
+A healthy router is not yet a cluster that takes writes: discovery may still be settling
+a Milvus instance's health. With `--wait-writable`, this then polls the router's
+`/topology.json` until a writable instance is healthy, so that `make deploy` returns a
+cluster the README quick start can use at once; when none is in time it exits 1 with
+every instance's health and reason as the router sees them.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -132,15 +140,46 @@ def up(file: Path, project: str, without: Sequence[str], timeout: float) -> None
             healthy(service)
 
 
+def writable_healthy(topology: Mapping[str, Any]) -> bool:
+    """Whether the router's topology shows a healthy writable Milvus instance."""
+    return any(i.get("role") == "writable" and i.get("health") == "healthy" for i in topology.get("instances", []))
+
+
+def wait_writable(url: str, timeout: float) -> None:
+    """Poll the router's topology page until a writable instance is healthy (ComposeError when not in time)."""
+    deadline = time.monotonic() + timeout
+    seen: Any = "no answer yet"
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as reply:  # noqa: S310 (a loopback URL from the Makefile)
+                seen = json.load(reply)
+            if writable_healthy(seen):
+                print("Cluster ready: a writable Milvus instance is healthy", flush=True)
+                return
+        except (OSError, ValueError) as exc:
+            seen = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() > deadline:
+            instances = seen.get("instances", seen) if isinstance(seen, dict) else seen
+            raise ComposeError(f"no healthy writable Milvus instance after {timeout:.0f} s; the router sees: {instances}")
+        time.sleep(POLL_SECONDS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("-f", "--file", type=Path, default=DEFAULT_FILE)
     parser.add_argument("-p", "--project", default="mishards")
     parser.add_argument("--without", action="append", default=[], help="a service not to start (repeatable)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds each service may take to be healthy")
+    parser.add_argument(
+        "--wait-writable",
+        metavar="TOPOLOGY_URL",
+        help="then wait until the router's /topology.json shows a healthy writable instance",
+    )
     args = parser.parse_args(argv)
     try:
         up(args.file, args.project, args.without, args.timeout)
+        if args.wait_writable:
+            wait_writable(args.wait_writable, args.timeout)
     except ComposeError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

@@ -77,8 +77,23 @@ def test_deploy_starts_every_service_in_health_order(deployed: dict[str, str]) -
     assert not [name for name, _ in events if "jaeger" in name], lines
 
 
+def service_logs(project: str, *services: str) -> str:
+    """The last log lines of the project's services, for a failure's message."""
+    out = []
+    for service in services:
+        logs = subprocess.run(
+            ["podman", "logs", "--tail", "25", f"{project}_{service}_1"], capture_output=True, text=True, timeout=60
+        )
+        out.append(f"--- {service}:\n{logs.stdout}{logs.stderr}")
+    return "\n".join(out)
+
+
 def test_probe_deploy_and_the_readme_quick_start(deployed: dict[str, str]) -> None:
+    assert "Cluster ready: a writable Milvus instance is healthy" in deployed["deploy_output"]
     probe = make("probe_deploy", f"ROUTER_ADDRESS={deployed['router']}", timeout=60)
     assert (probe.returncode, probe.stdout.strip().splitlines()[-1]) == (0, "Pass ==> Pass: Connected"), probe.stderr
     readme = readme_quick_start()
-    readme.check_quick_start_output(readme.run_quick_start(f"http://{deployed['router']}"))
+    try:
+        readme.check_quick_start_output(readme.run_quick_start(f"http://{deployed['router']}"))
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{service_logs(deployed['COMPOSE_PROJECT'], 'discovery', 'meta', 'router')}") from None
