@@ -265,13 +265,13 @@ def run_config(
             "forwarder", "benchmarks.forwarder", ["--port", str(port), "--upstream", inst.address],
             root / "logs" / "forwarder.out",
         )  # fmt: skip
-        forwarder.start(lambda: grpc_milvus_healthy(f"{LOCALHOST}:{port}", 1.0))
+        forwarder.start(lambda: grpc_milvus_healthy(f"{LOCALHOST}:{port}", 1.0, token=inst.token))
         print(
             f"  cluster up in {time.perf_counter() - t0:.0f}s: router {cluster.router_uri}, direct {inst.uri}, forwarder :{port}"
         )
         clients = {
-            "direct": MilvusClient(uri=inst.uri),
-            "forwarder": MilvusClient(uri=f"http://{LOCALHOST}:{port}"),
+            "direct": MilvusClient(uri=inst.uri, token=inst.token),  # the instances run with authorization on
+            "forwarder": MilvusClient(uri=f"http://{LOCALHOST}:{port}", token=inst.token),
             "router": MilvusClient(uri=cluster.router_uri),
         }
         t0 = time.perf_counter()

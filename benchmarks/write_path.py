@@ -33,6 +33,7 @@ from pymilvus import DataType, MilvusClient
 from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc, schema_pb2
 
 from mishards.cli.cluster import Cluster
+from mishards.common.security import backend_metadata, with_metadata
 from mishards.v1 import meta_pb2, meta_pb2_grpc
 
 DIM = 128
@@ -59,7 +60,7 @@ def main() -> None:
     cluster.start()
     try:
         router = MilvusClient(uri=cluster.router_uri)
-        direct = MilvusClient(uri=cluster.instances[0].uri)
+        direct = MilvusClient(uri=cluster.instances[0].uri, token=cluster.instances[0].token)
         for client, name in ((router, "via_router"), (direct, "direct")):
             schema = client.create_schema(auto_id=False)
             schema.add_field("id", DataType.INT64, is_primary=True)
@@ -67,7 +68,12 @@ def main() -> None:
             client.create_collection(name, schema=schema)
         collection_id = int(router.describe_collection("via_router")["collection_id"])
         physical = f"mishards_{collection_id}_s0"
-        milvus = milvus_pb2_grpc.MilvusServiceStub(grpc.insecure_channel(cluster.instances[0].address, options=BIG))
+        milvus = milvus_pb2_grpc.MilvusServiceStub(
+            with_metadata(
+                grpc.insecure_channel(cluster.instances[0].address, options=BIG),
+                backend_metadata(cluster.instances[0].token),
+            )
+        )
         meta = meta_pb2_grpc.MetaStub(cluster.security.sync_channel(cluster.meta_address, options=BIG))
         vecs = np.random.default_rng(20240610).random((args.rows, DIM), dtype=np.float32)
         rows = [{"id": i, "vector": vecs[i]} for i in range(args.rows)]

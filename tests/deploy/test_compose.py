@@ -96,4 +96,6 @@ def test_probe_deploy_and_the_readme_quick_start(deployed: dict[str, str]) -> No
     try:
         readme.check_quick_start_output(readme.run_quick_start(f"http://{deployed['router']}"))
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{service_logs(deployed['COMPOSE_PROJECT'], 'discovery', 'meta', 'router')}") from None
+        raise AssertionError(
+            f"{exc}\n{service_logs(deployed['COMPOSE_PROJECT'], 'discovery', 'meta', 'router')}"
+        ) from None

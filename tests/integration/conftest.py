@@ -20,8 +20,9 @@ from pymilvus.exceptions import MilvusException
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from mishards.cli.cluster import Cluster
-from mishards.cli.launcher import LiteMilvus
+from mishards.cli.launcher import LiteMilvus, MilvusInstance
 from mishards.cli.ports import PortAllocator
+from mishards.common.security import backend_metadata, with_metadata
 
 
 def require_installed(path: str, install_hint: str, env: Mapping[str, str]) -> None:
@@ -72,7 +73,7 @@ def direct(cluster: Cluster) -> Iterator[MilvusClient]:
     It is the cluster's first instance; its reference collections have their own names and
     never collide with Mishards' physical collections (mishards_<id>_s<k>).
     """
-    client = MilvusClient(uri=f"http://{cluster.instances[0].address}")
+    client = instance_client(cluster.instances[0])
     yield client
     client.close()
 
@@ -80,7 +81,7 @@ def direct(cluster: Cluster) -> Iterator[MilvusClient]:
 @pytest.fixture(scope="session")
 def stubs(cluster: Cluster) -> Iterator[tuple[milvus_pb2_grpc.MilvusServiceStub, milvus_pb2_grpc.MilvusServiceStub]]:
     """Raw gRPC stubs of the router and of the direct Milvus, for requests pymilvus would refuse."""
-    channels = [grpc.insecure_channel(cluster.router_address), grpc.insecure_channel(cluster.instances[0].address)]
+    channels = [grpc.insecure_channel(cluster.router_address), instance_channel(cluster.instances[0])]
     yield milvus_pb2_grpc.MilvusServiceStub(channels[0]), milvus_pb2_grpc.MilvusServiceStub(channels[1])
     for channel in channels:
         channel.close()
@@ -108,15 +109,26 @@ def lite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Li
         cluster.stop()
 
 
-def connect(uri: str) -> MilvusClient:
+def connect(uri: str, token: str = "") -> MilvusClient:
     """A client, retried once: milvus-lite closes a channel left idle between tests with
     GOAWAY "too many pings" (pymilvus's keepalive), and pymilvus's shared connection to
     that address then fails its first call."""
     try:
-        return MilvusClient(uri=uri)
+        return MilvusClient(uri=uri, token=token)
     except MilvusException:
         time.sleep(1)
-        return MilvusClient(uri=uri)
+        return MilvusClient(uri=uri, token=token)
+
+
+def instance_client(instance: MilvusInstance) -> MilvusClient:
+    """A client of one Milvus instance, behind the router's back: with the instance's token
+    (the embedded Milvus instances run with authorization on; milvus-lite has none)."""
+    return connect(instance.uri, instance.token)
+
+
+def instance_channel(instance: MilvusInstance) -> grpc.Channel:
+    """A raw gRPC channel to one Milvus instance that presents the instance's token."""
+    return with_metadata(grpc.insecure_channel(instance.address), backend_metadata(instance.token))
 
 
 @pytest.fixture(params=["milvus", "milvus-lite"])
@@ -124,12 +136,11 @@ def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
     """The router and a single instance of the same backend, on each embedded backend."""
     if request.param == "milvus":
         cluster: Cluster = request.getfixturevalue("cluster")
-        reference = f"http://{cluster.instances[0].address}"
+        reference: MilvusInstance = cluster.instances[0]
     else:
-        cluster, lite_reference = request.getfixturevalue("lite")
-        reference = f"http://{lite_reference.address}"
+        cluster, reference = request.getfixturevalue("lite")
     router = MilvusClient(uri=cluster.router_uri)
-    direct = connect(reference)
+    direct = instance_client(reference)
     yield Pair(request.param, router, direct, cluster)
     router.close()
     direct.close()

@@ -12,6 +12,7 @@ from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from mishards.cli.cluster import Cluster
+from mishards.cli.launcher import MilvusInstance
 from mishards.v1 import meta_pb2, meta_pb2_grpc
 
 DIM = 4
@@ -113,9 +114,9 @@ def wait_caught_up(cluster: Cluster, collection_id: int, timeout: float = 120) -
     raise AssertionError("copies did not catch up with the log")
 
 
-def read_copy(address: str, physical: str) -> dict[int, list[int]]:
+def read_copy(instance: MilvusInstance, physical: str) -> dict[int, list[int]]:
     """pk -> [tag of each row with that pk] of one physical copy, read on its own Milvus (duplicates show as 2 tags)."""
-    client = MilvusClient(uri=f"http://{address}")
+    client = MilvusClient(uri=instance.uri, token=instance.token)
     try:
         client.load_collection(physical)
         rows: dict[int, list[int]] = {}
@@ -131,13 +132,13 @@ def contents_by_copy(cluster: Cluster, collection_id: int) -> dict[tuple[str, st
     out: dict[tuple[str, str], dict[int, list[int]]] = {}
     for inst in cluster.instances:
         try:
-            client = MilvusClient(uri=f"http://{inst.address}")
+            client = MilvusClient(uri=inst.uri, token=inst.token)
         except MilvusException:  # an instance lost for good holds nothing to read
             continue
         names = [c for c in client.list_collections() if c.startswith(f"mishards_{collection_id}_s")]
         client.close()
         for coll in names:
-            out[(coll, inst.identity)] = read_copy(inst.address, coll)
+            out[(coll, inst.identity)] = read_copy(inst, coll)
     return out
 
 

@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymilvus import MilvusClient
+from pymilvus.exceptions import MilvusException
 from pymilvus.grpc_gen import milvus_pb2
 
-from mishards.cli.launcher import EmbeddedMilvus
+from mishards.cli.cluster import BACKEND_TOKEN_FILE, Cluster
+from mishards.cli.launcher import EmbeddedMilvus, grpc_milvus_healthy
 from mishards.cli.ports import PortAllocator
 from mishards.common.backends import BackendPool
 from mishards.discovery.prober import MilvusHealthChecker
@@ -113,3 +116,23 @@ def test_backend_pool_reaches_it_with_the_token(secured: tuple[SecuredMilvus, An
         assert "UNAUTHENTICATED" in str(exc) or "auth" in str(exc).lower(), exc
     else:
         assert refused.status.code != 0 or refused.status.error_code != 0, refused.status
+
+
+def test_the_instances_mishards_up_starts_take_only_the_backend_token(cluster: Cluster) -> None:
+    """`mishards up` (the session cluster is one) starts its Milvus instances with authorization on
+    and root's password changed to a generated one: nobody goes around the router without it."""
+    if cluster.backend != "milvus":
+        pytest.skip("milvus-lite has no authentication")
+    token = cluster.backend_token
+    assert token.startswith("root:") and token != ROOT_TOKEN
+    assert (cluster.root_dir / BACKEND_TOKEN_FILE).stat().st_mode & 0o777 == 0o600
+    for instance in cluster.instances:
+        assert instance.token == token
+        for refused in ("", ROOT_TOKEN, "root:wrong"):
+            assert not grpc_milvus_healthy(instance.address, 10, token=refused), (instance, refused)
+            with pytest.raises(MilvusException):
+                MilvusClient(uri=instance.uri, token=refused, timeout=10).list_collections()
+        assert grpc_milvus_healthy(instance.address, 10, token=token)
+        client = MilvusClient(uri=instance.uri, token=token)
+        assert isinstance(client.list_collections(), list)
+        client.close()

@@ -19,13 +19,14 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import connect
+from conftest import connect, instance_channel, instance_client
 from differential import normalised
 from pymilvus import DataType, MilvusClient
 from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 from pymilvus.grpc_gen import schema_pb2 as S
 
 from mishards.cli.cluster import Cluster
+from mishards.cli.launcher import MilvusInstance
 from mishards.v1 import meta_pb2, meta_pb2_grpc
 
 DIM = 4
@@ -50,12 +51,11 @@ class Sides:
 def sides(request: pytest.FixtureRequest, name: str) -> Iterator[Sides]:
     if request.param == "milvus":
         cluster: Cluster = request.getfixturevalue("cluster")
-        direct_address = cluster.instances[0].address
+        direct: MilvusInstance = cluster.instances[0]
     else:
-        cluster, reference = request.getfixturevalue("lite")
-        direct_address = reference.address
-    channels = [grpc.insecure_channel(cluster.router_address), grpc.insecure_channel(direct_address)]
-    clients = (connect(cluster.router_uri), connect(f"http://{direct_address}"))
+        cluster, direct = request.getfixturevalue("lite")
+    channels = [grpc.insecure_channel(cluster.router_address), instance_channel(direct)]
+    clients = (connect(cluster.router_uri), instance_client(direct))
     stubs = (milvus_pb2_grpc.MilvusServiceStub(channels[0]), milvus_pb2_grpc.MilvusServiceStub(channels[1]))
     yield Sides(request.param, cluster, stubs, clients, name)
     for client in clients:

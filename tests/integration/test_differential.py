@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import connect
+from conftest import instance_client
 from differential import (
     Pair,
     assert_same_error,
@@ -181,7 +181,7 @@ def test_auto_id_ids_are_unique_and_rows_spread(pair: Pair, name: str) -> None:
     assert desc["num_shards"] == 2
     counts = []
     for inst in cluster.instances:
-        c = MilvusClient(uri=f"http://{inst.address}")
+        c = instance_client(inst)
         for coll in c.list_collections():
             if coll.startswith(f"mishards_{desc['collection_id']}_s"):
                 c.load_collection(coll)
@@ -261,7 +261,7 @@ def test_partition_key_collection_is_sharded_by_key_and_matches_single_milvus(pa
     # every tenant's rows are on one shard (the physical collections keep the partition key)
     physical = []
     for inst in cluster.instances:
-        c = connect(f"http://{inst.address}")  # milvus-lite may have closed an idle channel
+        c = instance_client(inst)  # retried: milvus-lite may have closed an idle channel
         for coll in c.list_collections():
             if coll.startswith(f"mishards_{r['collection_id']}_s"):
                 c.load_collection(coll)

@@ -121,7 +121,7 @@ class Env:
         raise AssertionError(f"{identity}: expected health {health}, discovery says {seen}")
 
     def physical_shards(self, inst: MilvusInstance) -> set[str]:
-        client = MilvusClient(uri=inst.uri)
+        client = MilvusClient(uri=inst.uri, token=inst.token)
         try:
             return {c for c in client.list_collections() if c.startswith("mishards_")}
         finally:

@@ -152,12 +152,12 @@ def primaries_contents(cluster: Cluster, collection_id: int) -> list[dict[int, l
     """Each shard's rows on its primary, read directly; every ready replica must hold the same rows."""
     wait_caught_up(cluster, collection_id, timeout=240)
     placed = [c for c in copies(cluster, collection_id) if c.role in ("primary", "replica") and c.state == "ready"]
-    address = {i.identity: i.address for i in cluster.instances}
+    instance = {i.identity: i for i in cluster.instances}
     physical = {c.shard: f"mishards_{collection_id}_s{c.shard}" for c in placed}
-    primaries = {c.shard: read_copy(address[c.instance], physical[c.shard]) for c in placed if c.role == "primary"}
+    primaries = {c.shard: read_copy(instance[c.instance], physical[c.shard]) for c in placed if c.role == "primary"}
     for c in placed:
         if c.role == "replica":
-            rows = read_copy(address[c.instance], physical[c.shard])
+            rows = read_copy(instance[c.instance], physical[c.shard])
             assert rows == primaries[c.shard], f"replica {c.instance} of shard {c.shard} differs from its primary"
     return list(primaries.values())
 

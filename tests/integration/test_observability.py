@@ -41,6 +41,7 @@ from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 from mishards.cli.cluster import Cluster
 from mishards.cli.ports import ephemeral_allocator
 from mishards.common import tracing
+from mishards.common.security import backend_metadata, with_metadata
 from mishards.common.settings import load_settings
 from mishards.v1 import meta_pb2, meta_pb2_grpc
 
@@ -534,7 +535,7 @@ def fail_and_kill_replica(cluster: Cluster, client: MilvusClient, name: str, col
     read reached it. Then the instance dies: probes fail."""
     replica = cluster.readonly_instances[0]
     with grpc.insecure_channel(replica.address) as channel:
-        stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+        stub = milvus_pb2_grpc.MilvusServiceStub(with_metadata(channel, backend_metadata(replica.token)))
         for k in range(2):
             release = milvus_pb2.ReleaseCollectionRequest(collection_name=f"mishards_{collection_id}_s{k}")
             assert stub.ReleaseCollection(release, timeout=30).error_code == 0

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import instance_client
 from differential import (
     Pair,
     assert_same_error,
@@ -495,7 +496,7 @@ def test_limits(pair: Pair, request: pytest.FixtureRequest) -> None:
     router, direct = pair.router, pair.direct
     reference = direct
     if pair.backend != "milvus":  # the reference for the limits is always a single Milvus 2.3.5
-        reference = MilvusClient(uri=f"http://{request.getfixturevalue('cluster').instances[0].address}")
+        reference = instance_client(request.getfixturevalue("cluster").instances[0])
     name = new_name()
     build(router, name)
     build(direct, name)

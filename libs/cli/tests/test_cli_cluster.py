@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mishards.cli.cluster import CLUSTER_FILE, Cluster, ServiceError, grpc_serving
+from mishards.cli.cluster import BACKEND_TOKEN_FILE, CLUSTER_FILE, Cluster, ServiceError, backend_token, grpc_serving
 from mishards.cli.launcher import read_record
 from mishards.cli.main import build_parser, cmd_status
 
@@ -92,6 +92,7 @@ def test_start_passes_the_settings_and_stop_ends_every_process(
             assert env["SERVER_HOST"] == "127.0.0.1"
             assert env["LOG_PATH"] == str(cluster.log_dir)
             assert env["DEFAULT_SHARDS_NUM"] == "4"
+            assert env["MILVUS_BACKEND_TOKEN"] == cluster.backend_token
 
         out = io.StringIO()
         args = build_parser().parse_args(["status", "--data", str(cluster.root_dir)])
@@ -170,3 +171,15 @@ def test_missing_console_script_fails_before_starting_anything(tmp_path: Path, m
     with pytest.raises(ServiceError, match="mishards-meta is not installed"):
         c.start()
     assert c.service_pid("discovery") is None
+
+
+def test_the_backend_token_is_root_with_a_generated_password_kept_0600(tmp_path: Path) -> None:
+    token = backend_token(tmp_path, "milvus")
+    user, _, password = token.partition(":")
+    assert user == "root" and len(password) >= 32 and password != "Milvus"
+    path = tmp_path / BACKEND_TOKEN_FILE
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert backend_token(tmp_path, "milvus") == token  # a restart finds the same one
+    assert backend_token(tmp_path, "milvus", {"MILVUS_BACKEND_TOKEN": "alice:pw"}) == "alice:pw"
+    assert backend_token(tmp_path / "lite", "milvus-lite") == ""  # milvus-lite has no authentication
+    assert not (tmp_path / "lite" / BACKEND_TOKEN_FILE).exists()

@@ -51,6 +51,8 @@ SERVICES: tuple[ServiceName, ...] = ("discovery", "meta", "router")
 CLUSTER_FILE = "cluster.json"
 # The generated MISHARDS_INTERNAL_TOKEN of a cluster folder (mode 0600); the CLI reads it too.
 TOKEN_FILE = "internal-token"
+# The generated MILVUS_BACKEND_TOKEN ("root:<password>") of the cluster's embedded Milvus instances (mode 0600).
+BACKEND_TOKEN_FILE = "backend-token"
 CLUSTER_RECORD_VERSION = 1
 DEFAULT_ROUTER_PORT = 19530
 # The README defaults, taken by `mishards up` when free.
@@ -79,19 +81,30 @@ def grpc_serving(address: str, timeout: float = 2.0, security: InternalSecurity 
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def read_or_create_token(root_dir: Path) -> str:
-    """The cluster folder's internal token: read from ``internal-token``, or generated and written mode 0600."""
-    path = root_dir / TOKEN_FILE
+def read_or_create_token(root_dir: Path, name: str = TOKEN_FILE, prefix: str = "") -> str:
+    """A token of the cluster folder: read from ``name``, or ``prefix`` + a random one written mode 0600."""
+    path = root_dir / name
     try:
         return path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         pass
     root_dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
+    token = prefix + secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(token + "\n")
     return token
+
+
+def backend_token(root_dir: Path, backend: str, extra_env: Mapping[str, str] | None = None) -> str:
+    """MILVUS_BACKEND_TOKEN of a cluster folder's instances: ``extra_env``'s, else for the ``milvus``
+    backend root's generated password (``backend-token``), else none (milvus-lite has no authentication)."""
+    given = (extra_env or {}).get("MILVUS_BACKEND_TOKEN")
+    if given is not None:
+        return given
+    if backend != "milvus":
+        return ""
+    return read_or_create_token(root_dir, BACKEND_TOKEN_FILE, prefix="root:")
 
 
 def console_script(name: str) -> list[str]:
@@ -294,6 +307,11 @@ class Cluster:
         return self.extra_env.get("MISHARDS_INTERNAL_TOKEN") or read_or_create_token(self.root_dir)
 
     @property
+    def backend_token(self) -> str:
+        """MILVUS_BACKEND_TOKEN of the services and the instances (see ``backend_token``)."""
+        return backend_token(self.root_dir, self.backend, self.extra_env)
+
+    @property
     def security(self) -> InternalSecurity:
         """What a client of meta and discovery needs: the token, and the TLS files of ``extra_env``."""
         env = self.extra_env
@@ -393,6 +411,7 @@ class Cluster:
             if folder in taken:
                 continue
             added.append(BACKENDS[self.backend].open(folder, role, allocator))
+            added[-1].token = self.backend_token
         bring_up_instances(added, self.start_timeout)
         self.instances.extend(added)
         if role == "readonly":
@@ -420,6 +439,7 @@ class Cluster:
             SERVER_HOST=LOCALHOST,
             METRICS_HOST=LOCALHOST,
             MISHARDS_INTERNAL_TOKEN=self.internal_token,
+            MILVUS_BACKEND_TOKEN=self.backend_token,
             LOG_PATH=str(self.log_dir),
             METRICS_PORT=str(self.ports[f"{name}_metrics"]),
         )
@@ -556,6 +576,7 @@ class Cluster:
                 self.readonly,
                 self.backend,
                 self.port_range,
+                token=self.backend_token,
             )
             self.write_instances_file()
             self.services.clear()

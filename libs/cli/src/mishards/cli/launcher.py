@@ -7,6 +7,7 @@ at the first start, so a restart on the same folder finds the same ports and dat
 from __future__ import annotations
 
 import abc
+import base64
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ from mishards.cli.ports import (
     PortAllocator,
     port_has_listener,
 )
+from mishards.common.security import backend_metadata
 
 Role = Literal["writable", "readonly"]
 Backend = Literal["milvus", "milvus-lite"]
@@ -56,6 +58,8 @@ MILVUS_COMPONENT_PORTS: tuple[str, ...] = (
 GRACEFUL_STOP_SECONDS = 3
 # Seconds before the etcd session of a vanished Milvus component expires.
 SESSION_TTL_SECONDS = 10
+# Every new Milvus has the user root with this password (common.security.defaultRootPassword).
+DEFAULT_ROOT_TOKEN = "root:Milvus"
 
 
 class InstanceError(RuntimeError):
@@ -123,8 +127,12 @@ def terminate_process(proc: subprocess.Popen[bytes], timeout: float, first_signa
         proc.wait()
 
 
-def grpc_milvus_healthy(address: str, timeout: float = 2.0) -> bool:
-    """True when the Milvus gRPC endpoint at ``address`` answers CheckHealth with isHealthy."""
+def grpc_milvus_healthy(address: str, timeout: float = 2.0, token: str = "") -> bool:
+    """True when the Milvus gRPC endpoint at ``address`` answers CheckHealth with isHealthy.
+
+    ``token`` ("user:password") is sent as pymilvus sends it; a Milvus with authorization on
+    refuses a CheckHealth without a valid one.
+    """
     from pymilvus.grpc_gen import (  # heavy import, only when probing
         milvus_pb2,
         milvus_pb2_grpc,
@@ -133,10 +141,31 @@ def grpc_milvus_healthy(address: str, timeout: float = 2.0) -> bool:
     try:
         with grpc.insecure_channel(address) as channel:
             stub = milvus_pb2_grpc.MilvusServiceStub(channel)
-            reply = stub.CheckHealth(milvus_pb2.CheckHealthRequest(), timeout=timeout)
+            reply = stub.CheckHealth(milvus_pb2.CheckHealthRequest(), timeout=timeout, metadata=backend_metadata(token))
     except grpc.RpcError:
         return False
     return bool(reply.isHealthy) and reply.status.code == 0 and reply.status.error_code == 0
+
+
+def change_root_password(address: str, old_token: str, new_token: str, timeout: float = 10.0) -> None:
+    """UpdateCredential for root, authenticated as root with ``old_token`` (InstanceError when refused)."""
+    from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
+
+    def b64(token: str) -> str:
+        return base64.b64encode(token.partition(":")[2].encode()).decode()
+
+    request = milvus_pb2.UpdateCredentialRequest(
+        username="root", oldPassword=b64(old_token), newPassword=b64(new_token)
+    )
+    try:
+        with grpc.insecure_channel(address) as channel:
+            status = milvus_pb2_grpc.MilvusServiceStub(channel).UpdateCredential(
+                request, timeout=timeout, metadata=backend_metadata(old_token)
+            )
+    except grpc.RpcError as exc:
+        raise InstanceError(f"{address}: changing root's password failed: {exc.code().name}") from None
+    if status.code or status.error_code:
+        raise InstanceError(f"{address}: changing root's password failed: {status.reason}")
 
 
 def _cmdline_of(pid: int) -> str:
@@ -160,6 +189,9 @@ class MilvusInstance(abc.ABC):
     port_names: ClassVar[tuple[str, ...]]
     # Signal that asks the server to shut down cleanly.
     stop_signal: ClassVar[int] = signal.SIGTERM
+    # The MILVUS_BACKEND_TOKEN ("user:password") clients reach this instance with; empty when
+    # it takes anyone. An EmbeddedMilvus with a token runs with authorization on.
+    token: str = ""
 
     def __init__(self, data_dir: Path | str, role: Role, ports: Mapping[str, int]) -> None:
         missing = [name for name in self.port_names if name not in ports]
@@ -391,6 +423,8 @@ class EmbeddedMilvus(MilvusInstance):
         # A quit after that timeout leaves the components' etcd sessions behind; the
         # next start waits for them to expire (default 30 s).
         config.set("common.session.ttl", SESSION_TTL_SECONDS)
+        # With a token, nobody goes around the router without it (common.security.authorizationEnabled).
+        config.set("authorization_enabled", bool(self.token))
         config.resolve_storage()
         unresolved = [k for k, v in config.configurable_items.items() if v[1] is None]
         if unresolved:
@@ -440,7 +474,20 @@ class EmbeddedMilvus(MilvusInstance):
 
     def _probe(self) -> bool:
         # healthz says the components are up; CheckHealth says the proxy serves pymilvus.
-        return self._healthz() and grpc_milvus_healthy(self.address)
+        return self._healthz() and (grpc_milvus_healthy(self.address, token=self.token) or self._set_root_password())
+
+    def _set_root_password(self) -> bool:
+        """A new instance's root still has Milvus's default password: give it the token's.
+
+        Only for a root token, once the default one is accepted; True when the token now is.
+        """
+        user, _, _ = self.token.partition(":")
+        if user != "root" or self.token == DEFAULT_ROOT_TOKEN:
+            return False
+        if not grpc_milvus_healthy(self.address, token=DEFAULT_ROOT_TOKEN):
+            return False
+        change_root_password(self.address, DEFAULT_ROOT_TOKEN, self.token)
+        return grpc_milvus_healthy(self.address, token=self.token)
 
 
 class LiteMilvus(MilvusInstance):
@@ -493,8 +540,12 @@ def open_instances(
     backend: Backend = "milvus",
     port_range: tuple[int, int] = DEFAULT_PORT_RANGE,
     allocator: PortAllocator | None = None,
+    token: str = "",
 ) -> list[MilvusInstance]:
-    """The instances of ``root_dir`` (writable first), recorded ports reused, new ones allocated; none started."""
+    """The instances of ``root_dir`` (writable first), recorded ports reused, new ones allocated; none started.
+
+    ``token`` becomes every instance's ``token`` (see MilvusInstance).
+    """
     if writable < 0 or readonly < 0:
         raise ValueError("instance counts must be >= 0")
     try:
@@ -506,7 +557,10 @@ def open_instances(
     _reserve_recorded_ports(root, allocator)
     wanted: list[tuple[Role, int]] = [("writable", i) for i in range(writable)]
     wanted += [("readonly", i) for i in range(readonly)]
-    return [cls.open(instance_dir(root, role, i), role, allocator) for role, i in wanted]
+    instances = [cls.open(instance_dir(root, role, i), role, allocator) for role, i in wanted]
+    for instance in instances:
+        instance.token = token
+    return instances
 
 
 def stop_instances(instances: Sequence[MilvusInstance], timeout: float = 30.0) -> None:
@@ -526,6 +580,7 @@ def start_instances(
     *,
     timeout: float = 180.0,
     allocator: PortAllocator | None = None,
+    token: str = "",
 ) -> list[MilvusInstance]:
     """Start the instances of ``root_dir`` in parallel and wait until all answer.
 
@@ -533,7 +588,7 @@ def start_instances(
     ``root_dir`` finds the same instances, ports and data. If any instance fails, all
     are stopped and the error is raised.
     """
-    instances = open_instances(root_dir, writable, readonly, backend, port_range, allocator)
+    instances = open_instances(root_dir, writable, readonly, backend, port_range, allocator, token)
     bring_up_instances(instances, timeout)
     return instances
 

@@ -15,12 +15,14 @@ from typing import Any, TextIO
 import grpc
 
 from mishards.cli.cluster import (
+    BACKEND_TOKEN_FILE,
     CLUSTER_FILE,
     DEFAULT_ROUTER_PORT,
     DEFAULT_SERVICE_PORTS,
     TOKEN_FILE,
     Cluster,
     ServiceError,
+    backend_token,
     grpc_serving,
 )
 from mishards.cli.launcher import (
@@ -177,6 +179,7 @@ def cmd_add_readonly(args: argparse.Namespace, out: TextIO | None = None) -> int
         if isinstance(ports, dict) and f"{LOCALHOST}:{ports.get('proxy_port', ports.get('port'))}" in announced:
             continue  # that folder belongs to an instance the cluster runs
         added.append(BACKENDS[args.backend].open(folder, "readonly", allocator))
+        added[-1].token = backend_token(root, args.backend)
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def publish(extra: list[str], gone: set[str]) -> None:
@@ -224,6 +227,10 @@ def describe_cluster(cluster: Cluster) -> str:
         lines.append(f"  {inst.role:<9}  {inst.address}  pid {inst.pid}  ({inst.backend}, {inst.data_dir})")
     lines.append(f"  logs in {cluster.log_dir}")
     lines.append(f"  internal token in {cluster.root_dir / TOKEN_FILE} (mode 0600; the CLI reads it from --data)")
+    if cluster.backend_token:
+        lines.append(
+            f"  the Milvus instances require MILVUS_BACKEND_TOKEN, in {cluster.root_dir / BACKEND_TOKEN_FILE} (mode 0600)"
+        )
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
 

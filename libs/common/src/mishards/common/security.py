@@ -113,6 +113,11 @@ def backend_metadata(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", base64.b64encode(token.encode()).decode()),)
 
 
+def with_metadata(channel: grpc.Channel, pairs: tuple[tuple[str, str], ...]) -> grpc.Channel:
+    """A blocking channel that adds ``pairs`` to the metadata of every call (as is, without pairs)."""
+    return grpc.intercept_channel(channel, _SyncTokenInterceptor(pairs)) if pairs else channel
+
+
 def backend_credentials(ca_file: str) -> grpc.ChannelCredentials | None:
     """TLS credentials of channels to Milvus instances (MILVUS_BACKEND_TLS_CA_FILE), None without."""
     return grpc.ssl_channel_credentials(_read(ca_file)) if ca_file else None
