@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mishards.common.settings import Settings
 from mishards.discovery.backends import InstanceSpec, MemoryBackend
-from mishards.discovery.main import DiscoveryService, build_service
+from mishards.discovery.main import DiscoveryService
 from mishards.discovery.prober import ProbeResult
 from mishards.v1 import discovery_pb2 as pb
 from mishards.v1 import discovery_pb2_grpc
@@ -34,7 +34,7 @@ async def healthy(address: str) -> ProbeResult:
 
 
 async def start(backend: MemoryBackend, probe=healthy) -> DiscoveryService:  # type: ignore[no-untyped-def]
-    service = await build_service(SETTINGS, backend=backend, probe=probe, host="127.0.0.1", port=0)
+    service = DiscoveryService(SETTINGS, backend=backend, probe=probe, host="127.0.0.1", port=0)
     await service.start()
     return service
 
@@ -91,7 +91,7 @@ def test_serving_only_after_the_first_round() -> None:
             await gate.wait()
             return ProbeResult(True)
 
-        service = await build_service(
+        service = DiscoveryService(
             SETTINGS,
             backend=MemoryBackend(instances=[WO]),
             probe=gated,
@@ -126,7 +126,7 @@ def test_joins_are_damped_by_the_setting_and_serving_waits_for_the_verdicts() ->
             return ProbeResult(address == WO.address, "connection refused")
 
         settings = SETTINGS.replace(DISCOVERY_PROBE_INTERVAL=0.2, DISCOVERY_HEALTHY_AFTER=3)
-        service = await build_service(
+        service = DiscoveryService(
             settings, backend=MemoryBackend(instances=[WO, RO]), probe=probe, host="127.0.0.1", port=0
         )
         assert service.prober.healthy_after == 3

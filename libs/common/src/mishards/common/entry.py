@@ -1,9 +1,8 @@
-"""The console-script entry point shared by meta and the router."""
+"""The console-script entry point shared by the three services."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -34,8 +33,8 @@ def run_service(name: str, build: Callable[[Settings], RunnableService]) -> None
         try:
             service = build(settings)  # inside the loop: grpc.aio servers need one
         except Exception as exc:
-            logging.getLogger(f"mishards.{name}").error("%s cannot start: %s", name, exc)
-            print(f"mishards-{name}: cannot start: {exc}", file=sys.stderr)
+            # One line on stderr (the log's stream too, so it is not logged as well).
+            print(f"mishards-{name}: cannot start: {' '.join(str(exc).split())}", file=sys.stderr)
             sys.exit(2)
         await service.run()
 

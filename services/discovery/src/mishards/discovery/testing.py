@@ -488,14 +488,14 @@ async def check_prompt_leave(factory: HarnessFactory) -> None:
 async def check_watcher_resume(factory: HarnessFactory) -> None:
     """A WatchInstances stream starts with the full snapshot; a watcher that reconnects
     after missing changes gets the current snapshot, which holds every one of them."""
-    from mishards.discovery.main import build_service
+    from mishards.discovery.main import DiscoveryService
 
     harness = factory([A, B])
     try:
         if not harness.can_change:
             raise NotApplicable("source cannot change")
         settings = Settings(DISCOVERY_PROBE_INTERVAL=3600, DISCOVERY_PROBE_TIMEOUT=1, DISCOVERY_HEALTHY_AFTER=1)
-        service = await build_service(settings, backend=harness.backend, probe=_all_healthy, host="127.0.0.1", port=0)
+        service = DiscoveryService(settings, backend=harness.backend, probe=_all_healthy, host="127.0.0.1", port=0)
         await service.start()
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
