@@ -16,6 +16,9 @@ One embedded cluster (1 writable instance, 1 shard). Each round sends the same b
 ``pymilvus_router - pymilvus_direct`` is the router's whole cost on a write;
 ``meta_append - milvus_raw`` is the durable log's share of it. Medians over the rounds
 (the first 5 are warm-up and dropped).
+
+With ``--profile-meta SECONDS`` it then records meta with py-spy while inserts go through
+the router for that long, and prints where meta's samples go (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc, schema_pb2
 
+from benchmarks import profile
 from mishards.cli.cluster import Cluster
 from mishards.common.security import backend_metadata, with_metadata
 from mishards.v1 import meta_pb2, meta_pb2_grpc
@@ -50,10 +54,40 @@ def insert_request(collection: str, first_id: int, vecs: np.ndarray) -> milvus_p
     return request
 
 
+def profile_meta(cluster: Cluster, seconds: float, insert: Callable[[int], object]) -> None:
+    """py-spy meta while ``insert`` runs back to back for ``seconds``; print its busiest frames."""
+    pid = cluster.service_pid("meta")
+    assert pid is not None
+    out = Path(tempfile.mkdtemp(prefix="mishards-meta-profile-")) / "meta-insert.txt"
+    inserts = 0
+
+    def workload() -> None:
+        nonlocal inserts
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            insert(inserts)
+            inserts += 1
+
+    recorded = profile.record(pid, seconds, out, workload)
+    if recorded is None:
+        print("  py-spy is not installed (pip install py-spy): no profile")
+        return
+    folded = profile.fold(recorded)
+    print(f"meta during {inserts} inserts through the router ({folded['samples']} samples, {out}):")
+    print(
+        "  idle or native: "
+        + ", ".join(f"{f} {v:.0%}" for f, v in sorted(folded["idle_or_native"].items(), key=lambda x: -x[1])[:4])
+    )
+    for frame, share in folded["top_inclusive"][:20]:
+        print(f"  {share:6.1%}  {frame}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--profile-meta", type=float, default=0.0, metavar="SECONDS",
+                        help="then py-spy meta for SECONDS of inserts through the router")  # fmt: skip
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="mishards-write-path-"))
     cluster = Cluster(root, writable=1, readonly=0, router_port=0, extra_env={"DEFAULT_SHARDS_NUM": "1"})
@@ -108,6 +142,8 @@ def main() -> None:
             f"  router's cost on a write: {median['pymilvus_router'] - median['pymilvus_direct']:.1f} ms, of which the"
         )
         print(f"  durable log (meta_append - milvus_raw): {median['meta_append'] - median['milvus_raw']:.1f} ms")
+        if args.profile_meta > 0:
+            profile_meta(cluster, args.profile_meta, lambda n: router.insert("via_router", rows))
     finally:
         cluster.stop()
 
