@@ -214,3 +214,43 @@ def test_a_move_planned_from_a_stale_catalog_leaves_the_primary_it_finds_on_the_
     assert store.copy_info(1, 0, PRIMARY).role == "primary"  # type: ignore[union-attr]
     assert store.copy_info(1, 0, REPLICA).role == "replica"  # type: ignore[union-attr]
     assert (1, 0) not in m.moves
+
+
+def test_a_drained_replica_is_dropped_later_unless_a_copy_is_back_in_its_place(store: Store) -> None:
+    from mishards.meta.replicas import ReplicaManager
+    from mishards.v1 import discovery_pb2
+
+    calls: list[tuple[str, str]] = []
+
+    class Stub:
+        def __init__(self, address: str) -> None:
+            self.address = address
+
+        async def DropCollection(self, request: object, **kwargs: object) -> common_pb2.Status:  # noqa: N802
+            calls.append((self.address, request.collection_name))  # type: ignore[attr-defined]
+            return common_pb2.Status()
+
+    class Backends:
+        def stub(self, address: str) -> Stub:
+            return Stub(address)
+
+        def metadata(self) -> tuple[()]:
+            return ()
+
+    class Membership:
+        def by_identity(self) -> dict[str, discovery_pb2.Instance]:
+            return {
+                REPLICA: discovery_pb2.Instance(identity=REPLICA, address="127.0.0.1:1", health=discovery_pb2.HEALTHY)
+            }
+
+    async def scenario() -> None:
+        r = ReplicaManager(store, Membership(), Backends(), None, Settings(), None, ddl_lock=asyncio.Lock())  # type: ignore[arg-type]
+        await r._drop_later(1, 0, "mishards_1_s0", REPLICA)  # a replica is in the catalog there again
+        assert calls == []
+        store.remove_copy(1, 0, REPLICA)
+        await r._drop_later(1, 0, "mishards_1_s0", REPLICA)  # the drained copy is gone from the catalog
+        assert calls == [("127.0.0.1:1", "mishards_1_s0")]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("mishards.meta.replicas.DRAIN_GRACE_SECONDS", 0)
+        asyncio.run(scenario())

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pymilvus.grpc_gen import common_pb2
 
+# The success status every handler answers with (a message field takes a copy of it).
+OK = common_pb2.Status()
+
 # Codes of milvus-io/milvus pkg/util/merr (the `code` field of common.Status).
 SERVICE_NOT_READY = 1
 SERVICE_UNAVAILABLE = 2

@@ -17,7 +17,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from mishards.common import errors
 from mishards.common.backends import BackendPool
-from mishards.common.errors import MilvusError
+from mishards.common.errors import OK, MilvusError
 from mishards.common.membership import MembershipWatcher
 from mishards.common.milvus_messages import error_response, request_class
 from mishards.common.settings import Settings
@@ -39,8 +39,6 @@ from mishards.meta.tso import TimestampOracle
 from mishards.v1 import discovery_pb2
 
 log = logging.getLogger(__name__)
-
-OK = common_pb2.Status()
 
 
 def _db(request: Any, header_db: str) -> str:

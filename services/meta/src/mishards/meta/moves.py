@@ -25,8 +25,6 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from pymilvus.grpc_gen import milvus_pb2
-
 from mishards.common import errors, metrics
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
@@ -34,7 +32,7 @@ from mishards.common.membership import MembershipWatcher
 from mishards.common.settings import Settings
 from mishards.meta.mutations import MutationLog
 from mishards.meta.placement import rendezvous_score
-from mishards.meta.replicas import DRAIN_GRACE_SECONDS, ReplicaManager
+from mishards.meta.replicas import DRAIN_GRACE_SECONDS, ReplicaManager, drop_physical_copy
 from mishards.meta.store import (
     COPY_FILLING,
     COPY_READY,
@@ -42,7 +40,7 @@ from mishards.meta.store import (
     ROLE_INCOMING,
     ROLE_RETIRED,
     CollectionSpec,
-    CopyInfo,
+    CopyRecord,
     Store,
 )
 from mishards.v1 import discovery_pb2
@@ -155,7 +153,7 @@ class ShardMover:
             for cid, index, target in self.plan(collections, healthy & writable - draining, healthy):
                 self.start_move(collections[cid], index, target)
 
-    async def _failover(self, spec: CollectionSpec, shard: int, copies: list[CopyInfo], healthy: set[str]) -> None:
+    async def _failover(self, spec: CollectionSpec, shard: int, copies: list[CopyRecord], healthy: set[str]) -> None:
         ready = [
             c for c in copies
             if c.collection_id == spec.id and c.shard == shard and c.role == "replica" and c.state == COPY_READY
@@ -314,20 +312,11 @@ class ShardMover:
             log.warning("not dropping shard %d of collection %d on %s: it holds a %s copy now", shard,
                         collection_id, instance, info.role if info else "no")  # fmt: skip
             return
-        inst = self.membership.by_identity().get(instance)
-        if inst is not None and inst.health == discovery_pb2.HEALTHY:
-            try:
-                await self.backends.stub(inst.address).DropCollection(
-                    milvus_pb2.DropCollectionRequest(collection_name=physical),
-                    timeout=30,
-                    metadata=self.backends.metadata(),
-                )
-            except Exception as exc:  # the copy leaves the catalog either way
-                log.warning("could not drop the old copy on %s: %s", instance, exc)
+        await drop_physical_copy(self.membership, self.backends, instance, physical, "old copy")
         await self.on_change(await asyncio.to_thread(self.store.remove_copy, collection_id, shard, instance))
 
     async def _clean_up(
-        self, copies: list[CopyInfo], collections: dict[int, CollectionSpec], healthy: set[str]
+        self, copies: list[CopyRecord], collections: dict[int, CollectionSpec], healthy: set[str]
     ) -> None:
         """Fenced copies whose instance is back, and retired ones a restart left behind, are dropped."""
         for c in copies:
@@ -390,7 +379,7 @@ class ShardMover:
             return f"{identity} is no longer drained"
         return f"draining {identity}: its primaries move to other writable instances, its replicas are placed elsewhere"
 
-    def drain_left(self, identity: str, copies: list[CopyInfo]) -> int:
+    def drain_left(self, identity: str, copies: list[CopyRecord]) -> int:
         """Copies still on an instance being drained (0: it may be removed)."""
         return sum(1 for c in copies if c.instance == identity and c.role not in (ROLE_FENCED, ROLE_RETIRED))
 

@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import bcrypt
-from pymilvus.grpc_gen import common_pb2, milvus_pb2
+from pymilvus.grpc_gen import milvus_pb2
 from sqlalchemy import BigInteger, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mishards.common import errors
-from mishards.common.errors import MilvusError
+from mishards.common.errors import OK, MilvusError
 from mishards.common.milvus_messages import error_response, request_class
 from mishards.common.rbac import (
     ANY,
@@ -46,7 +46,6 @@ from mishards.common.rbac import (
 from mishards.meta.store import Base, Store
 from mishards.v1 import meta_pb2
 
-OK = common_pb2.Status()
 # Milvus hashes a credential with Go's bcrypt at its default cost, under the "$2a$" prefix.
 BCRYPT_COST = 10
 

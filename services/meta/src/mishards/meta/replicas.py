@@ -24,7 +24,7 @@ from mishards.common.membership import MembershipWatcher
 from mishards.common.settings import Settings
 from mishards.meta.mutations import MutationLog
 from mishards.meta.placement import rendezvous_score
-from mishards.meta.store import COPY_FILLING, COPY_READY, COPY_STALE, CollectionSpec, CopyInfo, Store
+from mishards.meta.store import COPY_FILLING, COPY_READY, COPY_STALE, CollectionSpec, CopyRecord, Store
 from mishards.v1 import discovery_pb2
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 SNAPSHOT_BATCH_BYTES = 16 << 20
 # How long a drained replica's physical collection outlives its catalog entry.
 DRAIN_GRACE_SECONDS = 10.0
+DROP_COPY_TIMEOUT = 30.0  # seconds a DropCollection of a copy that left the catalog may take
 
 
 @dataclass
@@ -49,6 +50,24 @@ def place_replicas(collection_id: int, shard: int, readonly: list[str], count: i
     """The read-only instances that hold shard `shard`'s replicas (highest rendezvous scores)."""
     ranked = sorted(set(readonly), key=lambda i: rendezvous_score(str(collection_id), shard, i), reverse=True)
     return ranked[:count]
+
+
+async def drop_physical_copy(
+    membership: MembershipWatcher, backends: BackendPool, instance: str, physical: str, what: str
+) -> None:
+    """DropCollection of `physical` on `instance` when discovery says it is healthy; a failure is
+    logged, not raised (the copy has left the catalog either way)."""
+    inst = membership.by_identity().get(instance)
+    if inst is None or inst.health != discovery_pb2.HEALTHY:
+        return
+    try:
+        await backends.stub(inst.address).DropCollection(
+            milvus_pb2.DropCollectionRequest(collection_name=physical),
+            timeout=DROP_COPY_TIMEOUT,
+            metadata=backends.metadata(),
+        )
+    except Exception as exc:
+        log.warning("could not drop the %s on %s: %s", what, instance, exc)
 
 
 class ReplicaManager:
@@ -193,7 +212,7 @@ class ReplicaManager:
         collection_id: int,
         shard: int,
         wanted: list[str],
-        replicas: dict[tuple[int, int, str], CopyInfo],
+        replicas: dict[tuple[int, int, str], CopyRecord],
         healthy: set[str],
     ) -> bool:
         """Make before break: a replica placed elsewhere leaves once every wanted one is ready.
@@ -239,23 +258,18 @@ class ReplicaManager:
         await self.on_change(await asyncio.to_thread(self.store.bump_catalog_version))
         # Routers drop the copy from rotation when they see the new catalog; the physical
         # collection goes only after that, so no read in flight finds it missing.
-        task = asyncio.create_task(self._drop_later(spec.shards[shard].physical_name, instance))
+        task = asyncio.create_task(self._drop_later(spec.id, shard, spec.shards[shard].physical_name, instance))
         self._drops.add(task)
         task.add_done_callback(self._drops.discard)
 
-    async def _drop_later(self, physical: str, instance: str) -> None:
+    async def _drop_later(self, collection_id: int, shard: int, physical: str, instance: str) -> None:
         await asyncio.sleep(DRAIN_GRACE_SECONDS)
-        inst = self.membership.by_identity().get(instance)
-        if inst is None or inst.health != discovery_pb2.HEALTHY:
+        if await asyncio.to_thread(self.store.copy_info, collection_id, shard, instance) is not None:
+            # a new copy was placed there meanwhile (it shares the physical name): never drop that one
+            log.warning("not dropping drained replica of shard %d of collection %d on %s: it holds a copy again",
+                        shard, collection_id, instance)  # fmt: skip
             return
-        try:
-            await self.backends.stub(inst.address).DropCollection(
-                milvus_pb2.DropCollectionRequest(collection_name=physical),
-                timeout=30,
-                metadata=self.backends.metadata(),
-            )
-        except Exception as exc:  # the copy is out of the catalog either way
-            log.warning("could not drop drained replica on %s: %s", instance, exc)
+        await drop_physical_copy(self.membership, self.backends, instance, physical, "drained replica")
 
     # --- filling ------------------------------------------------------------------------------------
 
@@ -497,7 +511,7 @@ class ReplicaManager:
                 last = max(keys)
 
 
-def _export_log_metrics(copies: list[CopyInfo], collections: dict[int, CollectionSpec]) -> None:
+def _export_log_metrics(copies: list[CopyRecord], collections: dict[int, CollectionSpec]) -> None:
     """Log length per shard and replica lag per copy, for /metrics."""
     held: dict[tuple[str, str], int] = {}
     metrics.REPLICA_LAG.clear()

@@ -171,7 +171,7 @@ class LogEntry:
 
 
 @dataclass
-class CopyInfo:
+class CopyRecord:
     collection_id: int
     shard: int
     instance: str
@@ -264,8 +264,8 @@ def _set_applied(s: Session, collection_id: int, shard: int, instance: str, seq:
     )
 
 
-def _copy_info(row: CopyRow, last_seq: int) -> CopyInfo:
-    return CopyInfo(
+def _copy_info(row: CopyRow, last_seq: int) -> CopyRecord:
+    return CopyRecord(
         row.collection_id, row.shard, row.instance, row.role, row.state, row.applied_seq, row.reason or "", last_seq
     )
 
@@ -712,7 +712,7 @@ class Store:
                 for r in rows
             ]
 
-    def copies(self) -> list[CopyInfo]:
+    def copies(self) -> list[CopyRecord]:
         with self.session() as s:
             last = {(r.collection_id, r.idx): r.last_seq for r in s.scalars(select(ShardRow))}
             return [
@@ -729,7 +729,7 @@ class Store:
                 )
             )
 
-    def copy_info(self, collection_id: int, shard: int, instance: str) -> CopyInfo | None:
+    def copy_info(self, collection_id: int, shard: int, instance: str) -> CopyRecord | None:
         """One copy's recorded state and its shard's log end; None when the catalog has no such copy."""
         with self.session() as s:
             row = s.get(CopyRow, (collection_id, shard, instance))
