@@ -7,6 +7,8 @@ import logging
 
 import grpc
 
+from mishards.common import errors
+from mishards.common.errors import MilvusError
 from mishards.common.security import InternalSecurity
 from mishards.common.server import internal_channel
 from mishards.v1 import discovery_pb2, discovery_pb2_grpc
@@ -75,6 +77,13 @@ class MembershipWatcher:
             self._index = {inst.identity: inst for inst in snapshot.instances}
             self._index_of = snapshot
         return self._index
+
+    def address_of(self, identity: str) -> str:
+        """The address of the instance `identity`; a Milvus "unavailable" error when it is not a member."""
+        inst = self.by_identity().get(identity)
+        if inst is None:
+            raise MilvusError(errors.SERVICE_UNAVAILABLE, f"mishards: instance {identity} is not in the membership")
+        return inst.address
 
     async def _run(self) -> None:
         delay = 0.2

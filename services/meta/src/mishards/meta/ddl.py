@@ -56,6 +56,7 @@ class DdlExecutor:
         backends: BackendPool,
         settings: Settings,
         on_change: Callable[[int], Awaitable[None]],
+        on_drop: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store
         self.tso = tso
@@ -63,7 +64,7 @@ class DdlExecutor:
         self.backends = backends
         self.settings = settings
         self.on_change = on_change
-        self.on_drop: Callable[[int], None] | None = None
+        self.on_drop = on_drop  # told the id of every collection dropped (the log forgets it)
         # Meta is a singleton; DDL runs one at a time so that desired state stays simple.
         self.lock = asyncio.Lock()
         self._handlers: dict[str, Callable[[Any, str], Awaitable[pb_message.Message]]] = {
@@ -109,10 +110,7 @@ class DdlExecutor:
     # --- helpers -------------------------------------------------------------------------------
 
     def address_of(self, identity: str) -> str:
-        inst = self.membership.by_identity().get(identity)
-        if inst is None:
-            raise MilvusError(errors.SERVICE_UNAVAILABLE, f"mishards: instance {identity} is not in the membership")
-        return inst.address
+        return self.membership.address_of(identity)
 
     def check_primary_serving(self, spec: CollectionSpec, shard: int) -> None:
         """Fail fast, naming the shard, when the shard's writable instance is not serving."""

@@ -40,17 +40,27 @@ class MetaService:
         self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS, security)
         self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN, settings.MILVUS_BACKEND_TLS_CA_FILE)
         self.feed = CatalogFeed(self.store.catalog_version())
-        self.ddl = DdlExecutor(self.store, self.tso, self.membership, self.backends, settings, self.feed.publish)
         self.log = MutationLog(
             self.store,
             self.backends,
-            self.ddl.address_of,
+            self.membership.address_of,
             settings.BACKEND_TIMEOUT,
             self.tso,
             backlog_limit=settings.WRITE_BACKLOG_LIMIT,
             replica_down_grace=settings.REPLICA_DOWN_GRACE,
+            # the replica manager, built below on this log, refills a replica that cannot follow
+            on_replica_lost=lambda *lost: self.replicas.refill(*lost),
+            paused_instance=settings.MISHARDS_TEST_PAUSE_APPLY,
         )
-        self.ddl.on_drop = self.log.forget_collection
+        self.ddl = DdlExecutor(
+            self.store,
+            self.tso,
+            self.membership,
+            self.backends,
+            settings,
+            self.feed.publish,
+            on_drop=self.log.forget_collection,
+        )
         self.replicas = ReplicaManager(
             self.store, self.membership, self.backends, self.log, settings, self.feed.publish, ddl_lock=self.ddl.lock
         )
@@ -64,7 +74,6 @@ class MetaService:
             self.feed.publish,
             ddl_lock=self.ddl.lock,
         )
-        self.log.paused_instance = settings.MISHARDS_TEST_PAUSE_APPLY
         self.versions = InstanceVersions(self.store, self.membership, self.backends, self.feed.publish)
         http_port = default_port(settings.METRICS_PORT, "meta") if metrics_port is None else metrics_port
         self.http = HttpServer(settings.METRICS_HOST, http_port)
@@ -75,10 +84,15 @@ class MetaService:
             tls=security.tls,
         )
         self.servicer = MetaServicer(
-            self.store, self.tso, self.ddl, self.feed, self.log, self.mover, rbac=RbacExecutor(self.rbac)
+            self.store,
+            self.tso,
+            self.ddl,
+            self.feed,
+            self.log,
+            self.mover,
+            rbac=RbacExecutor(self.rbac),
+            fill_progress=self.replicas.progress,
         )
-        self.servicer.fill_progress = self.replicas.progress
-        self.log.on_replica_lost = self.replicas.refill
         meta_pb2_grpc.add_MetaServicer_to_server(self.servicer, self.server.server)
 
     async def on_start(self) -> None:

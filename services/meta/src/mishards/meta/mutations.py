@@ -237,6 +237,8 @@ class MutationLog:
         oracle: TimestampOracle,
         backlog_limit: int = 256 << 20,
         replica_down_grace: float = 600.0,
+        on_replica_lost: ReplicaLost | None = None,
+        paused_instance: str = "",
     ) -> None:
         self.store = store
         self.backends = backends
@@ -247,8 +249,8 @@ class MutationLog:
         self.appliers: dict[tuple[int, int, str], CopyApplier] = {}
         self.shards: dict[tuple[int, int], ShardLog] = {}
         self.commits = GroupCommit(store, oracle, self._admit, self._committed)
-        self.on_replica_lost: ReplicaLost | None = None
-        self.paused_instance = ""  # MISHARDS_TEST_PAUSE_APPLY: copies on it stop applying (tests only)
+        self.on_replica_lost = on_replica_lost
+        self.paused_instance = paused_instance  # MISHARDS_TEST_PAUSE_APPLY: copies on it stop applying (tests only)
         self._clock_asks: set[asyncio.Task[None]] = set()  # held until done (the loop keeps weak references)
 
     def start(self) -> None:

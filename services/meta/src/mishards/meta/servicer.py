@@ -97,6 +97,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         log: MutationLog,
         mover: ShardMover | None = None,
         rbac: RbacExecutor | None = None,
+        fill_progress: dict[tuple[int, int, str], float] | None = None,
     ) -> None:
         self.store = store
         self.rbac = rbac
@@ -106,7 +107,8 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         self.log = log
         self.mover = mover
         # (collection, shard, instance) -> fraction copied, for replicas filling (the replica manager's)
-        self.fill_progress: dict[tuple[int, int, str], float] = {}
+        # (collection, shard, instance) -> how far a filling copy is (the replica manager's own dict)
+        self.fill_progress = fill_progress if fill_progress is not None else {}
 
     async def GetCatalog(
         self, request: meta_pb2.GetCatalogRequest, context: grpc.aio.ServicerContext
