@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
 
@@ -21,6 +22,35 @@ from mishards.v1 import meta_pb2, meta_pb2_grpc
 
 MAX_ID_BLOCK = 10_000_000
 MAX_READ_WAIT = 600.0  # seconds a read-positions call may wait at most
+
+# Meta's RPCs answer in one of two ways. Those that carry a Milvus request (ExecuteDdl,
+# ExecuteRbac, AppendMutations) answer a refusal as a Milvus status inside their response,
+# which the router hands to its client. Meta's own RPCs (operators' and the router's
+# bookkeeping) answer a refusal as a gRPC status: `grpc_refusals` maps the MilvusError.
+_GRPC_CODE = {
+    errors.COLLECTION_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    errors.PARAMETER_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.PARAMETER_MISSING: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.SERVICE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+}
+_Response = TypeVar("_Response")
+
+
+def grpc_refusals(
+    handler: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[_Response]],
+) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[_Response]]:
+    """A handler of meta's own RPCs: a MilvusError it raises ends the call with a gRPC status
+    (NOT_FOUND, INVALID_ARGUMENT, UNAVAILABLE by its code, else FAILED_PRECONDITION) and its reason."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> _Response:
+        try:
+            return await handler(self, request, context)
+        except MilvusError as exc:
+            await context.abort(_GRPC_CODE.get(exc.code, grpc.StatusCode.FAILED_PRECONDITION), exc.reason)
+            raise  # not reached: abort raises
+
+    return wrapper
 
 
 def collection_message(spec: CollectionSpec, ready_replicas: dict[tuple[int, int], list[str]]) -> meta_pb2.Collection:
@@ -107,7 +137,6 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         self.log = log
         self.mover = mover
         # (collection, shard, instance) -> fraction copied, for replicas filling (the replica manager's)
-        # (collection, shard, instance) -> how far a filling copy is (the replica manager's own dict)
         self.fill_progress = fill_progress if fill_progress is not None else {}
 
     async def GetCatalog(
@@ -215,6 +244,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             )
         return request
 
+    @grpc_refusals
     async def GetReadPositions(
         self, request: meta_pb2.ReadPositionsRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.ReadPositionsResponse:
@@ -286,32 +316,29 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             raise MilvusError(errors.PARAMETER_INVALID, f"collection {spec.name} has no shard {request.shard}")
         return spec
 
+    @grpc_refusals
     async def PromoteShard(
         self, request: meta_pb2.ShardOperationRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.OperatorResponse:
-        try:
-            spec = self._shard_of(request)
-            assert self.mover is not None
-            to = request.to or self.mover.best_replica(spec, request.shard)
-            message = await self.mover.promote(spec, request.shard, to, lost=False)
-        except MilvusError as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, exc.reason)
+        spec = self._shard_of(request)
+        assert self.mover is not None
+        to = request.to or self.mover.best_replica(spec, request.shard)
+        message = await self.mover.promote(spec, request.shard, to, lost=False)
         return meta_pb2.OperatorResponse(message=message)
 
+    @grpc_refusals
     async def MoveShard(
         self, request: meta_pb2.ShardOperationRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.OperatorResponse:
-        try:
-            spec = self._shard_of(request)
-            assert self.mover is not None
-            self.mover.check_move_target(request.to)
-            move = self.mover.start_move(spec, request.shard, request.to)
-        except MilvusError as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, exc.reason)
+        spec = self._shard_of(request)
+        assert self.mover is not None
+        self.mover.check_move_target(request.to)
+        move = self.mover.start_move(spec, request.shard, request.to)
         return meta_pb2.OperatorResponse(
             message=f"moving shard {move.shard} of {move.collection} from {move.source} to {move.target}"
         )
 
+    @grpc_refusals
     async def DrainInstance(
         self, request: meta_pb2.DrainInstanceRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.OperatorResponse:
@@ -320,11 +347,9 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         assert self.mover is not None
         return meta_pb2.OperatorResponse(message=await self.mover.drain(request.instance, request.undo))
 
+    @grpc_refusals
     async def RepairShard(
         self, request: meta_pb2.RepairShardRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.RepairShardResponse:
-        try:
-            message = await self.log.repair(request.collection_id, request.shard, request.instance, request.action)
-        except MilvusError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.reason)
+        message = await self.log.repair(request.collection_id, request.shard, request.instance, request.action)
         return meta_pb2.RepairShardResponse(message=message)
