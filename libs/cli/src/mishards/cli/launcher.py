@@ -486,7 +486,10 @@ class EmbeddedMilvus(MilvusInstance):
             return False
         if not grpc_milvus_healthy(self.address, token=DEFAULT_ROOT_TOKEN):
             return False
-        change_root_password(self.address, DEFAULT_ROOT_TOKEN, self.token)
+        try:
+            change_root_password(self.address, DEFAULT_ROOT_TOKEN, self.token)
+        except InstanceError:  # a proxy still starting may refuse it: the next probe tries again
+            return False
         return grpc_milvus_healthy(self.address, token=self.token)
 
 
