@@ -62,43 +62,46 @@ def test_writes_to_a_shard_whose_primary_is_down_are_acknowledged_then_applied(c
     client.insert(name, rows(keys_of(0, 10) + keys_of(1, 10), 1))
     acked = set(keys_of(0, 10) + keys_of(1, 10))
 
-    victim.kill()  # the Milvus server process itself
-    assert not port_accepts(victim.port), "the killed instance still accepts connections"
-    deadline = time.time() + 30
-    while _membership(cluster)[victim.identity].health != discovery_pb2.DOWN and time.time() < deadline:
-        time.sleep(0.3)
-    # writes to its shard are logged and acknowledged, as Milvus acknowledges once its queue holds them
-    client.insert(name, rows(keys_of(1, 10, 5000), 2), **NO_RETRY)
-    acked |= set(keys_of(1, 10, 5000))
-    client.insert(name, rows(keys_of(0, 10, 5000), 3), **NO_RETRY)  # the other shard too
-    acked |= set(keys_of(0, 10, 5000))
-    # a Strong read cannot be served without the writes the down primary has not applied: it fails
-    # within the client's deadline, with code 2 naming the shard, rather than miss them
-    started = time.time()
-    with pytest.raises(MilvusException) as err:
-        client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=4, **NO_RETRY)
-    assert time.time() - started < 6
-    assert err.value.code == 2 and "shard 1" in err.value.message, err.value
-    # a full backlog: meta restarted with the smallest limit, a write of more gets Milvus's rate-limit status
-    meta = cluster.services["meta"]
-    cluster.stop_service("meta")
-    meta.env["WRITE_BACKLOG_LIMIT"] = str(1 << 20)
     try:
-        cluster.start_service("meta")
-        big = keys_of(1, 80000, 20000)  # about 21 bytes a row in the log: 50 000 rows fill 1 MiB
-        with pytest.raises(MilvusException) as limited:
-            for start in range(0, 80000, 5000):
-                client.insert(name, rows(big[start : start + 5000], 4), **NO_RETRY)
-                acked |= set(big[start : start + 5000])
-        assert set(big[:5000]) <= acked, "the first 5 000 rows fit in the backlog"
-        assert limited.value.code == 8 and "rate limit exceeded" in limited.value.message, limited.value
-    finally:
+        victim.kill()  # the Milvus server process itself
+        assert not port_accepts(victim.port), "the killed instance still accepts connections"
+        deadline = time.time() + 30
+        while _membership(cluster)[victim.identity].health != discovery_pb2.DOWN and time.time() < deadline:
+            time.sleep(0.3)
+        # writes to its shard are logged and acknowledged, as Milvus acknowledges once its queue holds them
+        client.insert(name, rows(keys_of(1, 10, 5000), 2), **NO_RETRY)
+        acked |= set(keys_of(1, 10, 5000))
+        client.insert(name, rows(keys_of(0, 10, 5000), 3), **NO_RETRY)  # the other shard too
+        acked |= set(keys_of(0, 10, 5000))
+        # a Strong read cannot be served without the writes the down primary has not applied: it fails
+        # within the client's deadline, with code 2 naming the shard, rather than miss them
+        started = time.time()
+        with pytest.raises(MilvusException) as err:
+            client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=4, **NO_RETRY)
+        assert time.time() - started < 6
+        assert err.value.code == 2 and "shard 1" in err.value.message, err.value
+        # a full backlog: meta restarted with the smallest limit, a write of more gets Milvus's rate-limit status
+        meta = cluster.services["meta"]
         cluster.stop_service("meta")
-        del meta.env["WRITE_BACKLOG_LIMIT"]
-        cluster.start_service("meta")
-
-    victim.start()
-    victim.wait_ready(180)
+        meta.env["WRITE_BACKLOG_LIMIT"] = str(1 << 20)
+        try:
+            cluster.start_service("meta")
+            big = keys_of(1, 80000, 20000)  # about 21 bytes a row in the log: 50 000 rows fill 1 MiB
+            with pytest.raises(MilvusException) as limited:
+                for start in range(0, 80000, 5000):
+                    client.insert(name, rows(big[start : start + 5000], 4), **NO_RETRY)
+                    acked |= set(big[start : start + 5000])
+            assert set(big[:5000]) <= acked, "the first 5 000 rows fit in the backlog"
+            assert limited.value.code == 8 and "rate limit exceeded" in limited.value.message, limited.value
+        finally:
+            cluster.stop_service("meta")
+            del meta.env["WRITE_BACKLOG_LIMIT"]
+            cluster.start_service("meta")
+    finally:
+        # the session cluster stays whole for the tests after this one, whatever failed above
+        if not victim.is_running():
+            victim.start()
+            victim.wait_ready(180)
     deadline = time.time() + 60
     while _membership(cluster)[victim.identity].health != discovery_pb2.HEALTHY and time.time() < deadline:
         time.sleep(0.3)

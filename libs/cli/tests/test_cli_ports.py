@@ -89,3 +89,28 @@ def test_scans_start_at_a_random_port() -> None:
 def test_bad_range_rejected() -> None:
     with pytest.raises(ValueError):
         PortAllocator(10, 5)
+
+
+def test_a_port_another_process_holds_is_not_handed_out_even_with_nothing_listening() -> None:
+    import subprocess
+    import sys
+
+    start, end = _free_range(1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys\nfrom mishards.cli.ports import PortAllocator\n"
+         f"print(PortAllocator({start}, {end}).allocate(1)[0], flush=True)\nsys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == str(start)
+        assert port_is_free(start)  # nobody listens: only the claim keeps it
+        with pytest.raises(PortRangeExhausted):
+            PortAllocator(start, end).allocate(1)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    mine = PortAllocator(start, end)
+    assert mine.allocate(1) == [start]  # the holder's claim died with it
+    mine.release([start])

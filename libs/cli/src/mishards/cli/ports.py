@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import errno
+import fcntl
+import os
 import random
 import socket
+import tempfile
 import threading
 from collections.abc import Iterable
 from typing import ClassVar
@@ -63,10 +66,16 @@ class PortAllocator:
     with a bind test (all IPv4 addresses, no SO_REUSEADDR) before it is handed out.
     Scans start at a random port of the range, so clusters started at the same time by
     different processes (two test runs on one machine) seldom race for the same port.
+
+    Ports of the shared registry are also claimed across processes, with an exclusive
+    ``flock`` on ``$TMPDIR/mishards-ports/<port>.lock`` held until they are released (or the
+    process ends): a port that one process holds for a stopped instance (killed by a test,
+    about to restart on its recorded ports) is not handed to another process meanwhile.
     """
 
     _shared_taken: ClassVar[set[int]] = set()
     _lock: ClassVar[threading.Lock] = threading.Lock()
+    _claims: ClassVar[dict[int, int]] = {}  # port -> the descriptor of its locked claim file
 
     def __init__(
         self,
@@ -83,15 +92,27 @@ class PortAllocator:
         self.host = host
         self._taken = self._shared_taken if taken is None else taken
 
+    @property
+    def _shared(self) -> bool:
+        return self._taken is self._shared_taken
+
     def reserve(self, ports: Iterable[int]) -> None:
         """Mark ports as given (e.g. ports recorded by an earlier run) so they are never handed out."""
+        ports = list(ports)
         with self._lock:
             self._taken.update(ports)
+            if self._shared:
+                for port in ports:
+                    _claim(port, self._claims)  # best effort: the recorded port is ours either way
 
     def release(self, ports: Iterable[int]) -> None:
         """Give ports back, e.g. after a start that failed before recording them."""
+        ports = list(ports)
         with self._lock:
             self._taken.difference_update(ports)
+            if self._shared:
+                for port in ports:
+                    _unclaim(port, self._claims)
 
     def allocate(self, count: int = 1) -> list[int]:
         """Return ``count`` distinct free ports; raise PortRangeExhausted when the range has too few."""
@@ -109,6 +130,8 @@ class PortAllocator:
                     break
                 if port in self._taken or not port_is_free(port, self.host):
                     continue
+                if self._shared and not _claim(port, self._claims):
+                    continue  # another process holds it (for an instance of its own that is down)
                 found.append(port)
             if len(found) < count:
                 raise PortRangeExhausted(f"need {count} free ports in {self.start}-{self.end}, found {len(found)}")
@@ -119,10 +142,40 @@ class PortAllocator:
         """Return one free port: ``preferred`` when it is free and not yet given, else any free one."""
         if preferred:
             with self._lock:
-                if preferred not in self._taken and port_is_free(preferred, self.host):
+                if (
+                    preferred not in self._taken
+                    and port_is_free(preferred, self.host)
+                    and (not self._shared or _claim(preferred, self._claims))
+                ):
                     self._taken.add(preferred)
                     return preferred
         return self.allocate(1)[0]
+
+
+def _claim_dir() -> str:
+    path = os.path.join(tempfile.gettempdir(), "mishards-ports")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _claim(port: int, claims: dict[int, int]) -> bool:
+    """Lock ``port``'s claim file for this process; False when another process holds it."""
+    if port in claims:
+        return True
+    fd = os.open(os.path.join(_claim_dir(), f"{port}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    claims[port] = fd
+    return True
+
+
+def _unclaim(port: int, claims: dict[int, int]) -> None:
+    fd = claims.pop(port, None)
+    if fd is not None:
+        os.close(fd)  # closing the descriptor drops its lock
 
 
 def ephemeral_allocator(taken: set[int] | None = None) -> PortAllocator:
