@@ -69,6 +69,7 @@ def test_search_over_two_shards_is_one_span_tree(cluster: Cluster, router: Milvu
             "META_ADDRESS": cluster.meta_address,
             "DISCOVERY_ADDRESS": cluster.discovery_address,
             "MISHARDS_INTERNAL_TOKEN": cluster.internal_token,
+            "MILVUS_BACKEND_TOKEN": cluster.backend_token,
             "SERVER_HOST": "127.0.0.1",
             "TRACING_LOG_PAYLOAD": "true",
         },
@@ -107,6 +108,8 @@ def test_search_over_two_shards_is_one_span_tree(cluster: Cluster, router: Milvu
         s for s in spans if s.name == SEARCH_SPAN and s.attributes.get("mishards.request_id") == "req-span-tree"
     )
     assert root.kind == SpanKind.SERVER and root.parent is None
+    secrets = [t for t in (cluster.backend_token.partition(":")[2], cluster.internal_token) if t]
+    assert not [s.name for s in spans for t in secrets if t in str(dict(s.attributes or {}))], "a secret in a span"
     assert root.attributes["mishards.request.collection_name"] == name and root.attributes["mishards.request.nq"] == 1
     children = [s for s in spans if s.parent is not None and s.parent.span_id == root.context.span_id]
     shard_spans = [s for s in children if s.name == "shard Search"]
