@@ -11,6 +11,7 @@ the caller's trace.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -62,12 +63,17 @@ def milvus_status(response: Any) -> Any | None:
     return None
 
 
+# Fresh request ids: a random prefix per process and a counter (no system call per request).
+_ID_PREFIX = os.urandom(4).hex()
+_ID_COUNTER = itertools.count(1)
+
+
 def request_id_of(metadata: Any) -> str:
     """The client's `client-request-id` when it sent a non-empty one, else a fresh id."""
     for key, value in metadata or ():
         if key == CLIENT_REQUEST_ID and value:
             return str(value)[:128]
-    return os.urandom(8).hex()
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
 
 
 class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):
