@@ -206,6 +206,8 @@ class Reader:
         self.staleness_ms = staleness_ms  # BOUNDED_STALENESS_MS
         # collection id -> (monotonic time, meta's positions of a Bounded read's moment)
         self._bounded: dict[int, tuple[float, dict[int, meta_pb2.ShardReadPosition]]] = {}
+        # collection id -> (the snapshot and membership they were worked out from, shard -> clocks)
+        self._clocks: dict[int, tuple[Any, Any, dict[int, dict[str, int]]]] = {}
         self.timeout = timeout
         self.failover = Failover(
             retries=retries,
@@ -295,12 +297,8 @@ class Reader:
         members = self.topology.membership.by_identity()
         calls: list[Any] = []
         for s in view.shards:
-            position = snapshot.get(s.index)
             targets = self.topology.read_targets(s, view.name, primary_only=False)
-            clocks = {}  # address -> the copy's timestamp of (at least) the position
-            for c in position.copies if position is not None else ():
-                if c.applied_seq >= position.seq and c.instance in members:  # type: ignore[union-attr]
-                    clocks[members[c.instance].address] = c.backend_timestamp_at_seq or c.backend_timestamp
+            clocks = self._bounded_clocks(view.id, snapshot, members, s.index)
             chosen = [t for t in targets if t.address in clocks]
             if not chosen:  # even the primary is that far behind: wait for it as a positioned read does
                 bound = (int(time.time() * 1000) - self.staleness_ms) << 18
@@ -310,6 +308,29 @@ class Reader:
             request = build(s.physical_name)
             calls.append((s, chosen, _at_clock_of(request, common_pb2.Customized, clocks)))
         return calls
+
+    def _bounded_clocks(
+        self,
+        collection_id: int,
+        snapshot: dict[int, meta_pb2.ShardReadPosition],
+        members: dict[str, Any],
+        shard: int,
+    ) -> dict[str, int]:
+        """Address -> the copy's timestamp of (at least) the shard's Bounded position, for the copies that reached it.
+
+        Worked out once per snapshot and membership (both are reused for many reads), not per read.
+        """
+        cached = self._clocks.get(collection_id)
+        if cached is None or cached[0] is not snapshot or cached[1] is not members:
+            cached = self._clocks[collection_id] = (snapshot, members, {})
+        clocks = cached[2].get(shard)
+        if clocks is None:
+            clocks = cached[2][shard] = {}
+            position = snapshot.get(shard)
+            for c in position.copies if position is not None else ():
+                if c.applied_seq >= position.seq and c.instance in members:  # type: ignore[union-attr]
+                    clocks[members[c.instance].address] = c.backend_timestamp_at_seq or c.backend_timestamp
+        return clocks
 
     async def _bounded_snapshot(self, view: CollectionView) -> dict[int, meta_pb2.ShardReadPosition] | None:
         now = time.monotonic()
