@@ -28,7 +28,7 @@ def decoding(pair: Pair) -> Iterator[MilvusClient]:
         yield client
     finally:
         client.close()
-        extra.stop()
+        extra.stop(pair.cluster.stop_timeout)
 
 
 def _make(client: MilvusClient, name: str) -> None:
