@@ -4,7 +4,9 @@ No Milvus: one synthetic instance (benchmarks.synthetic, no search delay) holds 
 shard; the forwarder (benchmarks.forwarder) points at the same instance. One client searches
 through the forwarder (the physical collection) and through the router (the logical one),
 alternating blocks; each block's CPU of the router and of the forwarder is read from /proc.
-What is left is what each proxy costs per search, side by side in one run.
+What is left is what each proxy costs per search, side by side in one run. A third arm,
+`decoding`, is a second router over the same cluster with READ_PASSTHROUGH=false: the
+pass-through's own effect, measured in the same run.
 
     python -m benchmarks.hop [--rounds 5] [--seconds 3] [--nq 1] [--profile DIR]
 """
@@ -65,12 +67,23 @@ def run(rounds: int, seconds: float, nq: int, concurrency: int, spy_dir: Path | 
             )  # fmt: skip
             forwarder.start(lambda: grpc_milvus_healthy(f"{LOCALHOST}:{port}", 1.0))
             hop = MilvusClient(uri=f"http://{LOCALHOST}:{port}")
-            arms = [Arm("forwarder", hop, WriteCursor()), Arm("router", router, WriteCursor())]
+            decoding_router = cluster.start_extra_router(overrides={"READ_PASSTHROUGH": "false"})
+            decoding = MilvusClient(uri=f"http://{decoding_router.address}")
+            arms = [
+                Arm("forwarder", hop, WriteCursor()),
+                Arm("router", router, WriteCursor()),
+                Arm("decoding", decoding, WriteCursor()),
+            ]
             ops = {
                 "forwarder": _search_op(physical, nq, preset.dim),
                 "router": _search_op(SEARCH_COLLECTION, nq, preset.dim),
+                "decoding": _search_op(SEARCH_COLLECTION, nq, preset.dim),
             }
-            pids = {"router": cluster.service_pid("router"), "forwarder": forwarder.pid}
+            pids = {
+                "router": cluster.service_pid("router"),
+                "forwarder": forwarder.pid,
+                "decoding": decoding_router.pid,
+            }
 
             def block(arm: Arm, _r: int, secs: float = seconds) -> Any:
                 if concurrency == 1:
@@ -83,10 +96,12 @@ def run(rounds: int, seconds: float, nq: int, concurrency: int, spy_dir: Path | 
                 "concurrency": concurrency,
                 "router_cpu_ms": result["router"]["cpu_ms_per_unit"]["router"],
                 "forwarder_cpu_ms": result["forwarder"]["cpu_ms_per_unit"]["forwarder"],
+                "decoding_cpu_ms": result["decoding"]["cpu_ms_per_unit"]["decoding"],
                 "router_rate": result["router"]["rate_median"],
                 "forwarder_rate": result["forwarder"]["rate_median"],
             }
             out["ratio"] = out["router_cpu_ms"] / out["forwarder_cpu_ms"]
+            out["decoding_ratio"] = out["decoding_cpu_ms"] / out["forwarder_cpu_ms"]
             if spy_dir is not None:
                 spy_dir.mkdir(parents=True, exist_ok=True)
                 stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -98,6 +113,7 @@ def run(rounds: int, seconds: float, nq: int, concurrency: int, spy_dir: Path | 
                         out[f"pyspy_{arm.name}"] = {k: folded[k] for k in ("samples", "top_self", "top_inclusive")}
             hop.close()
             router.close()
+            decoding.close()
             return out
         finally:
             if forwarder is not None:
@@ -116,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     out = run(args.rounds, args.seconds, args.nq, args.concurrency, args.profile)
     print(
         f"nq {out['nq']} c{out['concurrency']}: router {out['router_cpu_ms']:.3f} ms CPU/search, "
-        f"forwarder {out['forwarder_cpu_ms']:.3f} ms; router/forwarder {out['ratio']:.3f} "
+        f"forwarder {out['forwarder_cpu_ms']:.3f} ms; router/forwarder {out['ratio']:.3f}; "
+        f"READ_PASSTHROUGH=false router {out['decoding_cpu_ms']:.3f} ms ({out['decoding_ratio']:.3f}) "
         f"(searches/s router {out['router_rate']:.0f}, forwarder {out['forwarder_rate']:.0f})"
     )
     print(json.dumps(out, default=str))
