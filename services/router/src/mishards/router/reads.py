@@ -448,7 +448,8 @@ class Reader:
         if not single:  # one shard is one Milvus: its answer needs no merge
             shard_params["topk"] = str(limit + offset)
             shard_params["offset"] = "0"
-        changed = None if single and len(shard_params) == len(params) else shard_params
+        # the client's parameters go as sent when nothing was taken out (nor a repeated key collapsed)
+        changed = None if single and len(shard_params) == len(req.search_params) else shard_params
 
         def build(physical: str) -> milvus_pb2.SearchRequest:
             out: milvus_pb2.SearchRequest = for_shard(req, physical, "search_params", changed, copy=not single)
@@ -539,7 +540,7 @@ class Reader:
                 # that fills the page from the other shards: each shard returns its full prefix
                 shard_params.pop("reduce_stop_for_best", None)
 
-        changed = None if single and len(shard_params) == len(params) else shard_params
+        changed = None if single and len(shard_params) == len(req.query_params) else shard_params
 
         def build(physical: str) -> milvus_pb2.QueryRequest:
             out: milvus_pb2.QueryRequest = for_shard(req, physical, "query_params", changed, copy=not single)
