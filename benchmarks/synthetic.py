@@ -52,6 +52,9 @@ class SyntheticMilvus(milvus_pb2_grpc.MilvusServiceServicer):
         self.answers: dict[tuple[str, int, int], milvus_pb2.SearchResults] = {}
         self.searches = 0
 
+    async def Connect(self, request: Any, context: Any) -> milvus_pb2.ConnectResponse:
+        return milvus_pb2.ConnectResponse(status=OK, identifier=1)  # pymilvus's handshake (through the forwarder)
+
     async def CheckHealth(self, request: Any, context: Any) -> milvus_pb2.CheckHealthResponse:
         return milvus_pb2.CheckHealthResponse(status=OK, isHealthy=True)
 

@@ -36,6 +36,11 @@ class SyntheticInstance:
     def uri(self) -> str:
         return f"http://{self.address}"
 
+    @property
+    def ports(self) -> dict[str, int]:
+        """What Cluster releases at stop: none (the ports are ephemeral ones, not the instance range)."""
+        return {}
+
     def stop(self, timeout: float = 0.0) -> None:
         pass
 

@@ -99,7 +99,9 @@ Sent = list[list[tuple[str, int, int, bool]]]
 def read(meta: FakeMeta | None, v: CollectionView, monkeypatch: pytest.MonkeyPatch, **fields: Any) -> Sent:
     sent: Sent = []
 
-    async def capture(backends: Any, v: Any, method: str, calls: Any, timeout: float, failover: Any) -> list[Any]:
+    async def capture(
+        backends: Any, v: Any, method: str, calls: Any, timeout: float, failover: Any, raw: bool = False
+    ) -> list[Any]:
         for _, targets, request in calls:
             tries = []
             for t in targets:
@@ -238,7 +240,9 @@ def test_bounded_positions_are_reused_for_a_moment(monkeypatch: pytest.MonkeyPat
     meta = FakeMeta({0: (1, {"wo": (1, 5)}), 1: (1, {"wo": (1, 5)})})
     sent: list[Any] = []
 
-    async def capture(backends: Any, v: Any, method: str, calls: Any, timeout: float, failover: Any) -> list[Any]:
+    async def capture(
+        backends: Any, v: Any, method: str, calls: Any, timeout: float, failover: Any, raw: bool = False
+    ) -> list[Any]:
         sent.append(calls)
         return []
 

@@ -176,3 +176,24 @@ def test_no_backend_session_timestamp_reaches_the_client() -> None:
         res = asyncio.run(FakeReader(answer).query(view(shards_num), req))
         assert res.session_ts == 0
         assert res.collection_name == "c"
+
+
+def test_a_one_shard_search_sends_the_clients_request_itself_with_backend_only_keys_taken_out() -> None:
+    def ok(shard: int, req: Any) -> milvus_pb2.SearchResults:
+        return milvus_pb2.SearchResults(status=common_pb2.Status(), results=schema_pb2.SearchResultData(num_queries=1))
+
+    def sent(pairs: list[tuple[str, str]]) -> tuple[milvus_pb2.SearchRequest, milvus_pb2.SearchRequest]:
+        reader = FakeReader(ok)
+        req = milvus_pb2.SearchRequest(collection_name="c", nq=1, dsl_type=common_pb2.BoolExprV1, db_name="db")
+        for k, v in pairs:
+            req.search_params.add(key=k, value=v)
+        asyncio.run(reader.search(view(1), req))
+        return req, reader.requests[0]
+
+    req, out = sent([("topk", "3"), ("metric_type", "L2")])
+    assert out is req and out.collection_name == "p0" and out.db_name == ""  # no copy for one shard
+    assert [(kv.key, kv.value) for kv in out.search_params] == [("topk", "3"), ("metric_type", "L2")]
+    _, out = sent([("topk", "3"), ("search_iter_v2", "true"), ("collection_id", "9")])
+    assert params_of(out.search_params) == {"topk": "3"} and len(out.search_params) == 1
+    _, out = sent([("topk", "3"), ("topk", "5")])  # a repeated key goes once, as the router read it
+    assert [(kv.key, kv.value) for kv in out.search_params] == [("topk", "5")]

@@ -11,6 +11,7 @@ the caller's trace.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -23,6 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from mishards.common import metrics, tracing
 from mishards.common.logs import REQUEST_ID
+from mishards.common.milvus_messages import EncodedAnswer
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ def milvus_status(response: Any) -> Any | None:
     """The Milvus common.Status a response carries (itself or its `status` field), None if none."""
     if response is None:
         return None
+    if type(response) is EncodedAnswer:
+        return response.status
     descriptor = getattr(response, "DESCRIPTOR", None)
     if descriptor is None:
         return None
@@ -59,12 +63,17 @@ def milvus_status(response: Any) -> Any | None:
     return None
 
 
+# Fresh request ids: a random prefix per process and a counter (no system call per request).
+_ID_PREFIX = os.urandom(4).hex()
+_ID_COUNTER = itertools.count(1)
+
+
 def request_id_of(metadata: Any) -> str:
     """The client's `client-request-id` when it sent a non-empty one, else a fresh id."""
     for key, value in metadata or ():
         if key == CLIENT_REQUEST_ID and value:
             return str(value)[:128]
-    return os.urandom(8).hex()
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
 
 
 class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):
@@ -92,11 +101,16 @@ class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):
         cached = self._wrapped.get(full)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = self._wrap(full, handler)
+        wrapped = self.wrap(full, handler)
         self._wrapped[full] = (handler, wrapped)
         return wrapped
 
-    def _wrap(self, full: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def wrap(self, full: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """The handler of method `full` with telemetry around it.
+
+        A server can wrap its handlers once at registration with this instead of installing the
+        interceptor: grpc.aio then runs no interceptor chain per call.
+        """
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(full, handler.unary_unary),

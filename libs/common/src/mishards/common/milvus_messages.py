@@ -25,6 +25,27 @@ def method_names() -> list[str]:
     return [m.name for m in SERVICE.methods]
 
 
+class EncodedAnswer:
+    """A response already encoded on the wire (`data`), with the status it carries (what telemetry records).
+
+    The router answers a single shard's search or query with the backend's bytes, rewritten
+    (`mishards.router.passthrough`); its handlers' serializers send `data` as is.
+    """
+
+    __slots__ = ("data", "status")
+
+    def __init__(self, data: bytes, status: common_pb2.Status) -> None:
+        self.data = data
+        self.status = status
+
+
+def encode_answer(response: pb_message.Message | EncodedAnswer) -> bytes:
+    """A response serializer that also takes an EncodedAnswer."""
+    if type(response) is EncodedAnswer:
+        return response.data
+    return response.SerializeToString()  # type: ignore[union-attr]
+
+
 def error_response(method: str, st: common_pb2.Status) -> pb_message.Message:
     """The response message of `method` carrying only the status `st`."""
     cls = response_class(method)

@@ -354,6 +354,14 @@ class Settings:
             0,
         ),
     )
+    READ_PASSTHROUGH: bool = field(
+        default=True,
+        metadata=_meta(
+            "bool",
+            "a search or query that touches one shard and needs no merge is answered with the backend's bytes, "
+            "only its top-level fields rewritten, instead of decoded and encoded again",
+        ),
+    )
     MAX_HYBRID_REQUESTS: int = field(
         default=64,
         metadata=_meta("int", "sub-searches a HybridSearch may carry; more get a parameter error (code 1100)", 1, 1024),

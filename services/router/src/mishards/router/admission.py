@@ -48,16 +48,26 @@ class Admission:
     @asynccontextmanager
     async def admit(self, size: int, deadline: float | None = None) -> AsyncIterator[None]:
         """Hold `size` bytes of the budget for the block; `deadline`: the client's, monotonic."""
-        if self.limit <= 0:
+        await self.enter(size, deadline)
+        try:
             yield
+        finally:
+            self.leave(size)
+
+    async def enter(self, size: int, deadline: float | None = None) -> None:
+        """Take `size` bytes of the budget (waiting in the queue if needed); `leave(size)` gives them back.
+
+        `admit` without its context manager, for the hot path: no generator per request.
+        """
+        if self.limit <= 0:
             return
         if not self._queue and self._fits(size):
             self.in_flight += size
         else:
             await self._wait(size, deadline)
-        try:
-            yield
-        finally:
+
+    def leave(self, size: int) -> None:
+        if self.limit > 0:
             self._release(size)
 
     async def _wait(self, size: int, deadline: float | None) -> None:

@@ -171,8 +171,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        method_path = str(details.method)
-        if handler is None or not method_path.startswith(SERVICE_PREFIX):
+        if handler is None:
+            return handler
+        return self.wrap(str(details.method), handler)
+
+    def wrap(self, method_path: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """The handler with authentication and privileges in front (a `wire.Layer`, for wrapping at registration)."""
+        if not method_path.startswith(SERVICE_PREFIX):
             return handler
         method = method_path[len(SERVICE_PREFIX) :]
         if method in UNIMPLEMENTED_RBAC:

@@ -16,6 +16,7 @@ from pymilvus.grpc_gen import common_pb2
 from mishards.common import errors, metrics, tracing
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
+from mishards.router import passthrough
 from mishards.router.catalog import CollectionView
 from mishards.v1 import meta_pb2
 
@@ -77,82 +78,102 @@ COPY_UNAVAILABLE_CODES = {
 }
 
 
-async def call_shards(
-    backends: BackendPool,
-    view: CollectionView,
-    method: str,
-    calls: Sequence[tuple[meta_pb2.ShardPlacement, str | Sequence[Target], pb_message.Message | PerTarget]],
-    timeout: float,
-    failover: Failover = NO_FAILOVER,
-) -> list[Any]:
-    """Send each shard's request to its first copy, all shards at once; responses in order.
+# Label children resolved once per (metric, labels): `labels()` takes a lock and builds a key per call.
+_CHILDREN: dict[tuple[Any, ...], Any] = {}
 
-    A shard's request may depend on the copy it goes to (`PerTarget`: a read at that copy's clock).
 
-    A copy that does not answer (or answers that it cannot serve) is left for the shard's
-    next copy, after a short backoff, up to `failover.retries` more tries. Raises
-    MilvusError: SERVICE_UNAVAILABLE naming the shard when no copy answered, else the first
-    backend error status (with the client's collection name). Each try is a child span
-    (instance, shard, copy role, retry count) measured in
-    `mishards_router_backend_call_duration_seconds` / `..._backend_errors_total`.
-    """
-    metrics.FANOUT_WIDTH.labels(method).observe(len(calls))
+def _child(metric: Any, *labels: str) -> Any:
+    key = (metric, *labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*labels)
+    return child
 
-    async def attempt(shard: meta_pb2.ShardPlacement, target: Target, request: pb_message.Message, retry: int) -> Any:
-        address = target.address
-        stub = backends.stub(address)
-        span_cm = tracing.NO_SPAN
-        if tracing.enabled():
-            attributes: dict[str, str | int] = {
-                "rpc.system": "grpc",
-                "rpc.method": method,
-                "server.address": address,
-                "mishards.collection": view.name,
-                "mishards.instance": address,
-                "mishards.shard": shard.index,
-                "mishards.copy_role": target.role,
-                "mishards.retry_count": retry,
-            }
-            span_cm = tracing.start_span(
-                f"shard {method}",
-                kind=SpanKind.CLIENT,
-                attributes=attributes,
-                record_exception=False,
-                set_status_on_exception=False,
-            )
-        with span_cm as span:
+
+def _shard_span(method: str, view: CollectionView, shard: int, target: Target, retry: int) -> Any:
+    """The client span of one try (the shared no-op while tracing is off)."""
+    if not tracing.enabled():
+        return tracing.NO_SPAN
+    attributes: dict[str, str | int] = {
+        "rpc.system": "grpc",
+        "rpc.method": method,
+        "server.address": target.address,
+        "mishards.collection": view.name,
+        "mishards.instance": target.address,
+        "mishards.shard": shard,
+        "mishards.copy_role": target.role,
+        "mishards.retry_count": retry,
+    }
+    return tracing.start_span(
+        f"shard {method}",
+        kind=SpanKind.CLIENT,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    )
+
+
+@dataclass(frozen=True)
+class ShardCall:
+    """How one read's tries reach the backends: which method, decoded or raw (`passthrough.RawAnswer`)."""
+
+    backends: BackendPool
+    view: CollectionView
+    method: str
+    timeout: float
+    failover: Failover
+    raw: bool = False
+
+    async def attempt(self, shard: meta_pb2.ShardPlacement, target: Target, request: Any, retry: int) -> Any:
+        """One try on one copy: the answer (its status may be an error), or MilvusError when it did not answer."""
+        address, method, failover = target.address, self.method, self.failover
+        with _shard_span(method, self.view, shard.index, target, retry) as span:
             started = time.perf_counter()
             if failover.started:
                 failover.started(address)
             try:
-                response = await getattr(stub, method)(request, timeout=timeout, metadata=backends.metadata())
+                if self.raw:
+                    data = await self.backends.raw(address, method)(
+                        request, timeout=self.timeout, metadata=self.backends.metadata()
+                    )
+                    response: Any = passthrough.RawAnswer(data)
+                else:
+                    stub = self.backends.stub(address)
+                    response = await getattr(stub, method)(
+                        request, timeout=self.timeout, metadata=self.backends.metadata()
+                    )
             except Exception as exc:
-                metrics.BACKEND_ERRORS.labels(address, method).inc()
+                _child(metrics.BACKEND_ERRORS, address, method).inc()
                 span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
                 raise MilvusError(
                     errors.SERVICE_UNAVAILABLE,
-                    f"mishards: shard {shard.index} of collection {view.name} failed on {address}: {exc}",
+                    f"mishards: shard {shard.index} of collection {self.view.name} failed on {address}: {exc}",
                 ) from exc
             finally:
                 if failover.finished:
                     failover.finished(address)
-                metrics.BACKEND_DURATION.labels(address, method).observe(time.perf_counter() - started)
+                _child(metrics.BACKEND_DURATION, address, method).observe(time.perf_counter() - started)
             st = _status(response)
             if errors.is_error(st):
-                metrics.BACKEND_ERRORS.labels(address, method).inc()
+                _child(metrics.BACKEND_ERRORS, address, method).inc()
                 span.set_status(Status(StatusCode.ERROR, st.reason[:256]))
             return response
 
     async def one(
-        shard: meta_pb2.ShardPlacement, targets: str | Sequence[Target], request: pb_message.Message | PerTarget
+        self,
+        shard: meta_pb2.ShardPlacement,
+        targets: str | Sequence[Target],
+        request: pb_message.Message | PerTarget,
     ) -> Any:
+        """The shard's answer from its first copy that answers, trying the next ones as `failover` allows."""
+        failover = self.failover
         copies = [Target(targets)] if isinstance(targets, str) else list(targets)
         retry = 0
         while True:
             target = copies[retry % len(copies)]
             try:
                 sent = request if isinstance(request, pb_message.Message) else request(target)
-                response = await attempt(shard, target, sent, retry)
+                response = await self.attempt(shard, target, sent, retry)
                 st = _status(response)
                 if not (errors.is_error(st) and st.code in COPY_UNAVAILABLE_CODES and retry < failover.retries):
                     return response
@@ -161,14 +182,38 @@ async def call_shards(
                     raise
             if failover.on_failure:
                 failover.on_failure(target.address)
-            metrics.RETRIES.labels(method).inc()
+            _child(metrics.RETRIES, self.method).inc()
             await asyncio.sleep(failover.backoff * (2 ** min(retry, 5)))
             retry += 1
 
+
+async def call_shards(
+    backends: BackendPool,
+    view: CollectionView,
+    method: str,
+    calls: Sequence[tuple[meta_pb2.ShardPlacement, str | Sequence[Target], pb_message.Message | PerTarget]],
+    timeout: float,
+    failover: Failover = NO_FAILOVER,
+    raw: bool = False,
+) -> list[Any]:
+    """Send each shard's request to its first copy, all shards at once; responses in order.
+
+    A shard's request may depend on the copy it goes to (`PerTarget`: a read at that copy's clock).
+    With `raw` the answers are left undecoded (`passthrough.RawAnswer`: the bytes and the status).
+
+    A copy that does not answer (or answers that it cannot serve) is left for the shard's
+    next copy, after a short backoff, up to `failover.retries` more tries. Raises
+    MilvusError: SERVICE_UNAVAILABLE naming the shard when no copy answered, else the first
+    backend error status (with the client's collection name). Each try is a child span
+    (instance, shard, copy role, retry count) measured in
+    `mishards_router_backend_call_duration_seconds` / `..._backend_errors_total`.
+    """
+    _child(metrics.FANOUT_WIDTH, method).observe(len(calls))
+    caller = ShardCall(backends, view, method, timeout, failover, raw)
     if len(calls) == 1:  # one shard: no task to schedule
-        responses: Sequence[Any] = [await one(*calls[0])]
+        responses: Sequence[Any] = [await caller.one(*calls[0])]
     else:
-        responses = await asyncio.gather(*(one(s, t, r) for s, t, r in calls))
+        responses = await asyncio.gather(*(caller.one(s, t, r) for s, t, r in calls))
     for response in responses:
         st = _status(response)
         if errors.is_error(st):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+import gc
 import logging
-
-import grpc
-from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from mishards.common.backends import BackendPool
 from mishards.common.entry import run_service
@@ -23,7 +21,7 @@ from mishards.router.servicer import RouterServicer
 from mishards.router.strategies import create_read_router
 from mishards.router.topology import Topology
 from mishards.router.topology_page import RecentErrors, TopologyPage, meta_copy_states
-from mishards.router.wire import UndecodableInterceptor
+from mishards.router.wire import Layer, add_milvus_service, wrap_tolerant
 from mishards.router.writes import MetaMutationLog
 
 log = logging.getLogger("mishards.router")
@@ -57,6 +55,7 @@ class RouterService:
             auth=self.auth,
             admission=Admission(settings.MAX_INFLIGHT_BYTES, settings.INFLIGHT_QUEUE_TIMEOUT),
             max_hybrid_requests=settings.MAX_HYBRID_REQUESTS,
+            passthrough=settings.READ_PASSTHROUGH,
         )
         # Telemetry: spans, request ids and RPC metrics; /metrics and the topology page (port 0: any free one).
         self.errors = RecentErrors()
@@ -64,22 +63,28 @@ class RouterService:
         self.page = TopologyPage(self.membership, self.catalog, self.errors, meta_copy_states(self.catalog.stub))
         http_port = default_port(settings.METRICS_PORT, "router") if metrics_port is None else metrics_port
         self.http = HttpServer(settings.METRICS_HOST, http_port, self.page.routes())
-        # Authentication and privileges run after telemetry, so refused calls are counted and traced.
-        interceptors: list[grpc.aio.ServerInterceptor] = [UndecodableInterceptor(), telemetry]
+        # Each method's handler is wrapped once here, innermost first, instead of by server interceptors
+        # run per call: authentication and privileges inside telemetry (refused calls are counted and
+        # traced), tolerant decoding outermost (undecodable requests get INTERNAL before anything runs).
+        layers: list[Layer] = []
         if settings.AUTHORIZATION_ENABLED:
-            interceptors.append(AuthInterceptor(self.auth))
+            layers.append(AuthInterceptor(self.auth).wrap)
+        layers += [telemetry.wrap, wrap_tolerant]
         self.server: Server = create_server(
             settings.SERVER_HOST,
             settings.SERVER_PORT if port is None else port,
-            interceptors=interceptors,
             tls=security.tls,
         )
-        milvus_pb2_grpc.add_MilvusServiceServicer_to_server(self.servicer, self.server.server)
+        add_milvus_service(self.server.server, self.servicer, layers)
 
     async def on_start(self) -> None:
         await self.http.start()
         await self.membership.start(wait_first=60.0)
         await self.catalog.start()
+        # What start built (modules, stubs, the catalog) lives as long as the process: moved out of the
+        # collector's reach, so that its collections on the request path walk only what requests made.
+        gc.collect()
+        gc.freeze()
 
     async def on_stop(self) -> None:
         await self.catalog.stop()

@@ -15,7 +15,8 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
-from mishards.router import merge, pins, templates
+from mishards.common.milvus_messages import EncodedAnswer
+from mishards.router import merge, passthrough, pins, templates
 from mishards.router.catalog import CollectionView
 from mishards.router.fanout import Failover, call_shards, merge_span
 from mishards.router.topology import Topology
@@ -136,14 +137,32 @@ def _set_params(target: Any, params: dict[str, str]) -> None:
         target.add(key=key, value=value)
 
 
+def for_shard(req: Any, physical: str, params_field: str, params: dict[str, str] | None, copy: bool) -> Any:
+    """The request one shard is sent: `req` itself when it goes to one shard only (`copy` False), else a copy.
+
+    The shard's request is changed in place for each copy it is tried on (`at_backend_ts`), one try
+    at a time; only requests that go to several shards at once need a copy each. `params` None:
+    the client's parameters go unchanged.
+    """
+    out = req
+    if copy:
+        out = type(req)()
+        out.CopyFrom(req)
+    out.db_name = ""
+    out.collection_name = physical
+    if params is not None:
+        _set_params(getattr(out, params_field), params)
+    return out
+
+
 def at_backend_ts(request: Any, level: int, backend_ts: int) -> Any:
-    """A copy of a read to be served at one copy's own timestamp (0: Strong).
+    """A read set to be served at one copy's own timestamp (0: Strong); changed in place and returned.
 
     Milvus reads a Session or Customized request at its guarantee timestamp; a Strong one
-    ignores it, so a Strong read placed at a copy's timestamp goes as Customized.
+    ignores it, so a Strong read placed at a copy's timestamp goes as Customized. A shard's
+    copies are tried one at a time, each after the previous try's request was sent.
     """
-    out = type(request)()
-    out.CopyFrom(request)
+    out = request
     out.use_default_consistency = False
     if backend_ts:
         out.consistency_level = level if level in (common_pb2.Session, common_pb2.Customized) else common_pb2.Customized
@@ -152,6 +171,11 @@ def at_backend_ts(request: Any, level: int, backend_ts: int) -> Any:
         out.consistency_level = common_pb2.Strong
         out.guarantee_timestamp = 0
     return out
+
+
+def _at_clock_of(request: Any, level: int, clocks: dict[str, int]) -> Any:
+    """The shard's request for the copy it is tried on, at that copy's clock (`clocks`: by address)."""
+    return lambda target: at_backend_ts(request, level, clocks[target.address])
 
 
 def consistency_of(view: CollectionView, request: Any) -> int:
@@ -182,6 +206,8 @@ class Reader:
         self.staleness_ms = staleness_ms  # BOUNDED_STALENESS_MS
         # collection id -> (monotonic time, meta's positions of a Bounded read's moment)
         self._bounded: dict[int, tuple[float, dict[int, meta_pb2.ShardReadPosition]]] = {}
+        # collection id -> (the snapshot and membership they were worked out from, shard -> clocks)
+        self._clocks: dict[int, tuple[Any, Any, dict[int, dict[str, int]]]] = {}
         self.timeout = timeout
         self.failover = Failover(
             retries=retries,
@@ -190,8 +216,12 @@ class Reader:
             finished=topology.finished,
         )
 
-    async def _fan_out(self, view: CollectionView, method: str, request: Any, build: Any) -> list[Any]:
+    async def _fan_out(
+        self, view: CollectionView, method: str, request: Any, build: Any, raw: bool = False
+    ) -> list[Any]:
         """Send `build(physical_name)` to one copy of every shard; raise the first error.
+
+        With `raw` the answers are `passthrough.RawAnswer`s (bytes left undecoded).
 
         Strong reads, and Session and Customized reads with a client timestamp, go to copies
         that have applied the shard's log up to the position the read must see
@@ -215,7 +245,7 @@ class Reader:
                 if level not in (common_pb2.Session, common_pb2.Customized):
                     out.guarantee_timestamp = 0
                 calls.append((s, self.topology.read_targets(s, view.name, primary_only), out))
-        return await call_shards(self.backends, view, method, calls, self.timeout, self.failover)
+        return await call_shards(self.backends, view, method, calls, self.timeout, self.failover, raw=raw)
 
     async def _positioned_calls(self, view: CollectionView, ts: int, level: int, build: Any) -> list[Any]:
         """Per shard, the copies that have applied every write up to Mishards timestamp `ts`, each read at its own clock.
@@ -249,8 +279,7 @@ class Reader:
                     f"this read must see (log position {position.seq}; {where}) within {wait:g}s",
                 )
             request = build(s.physical_name)
-            per_target = {t.address: at_backend_ts(request, level, reached[t.address]) for t in chosen}
-            calls.append((s, chosen, lambda target, per_target=per_target: per_target[target.address]))
+            calls.append((s, chosen, _at_clock_of(request, level, reached)))
         return calls
 
     async def _bounded_calls(self, view: CollectionView, build: Any) -> list[Any] | None:
@@ -268,12 +297,8 @@ class Reader:
         members = self.topology.membership.by_identity()
         calls: list[Any] = []
         for s in view.shards:
-            position = snapshot.get(s.index)
             targets = self.topology.read_targets(s, view.name, primary_only=False)
-            clocks = {}  # address -> the copy's timestamp of (at least) the position
-            for c in position.copies if position is not None else ():
-                if c.applied_seq >= position.seq and c.instance in members:  # type: ignore[union-attr]
-                    clocks[members[c.instance].address] = c.backend_timestamp_at_seq or c.backend_timestamp
+            clocks = self._bounded_clocks(view.id, snapshot, members, s.index)
             chosen = [t for t in targets if t.address in clocks]
             if not chosen:  # even the primary is that far behind: wait for it as a positioned read does
                 bound = (int(time.time() * 1000) - self.staleness_ms) << 18
@@ -281,9 +306,31 @@ class Reader:
                 calls.extend(await self._positioned_calls(shard_view, bound, common_pb2.Customized, build))
                 continue
             request = build(s.physical_name)
-            per_target = {t.address: at_backend_ts(request, common_pb2.Customized, clocks[t.address]) for t in chosen}
-            calls.append((s, chosen, lambda target, per_target=per_target: per_target[target.address]))
+            calls.append((s, chosen, _at_clock_of(request, common_pb2.Customized, clocks)))
         return calls
+
+    def _bounded_clocks(
+        self,
+        collection_id: int,
+        snapshot: dict[int, meta_pb2.ShardReadPosition],
+        members: dict[str, Any],
+        shard: int,
+    ) -> dict[str, int]:
+        """Address -> the copy's timestamp of (at least) the shard's Bounded position, for the copies that reached it.
+
+        Worked out once per snapshot and membership (both are reused for many reads), not per read.
+        """
+        cached = self._clocks.get(collection_id)
+        if cached is None or cached[0] is not snapshot or cached[1] is not members:
+            cached = self._clocks[collection_id] = (snapshot, members, {})
+        clocks = cached[2].get(shard)
+        if clocks is None:
+            clocks = cached[2][shard] = {}
+            position = snapshot.get(shard)
+            for c in position.copies if position is not None else ():
+                if c.applied_seq >= position.seq and c.instance in members:  # type: ignore[union-attr]
+                    clocks[members[c.instance].address] = c.backend_timestamp_at_seq or c.backend_timestamp
+        return clocks
 
     async def _bounded_snapshot(self, view: CollectionView) -> dict[int, meta_pb2.ShardReadPosition] | None:
         now = time.monotonic()
@@ -384,7 +431,11 @@ class Reader:
                             return str(inner["metric_type"])
         return "L2"
 
-    async def search(self, view: CollectionView, req: milvus_pb2.SearchRequest) -> milvus_pb2.SearchResults:
+    async def search(
+        self, view: CollectionView, req: milvus_pb2.SearchRequest, raw: bool = False
+    ) -> milvus_pb2.SearchResults | EncodedAnswer:
+        """The client's search answer; with `raw`, a one-shard answer is the backend's bytes, rewritten
+        (`passthrough.search_results`) instead of decoded and encoded again."""
         templates.expand_request(req, "dsl")
         logical = view
         view = pins.route(view, req.dsl)  # the shards the filter pins: one of them needs no merge
@@ -397,19 +448,21 @@ class Reader:
         if not single:  # one shard is one Milvus: its answer needs no merge
             shard_params["topk"] = str(limit + offset)
             shard_params["offset"] = "0"
+        # the client's parameters go as sent when nothing was taken out (nor a repeated key collapsed)
+        changed = None if single and len(shard_params) == len(req.search_params) else shard_params
 
         def build(physical: str) -> milvus_pb2.SearchRequest:
-            out = milvus_pb2.SearchRequest()
-            out.CopyFrom(req)
-            out.db_name = ""
-            out.collection_name = physical
-            _set_params(out.search_params, shard_params)
+            out: milvus_pb2.SearchRequest = for_shard(req, physical, "search_params", changed, copy=not single)
             return out
 
+        if single and raw:
+            shard = (await self._fan_out(view, "Search", req, build, raw=True))[0]
+            return passthrough.search_results(shard.data, logical.name)
         responses = await self._fan_out(view, "Search", req, build)
         parts = [r.results for r in responses]
         if single:
             merged = parts[0]
+            merged.ClearField("search_iterator_v2_results")  # one backend's iterator state
         elif params.get("group_by_field"):
             merged = await self._group_by(view, req, params, parts, limit, offset, metric, build)
         else:
@@ -464,7 +517,11 @@ class Reader:
         with merge_span("group_by", len(parts)):
             return merge.merge_group_by_results(parts, req.nq, limit, offset, metric, group_size, strict)
 
-    async def query(self, view: CollectionView, req: milvus_pb2.QueryRequest) -> milvus_pb2.QueryResults:
+    async def query(
+        self, view: CollectionView, req: milvus_pb2.QueryRequest, raw: bool = False
+    ) -> milvus_pb2.QueryResults | EncodedAnswer:
+        """The client's query answer; with `raw`, a one-shard answer is the backend's bytes, rewritten
+        (`passthrough.query_results`) instead of decoded and encoded again."""
         templates.expand_request(req, "expr")
         view = pins.route(view, req.expr)  # the shards the filter pins: one of them needs no merge
         params = params_of(req.query_params)
@@ -483,14 +540,15 @@ class Reader:
                 # that fills the page from the other shards: each shard returns its full prefix
                 shard_params.pop("reduce_stop_for_best", None)
 
+        changed = None if single and len(shard_params) == len(req.query_params) else shard_params
+
         def build(physical: str) -> milvus_pb2.QueryRequest:
-            out = milvus_pb2.QueryRequest()
-            out.CopyFrom(req)
-            out.db_name = ""
-            out.collection_name = physical
-            _set_params(out.query_params, shard_params)
+            out: milvus_pb2.QueryRequest = for_shard(req, physical, "query_params", changed, copy=not single)
             return out
 
+        if single and raw:
+            shard = (await self._fan_out(view, "Query", req, build, raw=True))[0]
+            return passthrough.query_results(shard.data, view.name, shard.status)
         responses = await self._fan_out(view, "Query", req, build)
         if single:
             answer: milvus_pb2.QueryResults = responses[0]
@@ -551,11 +609,11 @@ async def hybrid_search(
         sub.use_default_consistency = req.use_default_consistency
         sub.guarantee_timestamp = req.guarantee_timestamp
         subs.append(sub)
-    answers = await asyncio.gather(*(reader.search(view, sub) for sub in subs))
     metrics = [reader.metric_of(view, params_of(sub.search_params)) for sub in subs]
-    nq = subs[0].nq or answers[0].results.num_queries
-    with merge_span("hybrid", len(answers)):
-        merged = merge.rerank_hybrid(
-            [a.results for a in answers], nq, strategy, rank_args, metrics, limit, offset, round_decimal
-        )
+    nq = subs[0].nq
+    answers = await asyncio.gather(*(reader.search(view, sub) for sub in subs))  # decoded: raw is off
+    parts = [a.results for a in answers if isinstance(a, milvus_pb2.SearchResults)]
+    nq = nq or parts[0].num_queries
+    with merge_span("hybrid", len(parts)):
+        merged = merge.rerank_hybrid(parts, nq, strategy, rank_args, metrics, limit, offset, round_decimal)
     return milvus_pb2.SearchResults(status=common_pb2.Status(), results=merged, collection_name=view.name)

@@ -15,7 +15,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
-from mishards.common.milvus_messages import SERVICE, carries_status, error_response, is_streaming
+from mishards.common.milvus_messages import SERVICE, EncodedAnswer, carries_status, error_response, is_streaming
 from mishards.router import aggregate, limits, templates, validation, wire
 from mishards.router.admission import Admission
 from mishards.router.aggregate import CopyState
@@ -76,10 +76,17 @@ def guarded(
         remaining = context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
         DEADLINE.set(deadline)
+        admission = self.admission
         try:
-            size = wire.REQUEST_BYTES.get()  # as received; computed when the interceptor is not in front
-            async with self.admission.admit(request.ByteSize() if size is None else size, deadline):
+            size = 0
+            if admission.limit > 0:
+                received = wire.REQUEST_BYTES.get()  # computed when the tolerant decoder is not in front
+                size = request.ByteSize() if received is None else received
+                await admission.enter(size, deadline)
+            try:
                 return await handler(self, request, context)
+            finally:
+                admission.leave(size)
         except MilvusError as exc:
             return error_response(method, exc.to_status())
         except grpc.aio.AbortError:
@@ -103,6 +110,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
 
     admission = Admission(0, 0.0)  # MAX_INFLIGHT_BYTES; this default (0: no limit) keeps no state
     max_hybrid_requests = limits.MAX_HYBRID_REQUESTS
+    passthrough = True  # READ_PASSTHROUGH: one shard's search or query answer forwarded as bytes
 
     def __init__(
         self,
@@ -119,8 +127,10 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         auth: AuthCache | None = None,
         admission: Admission | None = None,
         max_hybrid_requests: int = limits.MAX_HYBRID_REQUESTS,
+        passthrough: bool = True,
     ) -> None:
         self.catalog = catalog
+        self.passthrough = passthrough
         self.auth = auth if auth is not None else AuthCache(meta)
         if admission is not None:
             self.admission = admission
@@ -373,9 +383,9 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
 
     async def Search(
         self, request: milvus_pb2.SearchRequest, context: grpc.aio.ServicerContext
-    ) -> milvus_pb2.SearchResults:
+    ) -> milvus_pb2.SearchResults | EncodedAnswer:
         view = self.catalog.resolve(db_of(request, context), request.collection_name)
-        return await self.reader.search(view, request)
+        return await self.reader.search(view, request, raw=self.passthrough)
 
     async def HybridSearch(
         self, request: milvus_pb2.HybridSearchRequest, context: grpc.aio.ServicerContext
@@ -412,9 +422,9 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
 
     async def Query(
         self, request: milvus_pb2.QueryRequest, context: grpc.aio.ServicerContext
-    ) -> milvus_pb2.QueryResults:
+    ) -> milvus_pb2.QueryResults | EncodedAnswer:
         view = self.catalog.resolve(db_of(request, context), request.collection_name)
-        return await self.reader.query(view, request)
+        return await self.reader.query(view, request, raw=self.passthrough)
 
 
 def _ddl_handler(method: str) -> Callable[..., Awaitable[pb_message.Message]]:

@@ -59,6 +59,8 @@ class Topology:
                 f"mishards: shard {shard.index} of collection {collection} has no copy that can serve a read "
                 f"(its primary {shard.primary} {why})",
             )
+        if len(targets) == 1 or not self._suspect_until:  # nothing to reorder
+            return targets
         now = time.monotonic()
         return sorted(targets, key=lambda t: self._suspect_until.get(t.address, 0.0) > now)
 

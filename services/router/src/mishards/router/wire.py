@@ -9,11 +9,14 @@ each request's size as received, for admission by size (MAX_INFLIGHT_BYTES).
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
 from google.protobuf import message as pb_message
+from google.protobuf import message_factory
+
+from mishards.common.milvus_messages import SERVICE, encode_answer
 
 # Milvus 2.3.5's answer (its space after "proto:" is a non-breaking one, chosen at random by Go's protobuf).
 UNMARSHAL_ERROR = "grpc: error unmarshalling request: proto: cannot parse invalid wire-format data"
@@ -63,12 +66,13 @@ class UndecodableInterceptor(grpc.aio.ServerInterceptor):
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = _wrap(handler)
+        wrapped = wrap_tolerant(method, handler)
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
 
-def _wrap(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def wrap_tolerant(full: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """The handler with the interceptor's tolerant decoding (a `Layer`, for wrapping at registration)."""
     if handler.unary_unary is not None:
         unary = handler.unary_unary
 
@@ -97,3 +101,30 @@ def _wrap(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
             response_serializer=handler.response_serializer,
         )
     return handler
+
+
+# One wrapping of a method's handler (telemetry, tolerant decoding, authentication): (full method name, handler).
+Layer = Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]
+
+
+def add_milvus_service(server: grpc.aio.Server, servicer: Any, layers: Sequence[Layer]) -> None:
+    """Register MilvusService on `server` with each method's handler wrapped once by `layers` (innermost first).
+
+    What `add_MilvusServiceServicer_to_server` plus server interceptors did, decided at start
+    instead of per call: grpc.aio runs an interceptor chain (coroutines, a handler lookup per
+    interceptor) for every RPC. Every response serializer also takes an `EncodedAnswer`.
+    """
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for m in SERVICE.methods:
+        behavior = getattr(servicer, m.name)
+        decode = message_factory.GetMessageClass(m.input_type).FromString
+        if m.client_streaming:  # none in MilvusService; gRPC would answer UNIMPLEMENTED
+            continue
+        make = grpc.unary_stream_rpc_method_handler if m.server_streaming else grpc.unary_unary_rpc_method_handler
+        handler = make(behavior, request_deserializer=decode, response_serializer=encode_answer)
+        full = f"/{SERVICE.full_name}/{m.name}"
+        for layer in layers:
+            handler = layer(full, handler)
+        handlers[m.name] = handler
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))
+    server.add_registered_method_handlers(SERVICE.full_name, handlers)
