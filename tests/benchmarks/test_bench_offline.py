@@ -1,4 +1,4 @@
-"""Offline checks of the benchmark's `tenants` configuration: its schema, its filters and its targets."""
+"""Offline checks of the benchmark harness: the `tenants` configuration (schema, filters, targets) and the merge timing."""
 
 from __future__ import annotations
 
@@ -66,3 +66,11 @@ def test_tenants_targets_compare_with_the_one_shard_hop() -> None:
     assert by_op[">="]["met"] is False
     assert by_op["<="]["bound"] == pytest.approx(1.05 * 1.5) and by_op["<="]["met"] is False  # 1.65 > 1.575
     assert evaluate_cross_targets({"configs": {"tenants": {"metrics": ten}}}) == []
+
+
+def test_merge_timing_compares_equal_answers() -> None:
+    from benchmarks.merge_timing import cases, time_case
+
+    row = time_case(3, 10, True, rounds=1, seconds=0.001)  # raises when the two merges differ
+    assert row["fast_path_used"] and row["fast_us"] > 0 and row["general_us"] > 0
+    assert (2, 10) in cases([2], [10]) and all(s * k > 0 for s, k in cases([2, 64], [10, 100]))
