@@ -21,7 +21,7 @@ run: install
 	$(VENV)/bin/mishards up --writable 2
 
 unit: install
-	$(PY) -m pytest -q libs/common/tests libs/cli/tests services/meta/tests services/discovery/tests services/router/tests
+	$(PY) -m pytest -q libs/common/tests libs/cli/tests services/meta/tests services/discovery/tests services/router/tests tests/benchmarks
 
 integration: install
 	$(PY) -m pytest -q tests/integration

@@ -31,6 +31,18 @@ def ratios(metric: dict[str, Any], kind: str) -> dict[str, Any]:
     return out
 
 
+def hop_ratio(metric: dict[str, Any], kind: str) -> float | None:
+    """forwarder/direct: what a bare forwarding hop costs on this metric (latency or throughput)."""
+    d, f = _value(metric["direct"], kind), _value(metric["forwarder"], kind)
+    return f / d if d else None
+
+
+def router_hop_ratio(metric: dict[str, Any], kind: str) -> float | None:
+    """router/forwarder: the router against a bare forwarding hop to the same Milvus."""
+    f, r = _value(metric["forwarder"], kind), _value(metric["router"], kind)
+    return r / f if f else None
+
+
 def _target(name: str, value: float | None, op: str, bound: float, note: str = "") -> dict[str, Any]:
     met = None if value is None else (value <= bound if op == "<=" else value >= bound)
     return {"name": name, "value": value, "op": op, "bound": bound, "met": met, "note": note}
@@ -68,11 +80,25 @@ def evaluate_targets(scope: str, data: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(_target("1 shard: search throughput c32 router/direct", r["search_c32"]["ratio"], ">=", 0.80))
         out.append(
             _target(
+                "1 shard: search p50 router/forwarder (hop)", router_hop_ratio(m["search_c1"], "latency"), "<=", 1.05
+            )
+        )
+        out.append(
+            _target(
+                "1 shard: search throughput c8 router/forwarder (hop)",
+                router_hop_ratio(m["search_c8"], "throughput"),
+                ">=",
+                0.95,
+            )
+        )
+        out.append(
+            _target(
                 "1 shard: insert rows/s router/direct, 1 writer (WRITE_ACK=logged)", r["insert"]["ratio"], ">=", 0.90
             )
         )
     elif scope == "2shards":
         out.append(_target("2 shards: search throughput c8 router/direct", r["search_c8"]["ratio"], ">=", 0.80))
+        out.append(_report("2 shards unfiltered: search p50 router/direct", r["search_c1"]["ratio"]))
         out.append(
             _target(
                 "2 shards: insert rows/s router/direct, 1 writer (WRITE_ACK=logged)", r["insert"]["ratio"], ">=", 0.90
@@ -97,6 +123,41 @@ def evaluate_targets(scope: str, data: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             _target(f"{scope}: router RSS end/start over {soak['minutes']:g} min", soak["rss_mb_end"] / soak["rss_mb_start"], "<=", 1.10, "flat = within 10%")
         )  # fmt: skip
+    return out
+
+
+def _report(name: str, value: float | None) -> dict[str, Any]:
+    """A figure the issue asks to report, without a bound."""
+    return {"name": name, "value": value, "op": "", "bound": None, "met": None, "note": "reported, no target"}
+
+
+def evaluate_cross_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Targets that compare configurations of one run: ``tenants`` against the 1-shard hop.
+
+    A tenant-filtered search on a partition-key collection touches one shard, so the router
+    should cost what a bare hop costs on one shard: tenants router/direct throughput at
+    least 0.95x the 1-shard forwarder/direct ratio, and p50 router/direct at most 1.05x it.
+    """
+    configs = report.get("configs", {})
+    one, ten = configs.get("1shard", {}).get("metrics"), configs.get("tenants", {}).get("metrics")
+    if not one or not ten:
+        return []
+    out: list[dict[str, Any]] = []
+    for metric, kind, label in (("search_c8", "throughput", "throughput c8"), ("search_c1", "latency", "p50")):
+        hop = hop_ratio(one[metric], kind)
+        value = ratios(ten[metric], kind)["ratio"]
+        if hop is None:
+            continue
+        factor, op = (0.95, ">=") if kind == "throughput" else (1.05, "<=")
+        out.append(
+            _target(
+                f"tenants: search {label} router/direct vs {factor}x the 1-shard forwarder/direct ({hop:.3f})",
+                value,
+                op,
+                round(factor * hop, 3),
+                f"tenants' own forwarder/direct: {_fmt(hop_ratio(ten[metric], kind), 3)}",
+            )
+        )
     return out
 
 
@@ -179,6 +240,7 @@ def print_scaling_table(rows: list[dict[str, Any]]) -> None:
 
 def print_targets(report: dict[str, Any]) -> None:
     targets = [t for res in report["configs"].values() for t in res.get("targets", [])]
+    targets += report.get("cross_targets", [])
     targets += report.get("scaling_targets", [])
     skipped = [(n, r["skipped"]) for n, r in report["configs"].items() if "skipped" in r]
     if not targets and not skipped:
@@ -187,7 +249,9 @@ def print_targets(report: dict[str, Any]) -> None:
     for t in targets:
         mark = {True: "MET ", False: "MISS", None: "n/a "}[t["met"]]
         print(
-            f"  [{mark}] {t['name']}: {_fmt(t['value'], 3)} (target {t['op']} {t['bound']}){' - ' + t['note'] if t['note'] else ''}"
+            f"  [{mark}] {t['name']}: {_fmt(t['value'], 3)}"
+            + (f" (target {t['op']} {t['bound']})" if t["bound"] is not None else "")
+            + (f" - {t['note']}" if t["note"] else "")
         )
     for name, why in skipped:
         print(f"  [skip] {name}: {why}")

@@ -1,7 +1,8 @@
 """`make bench`: direct Milvus vs a bare forwarding hop vs the router, measured alternately.
 
-    python -m benchmarks.run [--preset small|standard|large] [--configs 1shard,2shards]
+    python -m benchmarks.run [--preset small|standard|large] [--configs 1shard,2shards,tenants]
                              [--soak-minutes 10] [--no-scaling] [--no-milvus] [--profile auto|always|never]
+                             [--router-auth]
 
 See docs/performance.md for what is measured and how to read the table.
 """
@@ -31,7 +32,14 @@ from benchmarks.measure import Block, alternate, latency_block, session_block, t
 from benchmarks.presets import PRESETS, Preset
 from benchmarks.processes import Child
 from benchmarks.procstat import rss_bytes
-from benchmarks.report import evaluate_targets, print_config_table, print_scaling_table, print_targets, ratios
+from benchmarks.report import (
+    evaluate_cross_targets,
+    evaluate_targets,
+    print_config_table,
+    print_scaling_table,
+    print_targets,
+    ratios,
+)
 from benchmarks.scaling import run_scaling
 from benchmarks.workload import (
     FLAT_COLLECTION,
@@ -52,6 +60,8 @@ from mishards.cli.launcher import grpc_milvus_healthy
 from mishards.cli.ports import LOCALHOST, ephemeral_allocator
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# the router's credentials with --router-auth (meta's first root password, ROOT_PASSWORD's default)
+ROUTER_ROOT_TOKEN = "root:Milvus"
 
 # name, kind, unit, concurrency
 METRICS: tuple[tuple[str, str, str, int], ...] = (
@@ -183,11 +193,11 @@ def load_data(clients: dict[str, MilvusClient], cfg: ClusterConfig, preset: Pres
     direct, router = clients["direct"], clients["router"]
     sides = (("direct", direct, 1), ("router", router, cfg.shards))
     for side, client, shards in sides:
-        create_collection(client, SEARCH_COLLECTION, preset, shards)
-        timings[f"insert_{side}_s"] = insert_all(client, SEARCH_COLLECTION, data, preset.batch_rows)
+        create_collection(client, SEARCH_COLLECTION, preset, shards, cfg.tenants)
+        timings[f"insert_{side}_s"] = insert_all(client, SEARCH_COLLECTION, data, preset.batch_rows, cfg.tenants)
         client.flush(SEARCH_COLLECTION)
-    create_collection(router, FLAT_COLLECTION, preset, cfg.shards)
-    insert_all(router, FLAT_COLLECTION, data[: preset.flat_rows], preset.batch_rows)
+    create_collection(router, FLAT_COLLECTION, preset, cfg.shards, cfg.tenants)
+    insert_all(router, FLAT_COLLECTION, data[: preset.flat_rows], preset.batch_rows, cfg.tenants)
     router.flush(FLAT_COLLECTION)
     t0 = time.perf_counter()
     # Index builds of both sides overlap on the instance; waiting is per collection.
@@ -196,7 +206,7 @@ def load_data(clients: dict[str, MilvusClient], cfg: ClusterConfig, preset: Pres
         timings[f"index_and_load_{side}_s"] = time.perf_counter() - t0
     build_index_and_load(router, FLAT_COLLECTION, preset, "FLAT", preset.flat_rows)
     for _side, client, shards in sides:
-        create_collection(client, WRITE_COLLECTION, preset, shards)
+        create_collection(client, WRITE_COLLECTION, preset, shards, cfg.tenants)
         build_index_and_load(client, WRITE_COLLECTION, preset, "FLAT", 0)  # writes end with a Strong count
     return timings
 
@@ -233,6 +243,13 @@ def wait_replicas_ready(cluster: Cluster, collection: str, count: int, timeout: 
     raise TimeoutError("replicas did not become ready")
 
 
+def measured_metrics(cfg: ClusterConfig) -> tuple[tuple[str, str, str, int], ...]:
+    """The rows of METRICS a configuration measures (all unless it names its own)."""
+    if cfg.metrics is None:
+        return METRICS
+    return tuple(m for m in METRICS if m[0] in cfg.metrics)
+
+
 def run_config(
     cfg: ClusterConfig, preset: Preset, ops: Operations, data: Any, args: argparse.Namespace, stamp: str
 ) -> dict[str, Any]:
@@ -250,6 +267,7 @@ def run_config(
             "DEFAULT_SHARDS_NUM": str(cfg.shards),
             "READ_REPLICAS": str(cfg.readonly),
             "LOG_LEVEL": "WARNING",
+            **({"AUTHORIZATION_ENABLED": "true"} if args.router_auth else {}),
         },
     )
     forwarder: Child | None = None
@@ -269,10 +287,11 @@ def run_config(
         print(
             f"  cluster up in {time.perf_counter() - t0:.0f}s: router {cluster.router_uri}, direct {inst.uri}, forwarder :{port}"
         )
+        router_token = {"token": ROUTER_ROOT_TOKEN} if args.router_auth else {}
         clients = {
             "direct": MilvusClient(uri=inst.uri, token=inst.token),  # the instances run with authorization on
             "forwarder": MilvusClient(uri=f"http://{LOCALHOST}:{port}", token=inst.token),
-            "router": MilvusClient(uri=cluster.router_uri),
+            "router": MilvusClient(uri=cluster.router_uri, **router_token),
         }
         t0 = time.perf_counter()
         result["load"] = load_data(clients, cfg, preset, data)
@@ -299,7 +318,7 @@ def run_config(
         ]
         # The same router code with WRITE_ACK=applied, beside the default (logged): write metrics only.
         applied = cluster.start_extra_router(overrides={"WRITE_ACK": "applied"})
-        clients["router_applied"] = MilvusClient(uri=f"http://{applied.address}")
+        clients["router_applied"] = MilvusClient(uri=f"http://{applied.address}", **router_token)
         applied_arm = Arm("router_applied", clients["router_applied"], arms[2].cursor)
         router_pid = cluster.service_pid("router")
         pids = {
@@ -311,7 +330,7 @@ def run_config(
         result["pids"] = pids
         result["router_rss_mb_start"] = rss_bytes(router_pid) / 2**20 if router_pid else 0.0
         metrics: dict[str, Any] = {}
-        for name, kind, unit, conc in METRICS:
+        for name, kind, unit, conc in measured_metrics(cfg):
             run_block, warmup = block_runner(name, kind, conc, ops, preset)
             measured = arms + [applied_arm] if kind == "write" else arms
             metrics[name] = alternate(measured, preset.rounds, run_block, warmup, pids)
@@ -392,6 +411,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
                         help="py-spy the router: when a target is missed (auto), always, or never")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the clusters' folders (logs) after the run")
+    parser.add_argument(
+        "--router-auth", action="store_true",
+        help="run the routers with AUTHORIZATION_ENABLED=true (clients pass root's token); default off",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="JSON output (default benchmarks/results/<stamp>.json)")
     args = parser.parse_args(argv)
 
@@ -413,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "argv": sys.argv[1:],
+            "router_auth": args.router_auth,
         },
         "configs": {},
     }
@@ -421,7 +445,6 @@ def main(argv: list[str] | None = None) -> int:
           + (" (uncommitted changes in services/ or libs/)" if report["meta"]["dirty_paths"] else ""))  # fmt: skip
     try:
         if not args.no_milvus:
-            ops = Operations(preset)
             data = vectors(preset, preset.rows, 0)
             for cfg in CONFIGS:
                 if cfg.name not in wanted:
@@ -432,10 +455,12 @@ def main(argv: list[str] | None = None) -> int:
                     report["configs"][cfg.name] = {"config": cfg.__dict__, "skipped": reason}
                     continue
                 try:
+                    ops = Operations(preset, cfg.tenants)
                     report["configs"][cfg.name] = run_config(cfg, preset, ops, data, args, stamp)
                 except Exception as exc:  # one configuration failing must not lose the others
                     print(f"  FAILED: {exc!r} (cluster folder and logs kept, see above)", file=sys.stderr)
                     report["configs"][cfg.name] = {"config": cfg.__dict__, "error": repr(exc)}
+        report["cross_targets"] = evaluate_cross_targets(report)
         if not args.no_scaling:
             report["scaling"] = run_scaling(preset, RESULTS_DIR, stamp, profile_at_max=args.profile != "never")
             report["scaling_targets"] = evaluate_targets("scaling", report)

@@ -18,6 +18,17 @@ SEARCH_COLLECTION = "bench_hnsw"
 FLAT_COLLECTION = "bench_flat"
 WRITE_COLLECTION = "bench_writes"
 CONSISTENCY = "Bounded"
+TENANT_FIELD = "tenant"
+
+
+def tenant_of(row_id: int, tenants: int) -> str:
+    """The tenant of a row in the ``tenants`` workload: ``t00`` … ``t15`` round robin over ids."""
+    return f"t{row_id % tenants:02d}"
+
+
+def tenant_filter(i: int, tenants: int) -> str:
+    """The filter of the ``i``-th search of the ``tenants`` workload: one tenant, ``tenant == "t07"`` style."""
+    return f'{TENANT_FIELD} == "{tenant_of(i, tenants)}"'
 
 
 def vectors(preset: Preset, rows: int, stream: int) -> np.ndarray:
@@ -26,22 +37,36 @@ def vectors(preset: Preset, rows: int, stream: int) -> np.ndarray:
     return rng.standard_normal((rows, preset.dim), dtype=np.float32)
 
 
-def rows_of(vecs: np.ndarray, first_id: int) -> list[dict[str, Any]]:
-    return [{"id": first_id + j, "vector": v, "tag": (first_id + j) % 1000} for j, v in enumerate(vecs.tolist())]
+def rows_of(vecs: np.ndarray, first_id: int, tenants: int = 0) -> list[dict[str, Any]]:
+    """Row dicts with ids from ``first_id``; with ``tenants`` each row also gets its tenant."""
+    rows = [{"id": first_id + j, "vector": v, "tag": (first_id + j) % 1000} for j, v in enumerate(vecs.tolist())]
+    if tenants:
+        for row in rows:
+            row[TENANT_FIELD] = tenant_of(row["id"], tenants)
+    return rows
 
 
-def create_collection(client: MilvusClient, name: str, preset: Preset, shards: int) -> None:
-    if client.has_collection(name):
-        client.drop_collection(name)
+def collection_schema(preset: Preset, tenants: int = 0) -> Any:
+    """The benchmark schema; with ``tenants`` a varchar partition key ``tenant`` is added."""
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=preset.dim)
     schema.add_field("tag", DataType.INT64)
+    if tenants:
+        schema.add_field(TENANT_FIELD, DataType.VARCHAR, max_length=16, is_partition_key=True)
+    return schema
+
+
+def create_collection(client: MilvusClient, name: str, preset: Preset, shards: int, tenants: int = 0) -> None:
+    if client.has_collection(name):
+        client.drop_collection(name)
+    schema = collection_schema(preset, tenants)
+    extra: dict[str, Any] = {"num_partitions": tenants} if tenants else {}
     # Right after start, meta may not have seen the first healthy probe of every instance yet.
     deadline = time.monotonic() + 60.0
     while True:
         try:
-            client.create_collection(name, schema=schema, shards_num=shards, consistency_level=CONSISTENCY)
+            client.create_collection(name, schema=schema, shards_num=shards, consistency_level=CONSISTENCY, **extra)
             return
         except MilvusException as exc:
             if "no healthy" not in str(exc) or time.monotonic() > deadline:
@@ -49,11 +74,11 @@ def create_collection(client: MilvusClient, name: str, preset: Preset, shards: i
             time.sleep(1.0)
 
 
-def insert_all(client: MilvusClient, name: str, data: np.ndarray, batch: int) -> float:
+def insert_all(client: MilvusClient, name: str, data: np.ndarray, batch: int, tenants: int = 0) -> float:
     """Insert ``data`` (ids 0..n-1) in batches; returns seconds spent."""
     t0 = time.perf_counter()
     for start in range(0, len(data), batch):
-        client.insert(name, rows_of(data[start : start + batch], start))
+        client.insert(name, rows_of(data[start : start + batch], start, tenants))
     return time.perf_counter() - t0
 
 
@@ -156,10 +181,15 @@ class Arm:
 
 
 class Operations:
-    """Each measured operation as ``op(arm, i) -> units done`` (searches or rows)."""
+    """Each measured operation as ``op(arm, i) -> units done`` (searches or rows).
 
-    def __init__(self, preset: Preset) -> None:
+    With ``tenants`` (the ``tenants`` workload) rows carry a tenant and every search filters
+    one tenant, a different one per call.
+    """
+
+    def __init__(self, preset: Preset, tenants: int = 0) -> None:
         self.preset = preset
+        self.tenants = tenants
         self.queries = vectors(preset, 1000, 1).tolist()
         self.batches = [vectors(preset, preset.batch_rows, 2 + b) for b in range(4)]
         self.params = search_params(preset)
@@ -173,10 +203,15 @@ class Operations:
                 limit=self.preset.topk,
                 search_params=self.params,
                 consistency_level=level,
+                **self.search_filter(i),
             )
             return 1
 
         return op
+
+    def search_filter(self, i: int) -> dict[str, str]:
+        """The ``filter`` keyword of the ``i``-th search: one tenant, or none without tenants."""
+        return {"filter": tenant_filter(i, self.tenants)} if self.tenants else {}
 
     def query_filter(self, arm: Arm, i: int) -> int:
         arm.client.query(
@@ -195,6 +230,8 @@ class Operations:
     def write_one(self, arm: Arm, i: int) -> None:
         """One row into the search collection (ids far above the data's), for a Session read right after."""
         row = {"id": 50_000_000 + i, "vector": self.queries[i % len(self.queries)], "tag": 0}
+        if self.tenants:
+            row[TENANT_FIELD] = tenant_of(i, self.tenants)
         arm.client.insert(SEARCH_COLLECTION, [row])
 
     def count(self, arm: Arm, i: int) -> int:
@@ -203,12 +240,14 @@ class Operations:
 
     # Writes: (prepare, call) so that building the row dicts stays outside the timing.
     def insert_rows(self, arm: Arm, i: int) -> Callable[[], int]:
-        rows = rows_of(self.batches[i % len(self.batches)], arm.cursor.take_insert(self.preset.batch_rows))
+        rows = rows_of(
+            self.batches[i % len(self.batches)], arm.cursor.take_insert(self.preset.batch_rows), self.tenants
+        )
         return lambda: (arm.client.insert(WRITE_COLLECTION, rows), len(rows))[1]
 
     def upsert_rows(self, arm: Arm, i: int) -> Callable[[], int]:
         first = arm.cursor.take_existing("upsert_at", self.preset.batch_rows)
-        rows = rows_of(self.batches[(i + 1) % len(self.batches)], first)
+        rows = rows_of(self.batches[(i + 1) % len(self.batches)], first, self.tenants)
         return lambda: (arm.client.upsert(WRITE_COLLECTION, rows), len(rows))[1]
 
     def delete_rows(self, arm: Arm, i: int) -> Callable[[], int]:

@@ -14,7 +14,7 @@ from mishards.common.errors import MilvusError
 from mishards.common.hashing import shard_of
 from mishards.router import validation
 from mishards.router.catalog import CollectionView, _view
-from mishards.router.pins import conjuncts, pinned_shards, pinned_values
+from mishards.router.pins import PIN_CACHE_MAX_EXPR, _cached_shards, conjuncts, pinned_shards, pinned_values
 from mishards.router.reads import Reader
 from mishards.router.writes import LoggedWrite, MutationLog, Writer, method_of
 from mishards.v1 import meta_pb2
@@ -121,6 +121,22 @@ def test_only_collections_sharded_by_partition_key_are_pinned() -> None:
     assert pinned_shards(v, "x > 1") is None
     assert pinned_shards(view(shard_key="primary"), 'tenant == "a"') is None  # created before: sharded by pk
     assert pinned_shards(view(shards=1), 'tenant == "a"') is None
+
+
+def test_pinned_shards_are_cached_per_filter_key_and_shard_count() -> None:
+    _cached_shards.cache_clear()
+    v, ints = view(), view(schema_pb2.Int64)
+    for _ in range(3):
+        assert pinned_shards(v, 'tenant == "a"') == (shard_of("a", SHARDS),)
+        assert pinned_shards(ints, "tenant == 7") == (shard_of(7, SHARDS),)
+        assert pinned_shards(v, "tenant == 7") is None  # same filter, varchar key: no pin
+        assert pinned_shards(view(shards=2), 'tenant == "a"') == (shard_of("a", 2),)
+    info = _cached_shards.cache_info()
+    assert (info.misses, info.hits) == (4, 8)
+    long_expr = 'tenant == "a" and ' + " and ".join(f"x != {i}" for i in range(PIN_CACHE_MAX_EXPR // 8))
+    assert len(long_expr) > PIN_CACHE_MAX_EXPR
+    assert pinned_shards(v, long_expr) == (shard_of("a", SHARDS),)
+    assert _cached_shards.cache_info().currsize == 4  # long filters are read every time, never kept
 
 
 class FakeReader(Reader):

@@ -207,7 +207,26 @@ def merge_search_results(
     each primary key kept once at its best hit, then ``offset`` skipped and ``limit`` kept.
     Output fields, group-by values, distances, element indices and highlights travel
     with their hit. Raises ValueError on parts inconsistent with ``nq``.
+
+    One query over a few shards' answers (the common search) is merged in plain Python
+    (``_merge_one_query``), which gives the same answer without numpy's fixed cost per call.
     """
+    _check_window(nq, limit, offset)
+    if nq == 1 and len(parts) <= FAST_MAX_PARTS:
+        fast = _merge_one_query(parts, limit, offset, metric_type)
+        if fast is not None:
+            return fast
+    return _merge_general(parts, nq, limit, offset, metric_type)
+
+
+def _merge_general(
+    parts: Sequence[schema_pb2.SearchResultData],
+    nq: int,
+    limit: int,
+    offset: int,
+    metric_type: str,
+) -> schema_pb2.SearchResultData:
+    """``merge_search_results`` vectorised with numpy over the flattened hits: any nq, any part count."""
     _check_window(nq, limit, offset)
     hits = _collect(parts, nq)
     out = _result(parts, nq, limit)
@@ -216,6 +235,97 @@ def merge_search_results(
     order = _best_first(hits, metric_type)
     rows = order[_window(hits.query[order], nq, offset, limit)]
     _take_hits(out, hits, rows, nq)
+    return out
+
+
+# The one-query fast path pays off up to these sizes (``python -m benchmarks.merge_timing``;
+# docs/performance.md): beyond them numpy's per-call cost is amortised and the general path wins.
+FAST_MAX_PARTS = 64
+FAST_MAX_HITS = 2048
+
+
+def _merge_one_query(
+    parts: Sequence[schema_pb2.SearchResultData],
+    limit: int,
+    offset: int,
+    metric_type: str,
+    max_parts: int = FAST_MAX_PARTS,
+    max_hits: int = FAST_MAX_HITS,
+) -> schema_pb2.SearchResultData | None:
+    """``_merge_general`` for nq 1 in plain Python, or None when the general path must answer.
+
+    Same order (score in the metric's direction, then smaller primary key, then part order),
+    same dedupe (a primary key's first hit in that order) and the same window. It declines
+    whatever it does not carry or where Python and numpy could disagree: inconsistent answers
+    (the general path raises their error), more than ``max_parts`` answers with hits or
+    ``max_hits`` hits, an empty window, NaN scores (numpy sorts them last), varchar keys
+    ending in NUL (numpy's str arrays drop trailing NULs), group-by values, element indices
+    and highlights.
+    """
+    used: list[schema_pb2.SearchResultData] = []
+    kind = None
+    for part in parts:
+        which = part.ids.WhichOneof("id_field")
+        hits = len(getattr(part.ids, which).data) if which else 0
+        if part.num_queries == 0 and hits == 0:
+            continue
+        if part.num_queries != 1:
+            return None
+        topks = part.topks
+        if len(topks) == 0 and hits == 0:
+            continue
+        if len(topks) != 1 or topks[0] != hits or len(part.scores) != hits:
+            return None
+        if hits:
+            if kind is not None and which != kind:
+                return None
+            kind = which
+            used.append(part)
+    if kind is None or not used or len(used) > max_parts or limit == 0:
+        return None
+    for part in used:
+        if (
+            part.HasField("group_by_field_value")
+            or len(part.group_by_field_values)
+            or part.HasField("element_indices")
+            or len(part.highlight_results)
+        ):
+            return None
+    scores: list[float] = []
+    pks: list[Any] = []
+    for part in used:
+        scores.extend(part.scores)
+        pks.extend(getattr(part.ids, kind).data)
+    n = len(scores)
+    if n > max_hits or any(s != s for s in scores):
+        return None
+    if kind == "str_id" and any(pk.endswith("\x00") for pk in pks):
+        return None
+    keys = [-s for s in scores] if larger_is_better(metric_type) else scores
+    seen: set[Any] = set()
+    rows: list[int] = []
+    skip = offset
+    for _, pk, row in sorted(zip(keys, pks, range(n))):
+        if pk in seen:
+            continue
+        seen.add(pk)
+        if skip:
+            skip -= 1
+            continue
+        rows.append(row)
+        if len(rows) == limit:
+            break
+    if not rows:
+        return None
+    out = _result(parts, 1, limit)
+    out.topks.append(len(rows))
+    out.scores.extend([scores[i] for i in rows])
+    getattr(out.ids, kind).data.extend([pks[i] for i in rows])
+    if all(len(p.distances) == len(p.scores) for p in used) and any(len(p.distances) for p in used):
+        distances = [d for p in used for d in p.distances]
+        out.distances.extend([distances[i] for i in rows])
+    if any(len(p.fields_data) for p in used):
+        out.fields_data.extend(columns.concat_take([p.fields_data for p in used], rows))
     return out
 
 
