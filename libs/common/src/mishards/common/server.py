@@ -29,6 +29,7 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 5000),
     ("grpc.http2.max_ping_strikes", 0),
+    # Off: a port already taken is an error at start, not a silent second listener (router workers turn it on).
     ("grpc.so_reuseport", 0),
 ]
 
@@ -64,12 +65,17 @@ def create_server(
     port: int,
     interceptors: list[grpc.aio.ServerInterceptor] | None = None,
     tls: TlsFiles | None = None,
+    reuse_port: bool = False,
 ) -> Server:
     """Build a server bound to host:port (port 0 picks a free one) with health registered.
 
     With `tls` enabled the port serves TLS only (mutual when it names a client CA).
+    `reuse_port` lets several processes listen on the one port (SO_REUSEPORT: the kernel
+    spreads connections over them); off, a port already taken fails with OSError.
     """
-    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors or [])
+    options = [(k, v) for k, v in SERVER_OPTIONS if k != "grpc.so_reuseport"]
+    options.append(("grpc.so_reuseport", 1 if reuse_port else 0))
+    server = grpc.aio.server(options=options, interceptors=interceptors or [])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if tls is not None and tls.enabled:
