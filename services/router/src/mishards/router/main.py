@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import os
+import signal
+import sys
 
 import grpc
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from mishards.common.backends import BackendPool
-from mishards.common.entry import run_service
+from mishards.common.entry import load_settings_or_exit, run_service
 from mishards.common.interceptors import TelemetryServerInterceptor
+from mishards.common.logs import setup_logging
 from mishards.common.membership import MembershipWatcher
 from mishards.common.metrics import HttpServer, default_port
 from mishards.common.security import InternalSecurity
@@ -24,16 +30,31 @@ from mishards.router.strategies import create_read_router
 from mishards.router.topology import Topology
 from mishards.router.topology_page import RecentErrors, TopologyPage, meta_copy_states
 from mishards.router.wire import UndecodableInterceptor
+from mishards.router.workers import supervise, worker_index
 from mishards.router.writes import MetaMutationLog
 
 log = logging.getLogger("mishards.router")
 
 
 class RouterService:
-    """Everything the router runs, built from settings (construct inside a running loop)."""
+    """Everything the router runs, built from settings (construct inside a running loop).
 
-    def __init__(self, settings: Settings, port: int | None = None, metrics_port: int | None = None) -> None:
+    `worker` is the index of a router worker (ROUTER_WORKERS > 1): it shares the port with the
+    other workers, only worker 0 serves /metrics and the topology page, and every worker stops
+    when its supervisor is gone.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        port: int | None = None,
+        metrics_port: int | None = None,
+        worker: int | None = None,
+    ) -> None:
         self.settings = settings
+        self.worker = worker
+        self._supervisor_pid = os.getppid()
+        self._parent_watch: asyncio.Task[None] | None = None
         security = InternalSecurity.from_settings(settings)
         self.catalog = CatalogCache(settings.META_ADDRESS, security)
         self.auth = AuthCache(self.catalog.stub)
@@ -63,7 +84,9 @@ class RouterService:
         telemetry = TelemetryServerInterceptor("router", on_error=self.errors.record, count_rows=True)
         self.page = TopologyPage(self.membership, self.catalog, self.errors, meta_copy_states(self.catalog.stub))
         http_port = default_port(settings.METRICS_PORT, "router") if metrics_port is None else metrics_port
-        self.http = HttpServer(settings.METRICS_HOST, http_port, self.page.routes())
+        self.http: HttpServer | None = None
+        if not worker:  # one process serves the metrics port: the router, or worker 0 of several
+            self.http = HttpServer(settings.METRICS_HOST, http_port, self.page.routes())
         # Authentication and privileges run after telemetry, so refused calls are counted and traced.
         interceptors: list[grpc.aio.ServerInterceptor] = [UndecodableInterceptor(), telemetry]
         if settings.AUTHORIZATION_ENABLED:
@@ -73,26 +96,50 @@ class RouterService:
             settings.SERVER_PORT if port is None else port,
             interceptors=interceptors,
             tls=security.tls,
+            reuse_port=worker is not None,
         )
         milvus_pb2_grpc.add_MilvusServiceServicer_to_server(self.servicer, self.server.server)
 
     async def on_start(self) -> None:
-        await self.http.start()
+        if self.http is not None:
+            await self.http.start()
+        if self.worker is not None:
+            self._parent_watch = asyncio.ensure_future(self._stop_when_orphaned())
         await self.membership.start(wait_first=60.0)
         await self.catalog.start()
 
     async def on_stop(self) -> None:
+        if self._parent_watch is not None:
+            self._parent_watch.cancel()
         await self.catalog.stop()
         await self.membership.stop()
         await self.backends.close()
-        await self.http.stop()
+        if self.http is not None:
+            await self.http.stop()
+
+    async def _stop_when_orphaned(self) -> None:
+        # A supervisor killed with SIGKILL forwards nothing: its workers drain on their own.
+        while os.getppid() == self._supervisor_pid:
+            await asyncio.sleep(1.0)
+        log.warning("router worker %s: supervisor %d is gone, stopping", self.worker, self._supervisor_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     async def run(self) -> None:
         await serve(self.server, "router", self.on_start, self.on_stop, self.settings.GRACE_PERIOD)
 
 
 def main() -> None:
-    run_service("router", RouterService)
+    """`mishards-router`: one router, or (ROUTER_WORKERS > 1) the supervisor of that many workers."""
+    index = worker_index(sys.argv[1:])
+    if index is not None:
+        run_service("router", functools.partial(RouterService, worker=index), log_name=f"router-{index}")
+        return
+    settings = load_settings_or_exit("router")
+    if settings.ROUTER_WORKERS == 1:
+        run_service("router", RouterService, settings=settings)
+        return
+    setup_logging(settings, "router")
+    sys.exit(supervise(settings.SERVER_HOST, settings.SERVER_PORT, settings.ROUTER_WORKERS, settings.GRACE_PERIOD))
 
 
 if __name__ == "__main__":
