@@ -71,3 +71,40 @@ def test_exposition_without_a_multiprocess_dir_is_this_process_only(monkeypatch:
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     metrics.RPC_REQUESTS.labels("unit-only", "Search", "OK", "0").inc()
     assert 'component="unit-only"' in metrics.exposition().decode()
+
+
+def test_a_server_bound_when_ready_takes_no_connection_before_on_start_has_finished() -> None:
+    import signal
+    import socket
+
+    from mishards.common.server import serve
+
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    seen: dict[str, bool] = {}
+
+    def connects() -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    async def run() -> None:
+        srv = create_server("127.0.0.1", port, reuse_port=True, bind_when_ready=True)
+
+        async def on_start() -> None:
+            seen["during on_start"] = connects()
+
+        async def stop_once_serving() -> None:
+            while srv.bind is not None or not connects():
+                await asyncio.sleep(0.05)
+            seen["serving"] = True
+            signal.raise_signal(signal.SIGTERM)  # serve() handles it in the loop
+
+        stopper = asyncio.ensure_future(stop_once_serving())
+        await serve(srv, "unit", on_start=on_start, grace=0)
+        await stopper
+        assert srv.port == port
+
+    asyncio.run(run())
+    assert seen == {"during on_start": False, "serving": True}

@@ -97,6 +97,7 @@ class RouterService:
             interceptors=interceptors,
             tls=security.tls,
             reuse_port=worker is not None,
+            bind_when_ready=worker is not None,  # workers share the port: none takes connections before it is ready
         )
         milvus_pb2_grpc.add_MilvusServiceServicer_to_server(self.servicer, self.server.server)
 
