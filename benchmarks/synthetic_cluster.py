@@ -36,6 +36,10 @@ class SyntheticInstance:
     def uri(self) -> str:
         return f"http://{self.address}"
 
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"grpc": self.port}
+
     def stop(self, timeout: float = 0.0) -> None:
         pass
 
