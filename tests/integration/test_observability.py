@@ -69,6 +69,7 @@ def test_search_over_two_shards_is_one_span_tree(cluster: Cluster, router: Milvu
             "META_ADDRESS": cluster.meta_address,
             "DISCOVERY_ADDRESS": cluster.discovery_address,
             "MISHARDS_INTERNAL_TOKEN": cluster.internal_token,
+            "MILVUS_BACKEND_TOKEN": cluster.backend_token,
             "SERVER_HOST": "127.0.0.1",
             "TRACING_LOG_PAYLOAD": "true",
         },
