@@ -7,7 +7,7 @@ PROTO_OUT := libs/common/src
 PROTOS := $(wildcard protos/mishards/v1/*.proto)
 PYPROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 
-.PHONY: install run test unit integration coverage style proto proto-check clean bench bench-ha bench-inflight fuzz
+.PHONY: install run test unit integration coverage style proto proto-check clean bench bench-ha bench-inflight bench-workers fuzz
 
 install: $(STAMP)
 
@@ -57,6 +57,10 @@ bench-ha: install
 # The router's RSS growth under 8 concurrent 64 MB inserts against MAX_INFLIGHT_BYTES (docs/security.md#limits).
 bench-inflight: install
 	$(PY) -m benchmarks.inflight $(BENCH_INFLIGHT_ARGS)
+
+# Search QPS at 32 threads of a router with 1 worker beside one with ROUTER_WORKERS=2, alternately (docs/performance.md).
+bench-workers: install
+	$(PY) -m benchmarks.workers $(BENCH_WORKERS_ARGS)
 
 # The fuzz test with many more examples than `make test` runs (FUZZ_EXAMPLES per test; docs/security.md#fuzzing).
 fuzz: install

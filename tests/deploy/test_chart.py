@@ -454,3 +454,24 @@ def test_dashboard_configmap_ships_the_grafana_dashboard(default_render):
     assert (CHART / "dashboards" / "mishards.json").read_bytes() == source.read_bytes()
     off = render({"dashboards": {"enabled": False}})
     assert not [o for o in objects(off) if o["metadata"]["name"] == "mishards-dashboards"]
+
+
+@pytest.mark.parametrize(
+    ("router", "workers"),
+    [
+        ({}, "1"),  # the default request, 500m
+        ({"resources": {"requests": {"cpu": "1500m"}}}, "2"),
+        ({"resources": {"requests": {"cpu": 3}}}, "3"),
+        ({"resources": {"requests": {"cpu": "2.5"}}}, "3"),
+        ({"resources": {"requests": {"cpu": "200"}}}, "64"),
+        ({"resources": None}, "1"),
+        ({"workers": 4, "resources": {"requests": {"cpu": "8"}}}, "4"),
+    ],
+)
+def test_router_workers_follow_the_cpu_request_unless_set(router: dict[str, Any], workers: str) -> None:
+    pod = find(render({"router": router}), "Deployment", "mishards-router")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in container({"kind": "Pod", "spec": pod}, "router")["env"]}
+    assert env["ROUTER_WORKERS"] == workers
+    # The workers' metrics files need a writable /tmp on the read-only root filesystem.
+    mounts = {m["mountPath"]: m["name"] for m in container({"kind": "Pod", "spec": pod}, "router")["volumeMounts"]}
+    assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == mounts["/tmp"])

@@ -314,3 +314,21 @@ livenessProbe:
   timeoutSeconds: 5
   {{- end }}
 {{- end -}}
+
+{{/* ROUTER_WORKERS: router.workers, or when 0 the router's CPU request rounded up ("500m" -> 1,
+"1.5" -> 2, 3 -> 3; 1 without a request), at most 64. */}}
+{{- define "mishards.routerWorkers" -}}
+{{- $v := .Values.router -}}
+{{- if $v.workers -}}
+{{- $v.workers | int -}}
+{{- else -}}
+{{- $cpu := toString (dig "requests" "cpu" "" ($v.resources | default dict)) -}}
+{{- $cores := 1.0 -}}
+{{- if hasSuffix "m" $cpu -}}
+{{- $cores = divf (trimSuffix "m" $cpu | float64) 1000 -}}
+{{- else if $cpu -}}
+{{- $cores = $cpu | float64 -}}
+{{- end -}}
+{{- minf 64 (maxf 1 (ceil $cores)) | int -}}
+{{- end -}}
+{{- end -}}

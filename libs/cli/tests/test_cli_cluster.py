@@ -86,6 +86,7 @@ def test_start_passes_the_settings_and_stop_ends_every_process(
         assert meta["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{cluster.root_dir / 'meta.db'}"
         assert router["META_ADDRESS"] == cluster.meta_address
         assert router["SERVER_PORT"] == str(cluster.router_port)
+        assert router["ROUTER_WORKERS"] == "1" and "ROUTER_WORKERS" not in meta
         metrics = {e["METRICS_PORT"] for e in (disc, meta, router)}
         assert len(metrics) == 3
         for env in (disc, meta, router):
@@ -183,3 +184,12 @@ def test_the_backend_token_is_root_with_a_generated_password_kept_0600(tmp_path:
     assert backend_token(tmp_path, "milvus", {"MILVUS_BACKEND_TOKEN": "alice:pw"}) == "alice:pw"
     assert backend_token(tmp_path / "lite", "milvus-lite") == ""  # milvus-lite has no authentication
     assert not (tmp_path / "lite" / BACKEND_TOKEN_FILE).exists()
+
+
+def test_router_workers_reach_the_router_only(tmp_path: Path) -> None:
+    c = make_cluster(tmp_path, router_workers=3)
+    c.resolve_ports()
+    assert c._service_env("router")["ROUTER_WORKERS"] == "3"
+    assert "ROUTER_WORKERS" not in c._service_env("meta")
+    with pytest.raises(ValueError, match="router workers"):
+        make_cluster(tmp_path, router_workers=0)

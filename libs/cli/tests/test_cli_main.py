@@ -22,6 +22,7 @@ def test_up_defaults() -> None:
         "milvus",
         19530,
     )
+    assert args.router_workers == 1
 
 
 def test_up_options() -> None:
@@ -38,8 +39,11 @@ def test_up_options() -> None:
             "milvus-lite",
             "--port",
             "0",
+            "--router-workers",
+            "3",
         ]
     )
+    assert args.router_workers == 3
     assert (args.data, args.writable, args.readonly, args.backend, args.port) == (
         "/x",
         1,
@@ -55,6 +59,8 @@ def test_up_options() -> None:
         ["up", "--writable", "-1"],
         ["up", "--backend", "etcd"],
         ["up", "--port", "70000"],
+        ["up", "--router-workers", "0"],
+        ["up", "--router-workers", "65"],
         [],
     ],
 )

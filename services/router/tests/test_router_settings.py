@@ -35,3 +35,27 @@ def test_router_class_name_chooses_the_read_strategy(tmp_path) -> None:  # type:
     )
     mine = build({"ROUTER_PLUGIN_PATH": str(tmp_path), "ROUTER_CLASS_NAME": "FirstRouter"}).topology.strategy
     assert type(mine).__name__ == "FirstRouter" and mine.order("x", ["b", "a"]) == ["a", "b"]
+
+
+def test_router_workers_is_bounded() -> None:
+    import pytest
+
+    from mishards.common.settings import SettingsError
+
+    assert load_settings({}, None).ROUTER_WORKERS == 1
+    assert load_settings({"ROUTER_WORKERS": "4"}, None).ROUTER_WORKERS == 4
+    for bad in ("0", "65", "two"):
+        with pytest.raises(SettingsError, match="ROUTER_WORKERS"):
+            load_settings({"ROUTER_WORKERS": bad}, None)
+
+
+def test_only_worker_0_serves_the_metrics_port() -> None:
+    async def inside_a_loop(worker: int | None) -> RouterService:
+        service = RouterService(load_settings({}, None), port=0, metrics_port=0, worker=worker)
+        await service.server.server.stop(None)
+        await service.catalog.stop()
+        return service
+
+    assert asyncio.run(inside_a_loop(None)).http is not None
+    assert asyncio.run(inside_a_loop(0)).http is not None
+    assert asyncio.run(inside_a_loop(1)).http is None

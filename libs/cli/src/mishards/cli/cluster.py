@@ -221,6 +221,7 @@ class Cluster:
     the same ``root_dir`` finds the same addresses and data.
 
     ``extra_env`` goes to all three services and wins over the values set here.
+    ``router_workers`` is the router's ROUTER_WORKERS (its PID is then the workers' supervisor's).
     ``service_commands`` replaces the console scripts (tests use stand-ins).
     """
 
@@ -239,9 +240,12 @@ class Cluster:
         service_commands: Mapping[str, Sequence[str]] | None = None,
         start_timeout: float = 180.0,
         stop_timeout: float = 15.0,
+        router_workers: int = 1,
     ) -> None:
         if not 0 <= router_port <= 65535:
             raise ValueError(f"bad router port {router_port}")
+        if router_workers < 1:
+            raise ValueError(f"bad number of router workers {router_workers}")
         self.root_dir = Path(root_dir).absolute()
         self.writable = writable
         self.readonly = readonly
@@ -253,6 +257,7 @@ class Cluster:
         self.service_commands = dict(service_commands or {})
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
+        self.router_workers = router_workers
         self._requested_router_port = router_port
         self.ports: dict[str, int] = {}
         self.instances: list[MilvusInstance] = []
@@ -464,6 +469,7 @@ class Cluster:
                 SERVER_PORT=str(self.ports["router"]),
                 META_ADDRESS=self.meta_address,
                 DISCOVERY_ADDRESS=self.discovery_address,
+                ROUTER_WORKERS=str(self.router_workers),
             )
         env.update(self.extra_env)
         return env

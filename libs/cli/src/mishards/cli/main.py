@@ -49,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--backend", choices=sorted(BACKENDS), default="milvus")
     up.add_argument("--port", type=_port, default=DEFAULT_ROUTER_PORT, help="router port (0: any)")
     up.add_argument(
+        "--router-workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="router processes sharing the router port (ROUTER_WORKERS; default 1)",
+    )
+    up.add_argument(
         "--add-readonly",
         type=_count,
         default=0,
@@ -99,6 +106,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError("must be 1-64")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -129,6 +143,7 @@ def cmd_up(args: argparse.Namespace, out: TextIO | None = None) -> int:
         backend=args.backend,
         router_port=args.port,
         prefer_default_ports=True,
+        router_workers=args.router_workers,
     )
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     code = 0
@@ -219,7 +234,7 @@ def describe_cluster(cluster: Cluster) -> str:
     """The lines `mishards up` prints once the cluster serves."""
     lines = [
         f'Mishards is up: pymilvus -> MilvusClient(uri="{cluster.router_uri}")',
-        f"  router     {cluster.router_address}  pid {cluster.service_pid('router')}",
+        f"  router     {cluster.router_address}  pid {cluster.service_pid('router')}{_workers_note(cluster)}",
         f"  meta       {cluster.meta_address}  pid {cluster.service_pid('meta')}",
         f"  discovery  {cluster.discovery_address}  pid {cluster.service_pid('discovery')}",
     ]
@@ -233,6 +248,10 @@ def describe_cluster(cluster: Cluster) -> str:
         )
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
+
+
+def _workers_note(cluster: Cluster) -> str:
+    return f" (supervisor of {cluster.router_workers} workers)" if cluster.router_workers > 1 else ""
 
 
 def _watch(cluster: Cluster, out: TextIO) -> None:

@@ -9,6 +9,12 @@ Mishards service `component`. The list is in
 `docs/observability.md` and the Grafana dashboard `deploy/dashboards/mishards.json`
 queries them.
 
+With several router workers (ROUTER_WORKERS) every worker writes its samples to files in
+`PROMETHEUS_MULTIPROC_DIR` (prometheus_client's multiprocess mode, chosen by that variable when
+prometheus_client is imported) and `exposition()` merges them: counters and histograms summed
+over the workers, gauges by their `multiprocess_mode` (in-flight RPCs summed over live workers,
+the others the largest live value). Without the variable nothing changes.
+
 `HttpServer` is a tiny asyncio HTTP/1.1 server (GET only, one response per connection):
 `/metrics` for Prometheus plus whatever routes a service adds (the router's topology page).
 """
@@ -17,10 +23,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +58,9 @@ RPC_DURATION = Histogram(
     ["component", "method"],
     buckets=LATENCY_BUCKETS,
 )
-RPC_IN_FLIGHT = Gauge("mishards_rpc_in_flight", "Unary RPCs being served, by component", ["component"])
+RPC_IN_FLIGHT = Gauge(
+    "mishards_rpc_in_flight", "Unary RPCs being served, by component", ["component"], multiprocess_mode="livesum"
+)
 
 # --- router: the data path --------------------------------------------------------------------------
 BACKEND_DURATION = Histogram(
@@ -75,7 +93,10 @@ ROWS_WRITTEN = Counter(
     ["method"],
 )
 COPIES = Gauge(
-    "mishards_router_copies", "Shard copies in the router's catalog, by state (ready, catching_up, ...)", ["state"]
+    "mishards_router_copies",
+    "Shard copies in the router's catalog, by state (ready, catching_up, ...)",
+    ["state"],
+    multiprocess_mode="livemax",
 )
 
 # --- meta ---------------------------------------------------------------------------------------------
@@ -83,11 +104,13 @@ REPLICA_LAG = Gauge(
     "mishards_meta_replica_lag_entries",
     "Mutation-log entries a copy has yet to apply, by collection, shard and backend (instance identity; replicas only)",
     ["collection", "shard", "backend"],
+    multiprocess_mode="livemax",
 )
 STUCK_ENTRIES = Gauge(
     "mishards_meta_stuck_entries",
     "1 while a copy's next log entry is refused by its backend and retried, by collection id, shard and backend",
     ["collection", "shard", "backend"],
+    multiprocess_mode="livemax",
 )
 PROMOTION_ABORTS = Counter(
     "mishards_meta_promotion_aborts_total",
@@ -104,18 +127,26 @@ META_LOG_LENGTH = Gauge(
     "mishards_meta_log_entries",
     "Entries in meta's mutation log not yet truncated, by collection and shard",
     ["collection", "shard"],
+    multiprocess_mode="livemax",
 )
 
 # --- discovery ----------------------------------------------------------------------------------------
 DISCOVERY_INSTANCES = Gauge(
-    "mishards_discovery_instances", "Milvus instances discovery knows, by role and health", ["role", "health"]
+    "mishards_discovery_instances",
+    "Milvus instances discovery knows, by role and health",
+    ["role", "health"],
+    multiprocess_mode="livemax",
 )
 DISCOVERY_PROBE_FAILURES = Counter(
     "mishards_discovery_probe_failures_total",
     "Health probes of a Milvus instance that failed, by backend (instance identity)",
     ["backend"],
 )
-DISCOVERY_MEMBERSHIP_VERSION = Gauge("mishards_discovery_membership_version", "Version of the published membership")
+# Meta and discovery run as one process; their gauges' mode only keeps a router worker's unset copy from
+# showing one series per PID.
+DISCOVERY_MEMBERSHIP_VERSION = Gauge(
+    "mishards_discovery_membership_version", "Version of the published membership", multiprocess_mode="livemax"
+)
 
 
 def default_port(setting: int, service: str) -> int:
@@ -124,8 +155,14 @@ def default_port(setting: int, service: str) -> int:
 
 
 def exposition() -> bytes:
-    """The text exposition of every metric of this process."""
-    return generate_latest(REGISTRY)
+    """The text exposition of every metric of this process, or of every router worker when
+    PROMETHEUS_MULTIPROC_DIR is set (the variable that put prometheus_client in multiprocess mode)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=folder)
+    return generate_latest(registry)
 
 
 @dataclass

@@ -29,6 +29,7 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 5000),
     ("grpc.http2.max_ping_strikes", 0),
+    # Off: a port already taken is an error at start, not a silent second listener (router workers turn it on).
     ("grpc.so_reuseport", 0),
 ]
 
@@ -48,11 +49,12 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
 
 @dataclass
 class Server:
-    """A bound, not yet started gRPC server and its health servicer."""
+    """A bound (or, with `bind` set, still to be bound), not yet started gRPC server and its health servicer."""
 
     server: grpc.aio.Server
     port: int
     health: health.aio.HealthServicer
+    bind: Callable[[], int] | None = None
 
     async def set_serving(self, serving: bool, service: str = "") -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -64,21 +66,36 @@ def create_server(
     port: int,
     interceptors: list[grpc.aio.ServerInterceptor] | None = None,
     tls: TlsFiles | None = None,
+    reuse_port: bool = False,
+    bind_when_ready: bool = False,
 ) -> Server:
     """Build a server bound to host:port (port 0 picks a free one) with health registered.
 
     With `tls` enabled the port serves TLS only (mutual when it names a client CA).
+    `reuse_port` lets several processes listen on the one port (SO_REUSEPORT: the kernel
+    spreads connections over them); off, a port already taken fails at once.
+    `bind_when_ready` leaves the binding to `serve()`, after `on_start`: gRPC listens as soon
+    as a port is added, and a process sharing a port must not take connections before it
+    can answer them.
     """
-    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors or [])
+    options = [(k, v) for k, v in SERVER_OPTIONS if k != "grpc.so_reuseport"]
+    options.append(("grpc.so_reuseport", 1 if reuse_port else 0))
+    server = grpc.aio.server(options=options, interceptors=interceptors or [])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    if tls is not None and tls.enabled:
-        bound = server.add_secure_port(f"{host}:{port}", tls.server_credentials())
-    else:
-        bound = server.add_insecure_port(f"{host}:{port}")
-    if bound == 0:
-        raise OSError(f"cannot bind {host}:{port}")
-    return Server(server=server, port=bound, health=health_servicer)
+
+    def bind() -> int:
+        if tls is not None and tls.enabled:
+            bound = server.add_secure_port(f"{host}:{port}", tls.server_credentials())
+        else:
+            bound = server.add_insecure_port(f"{host}:{port}")
+        if bound == 0:
+            raise OSError(f"cannot bind {host}:{port}")
+        return int(bound)
+
+    if bind_when_ready:
+        return Server(server=server, port=port, health=health_servicer, bind=bind)
+    return Server(server=server, port=bind(), health=health_servicer)
 
 
 async def serve(
@@ -100,9 +117,13 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     # grpc's health servicer starts out SERVING; say NOT_SERVING until on_start has finished.
     await srv.set_serving(False)
-    await srv.server.start()
+    if srv.bind is None:
+        await srv.server.start()
     if on_start is not None:
         await on_start()
+    if srv.bind is not None:  # a server bound only once it can answer (see create_server)
+        srv.port, srv.bind = srv.bind(), None
+        await srv.server.start()
     await srv.set_serving(True)
     log.info("%s serving on port %d", name, srv.port)
     waiter = asyncio.ensure_future(srv.server.wait_for_termination())

@@ -318,6 +318,16 @@ class Settings:
         default=10000, metadata=_meta("int", "ids the router takes from meta at a time", 1, 10_000_000)
     )
     GRACE_PERIOD: float = field(default=5.0, metadata=_meta("float", "seconds to drain requests on SIGTERM", 0))
+    ROUTER_WORKERS: int = field(
+        default=1,
+        metadata=_meta(
+            "int",
+            "router processes serving SERVER_PORT together (SO_REUSEPORT), each a full router; more than 1: "
+            "mishards-router supervises them, worker 0 serves METRICS_PORT with every worker's metrics",
+            1,
+            64,
+        ),
+    )
     WRITE_ACK: str = field(
         default="logged",
         metadata=_meta(

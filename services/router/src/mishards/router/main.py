@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import gc
 import logging
+import os
+import signal
+import sys
 
 from mishards.common.backends import BackendPool
-from mishards.common.entry import run_service
+from mishards.common.entry import load_settings_or_exit, run_service
 from mishards.common.interceptors import TelemetryServerInterceptor
+from mishards.common.logs import setup_logging
 from mishards.common.membership import MembershipWatcher
 from mishards.common.metrics import HttpServer, default_port
 from mishards.common.security import InternalSecurity
@@ -22,16 +28,31 @@ from mishards.router.strategies import create_read_router
 from mishards.router.topology import Topology
 from mishards.router.topology_page import RecentErrors, TopologyPage, meta_copy_states
 from mishards.router.wire import Layer, add_milvus_service, wrap_tolerant
+from mishards.router.workers import supervise, worker_index
 from mishards.router.writes import MetaMutationLog
 
 log = logging.getLogger("mishards.router")
 
 
 class RouterService:
-    """Everything the router runs, built from settings (construct inside a running loop)."""
+    """Everything the router runs, built from settings (construct inside a running loop).
 
-    def __init__(self, settings: Settings, port: int | None = None, metrics_port: int | None = None) -> None:
+    `worker` is the index of a router worker (ROUTER_WORKERS > 1): it shares the port with the
+    other workers, only worker 0 serves /metrics and the topology page, and every worker stops
+    when its supervisor is gone.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        port: int | None = None,
+        metrics_port: int | None = None,
+        worker: int | None = None,
+    ) -> None:
         self.settings = settings
+        self.worker = worker
+        self._supervisor_pid = os.getppid()
+        self._parent_watch: asyncio.Task[None] | None = None
         security = InternalSecurity.from_settings(settings)
         self.catalog = CatalogCache(settings.META_ADDRESS, security)
         self.auth = AuthCache(self.catalog.stub)
@@ -62,7 +83,9 @@ class RouterService:
         telemetry = TelemetryServerInterceptor("router", on_error=self.errors.record, count_rows=True)
         self.page = TopologyPage(self.membership, self.catalog, self.errors, meta_copy_states(self.catalog.stub))
         http_port = default_port(settings.METRICS_PORT, "router") if metrics_port is None else metrics_port
-        self.http = HttpServer(settings.METRICS_HOST, http_port, self.page.routes())
+        self.http: HttpServer | None = None
+        if not worker:  # one process serves the metrics port: the router, or worker 0 of several
+            self.http = HttpServer(settings.METRICS_HOST, http_port, self.page.routes())
         # Each method's handler is wrapped once here, innermost first, instead of by server interceptors
         # run per call: authentication and privileges inside telemetry (refused calls are counted and
         # traced), tolerant decoding outermost (undecodable requests get INTERNAL before anything runs).
@@ -74,11 +97,16 @@ class RouterService:
             settings.SERVER_HOST,
             settings.SERVER_PORT if port is None else port,
             tls=security.tls,
+            reuse_port=worker is not None,
+            bind_when_ready=worker is not None,  # workers share the port: none takes connections before it is ready
         )
         add_milvus_service(self.server.server, self.servicer, layers)
 
     async def on_start(self) -> None:
-        await self.http.start()
+        if self.http is not None:
+            await self.http.start()
+        if self.worker is not None:
+            self._parent_watch = asyncio.ensure_future(self._stop_when_orphaned())
         await self.membership.start(wait_first=60.0)
         await self.catalog.start()
         # What start built (modules, stubs, the catalog) lives as long as the process: moved out of the
@@ -87,17 +115,37 @@ class RouterService:
         gc.freeze()
 
     async def on_stop(self) -> None:
+        if self._parent_watch is not None:
+            self._parent_watch.cancel()
         await self.catalog.stop()
         await self.membership.stop()
         await self.backends.close()
-        await self.http.stop()
+        if self.http is not None:
+            await self.http.stop()
+
+    async def _stop_when_orphaned(self) -> None:
+        # A supervisor killed with SIGKILL forwards nothing: its workers drain on their own.
+        while os.getppid() == self._supervisor_pid:
+            await asyncio.sleep(1.0)
+        log.warning("router worker %s: supervisor %d is gone, stopping", self.worker, self._supervisor_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     async def run(self) -> None:
         await serve(self.server, "router", self.on_start, self.on_stop, self.settings.GRACE_PERIOD)
 
 
 def main() -> None:
-    run_service("router", RouterService)
+    """`mishards-router`: one router, or (ROUTER_WORKERS > 1) the supervisor of that many workers."""
+    index = worker_index(sys.argv[1:])
+    if index is not None:
+        run_service("router", functools.partial(RouterService, worker=index), log_name=f"router-{index}")
+        return
+    settings = load_settings_or_exit("router")
+    if settings.ROUTER_WORKERS == 1:
+        run_service("router", RouterService, settings=settings)
+        return
+    setup_logging(settings, "router")
+    sys.exit(supervise(settings.SERVER_HOST, settings.SERVER_PORT, settings.ROUTER_WORKERS, settings.GRACE_PERIOD))
 
 
 if __name__ == "__main__":

@@ -121,6 +121,7 @@ class TopologyPage:
         self.catalog = catalog
         self.errors = errors
         self.copy_states = copy_states or _no_states
+        self._copy_states_seen: set[str] = set()
 
     async def snapshot(self) -> dict[str, Any]:
         """The cluster as the router sees it, as plain JSON data."""
@@ -161,9 +162,7 @@ class TopologyPage:
                         "shards": shards,
                     }
                 )
-        metrics.COPIES.clear()
-        for state, count in by_state.items():
-            metrics.COPIES.labels(state).set(count)
+        self._set_copy_gauges(by_state)
         return {
             "generated_at": time.time(),
             "membership_version": self.membership.membership.version,
@@ -174,6 +173,14 @@ class TopologyPage:
             "copies_by_state": dict(by_state),
             "errors": [asdict(e) for e in self.errors.newest_first()],
         }
+
+    def _set_copy_gauges(self, by_state: collections.Counter[str]) -> None:
+        # A state no copy is in any more drops to 0 (clear() would leave its old value in a worker's metrics file).
+        for state in self._copy_states_seen - by_state.keys():
+            metrics.COPIES.labels(state).set(0)
+        for state, count in by_state.items():
+            metrics.COPIES.labels(state).set(count)
+        self._copy_states_seen |= by_state.keys()
 
     async def page(self) -> Response:
         return Response(200, "text/html; charset=utf-8", PAGE.encode())
