@@ -16,7 +16,7 @@ from mishards.router import validation
 from mishards.router.catalog import CollectionView, _view
 from mishards.router.pins import PIN_CACHE_MAX_EXPR, _cached_shards, conjuncts, pinned_shards, pinned_values
 from mishards.router.reads import Reader
-from mishards.router.writes import LoggedWrite, MutationLog, Writer, method_of
+from mishards.router.writes import LoggedWrite, WriteLog, Writer, method_of
 from mishards.v1 import meta_pb2
 
 SHARDS = 4
@@ -188,7 +188,7 @@ def test_a_templated_pin_counts_and_a_pinned_search_needs_no_merge() -> None:
     assert reader.sent == [sorted({shard_of("t1", SHARDS), shard_of("t2", SHARDS)})]
 
 
-class Log(MutationLog):
+class Log(WriteLog):
     def __init__(self) -> None:
         self.writes: list[tuple[str, dict[int, list[Any]]]] = []
 

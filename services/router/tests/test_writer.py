@@ -14,7 +14,7 @@ from mishards.common.errors import MilvusError
 from mishards.common.hashing import shard_of
 from mishards.router import validation, writes
 from mishards.router.catalog import CollectionView, _view
-from mishards.router.writes import LoggedWrite, MutationLog, Writer
+from mishards.router.writes import LoggedWrite, WriteLog, Writer
 from mishards.v1 import meta_pb2
 
 
@@ -32,7 +32,7 @@ def view(auto_id: bool = False, shards: int = 2) -> CollectionView:
     return _view(message)
 
 
-class Log(MutationLog):
+class Log(WriteLog):
     """Records each write's entries; answers with timestamp 777."""
 
     def __init__(self) -> None:

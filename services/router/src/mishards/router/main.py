@@ -29,7 +29,7 @@ from mishards.router.topology import Topology
 from mishards.router.topology_page import RecentErrors, TopologyPage, meta_copy_states
 from mishards.router.wire import Layer, add_milvus_service, wrap_tolerant
 from mishards.router.workers import supervise, worker_index
-from mishards.router.writes import MetaMutationLog
+from mishards.router.writes import MetaWriteLog
 
 log = logging.getLogger("mishards.router")
 
@@ -65,7 +65,7 @@ class RouterService:
             meta=self.catalog.stub,
             topology=self.topology,
             backends=self.backends,
-            mutation_log=MetaMutationLog(
+            mutation_log=MetaWriteLog(
                 self.catalog.stub, self.topology, settings.BACKEND_TIMEOUT, settings.WRITE_ACK == "applied"
             ),
             ids=IdAllocator(self.catalog.stub, settings.ID_BLOCK_SIZE),

@@ -25,7 +25,7 @@ from mishards.router.ddl import hand_to_meta
 from mishards.router.ids import IdAllocator
 from mishards.router.reads import DEADLINE, LOG_END, Reader, hybrid_search
 from mishards.router.topology import Topology
-from mishards.router.writes import MutationLog, Writer
+from mishards.router.writes import WriteLog, Writer
 from mishards.v1 import discovery_pb2, meta_pb2, meta_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         meta: meta_pb2_grpc.MetaStub,
         topology: Topology,
         backends: BackendPool,
-        mutation_log: MutationLog,
+        mutation_log: WriteLog,
         ids: IdAllocator,
         timeout: float,
         retries: int = 0,

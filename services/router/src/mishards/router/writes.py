@@ -32,7 +32,7 @@ class LoggedWrite:
     positions: dict[int, int]  # shard -> log position of its last entry
 
 
-class MutationLog(abc.ABC):
+class WriteLog(abc.ABC):
     """Where a write goes once split: entries per shard, applied in log order on every copy."""
 
     @abc.abstractmethod
@@ -50,7 +50,7 @@ class MutationLog(abc.ABC):
         """
 
 
-class MetaMutationLog(MutationLog):
+class MetaWriteLog(WriteLog):
     """Appends each write to meta's durable log in one call; meta's appliers apply it in order."""
 
     def __init__(
@@ -216,7 +216,7 @@ class Writer:
     write's Mishards timestamp): with WRITE_ACK=logged no backend has seen the write yet.
     """
 
-    def __init__(self, mutation_log: MutationLog, ids: Any, keys_matching: Any, timestamp: Any) -> None:
+    def __init__(self, mutation_log: WriteLog, ids: Any, keys_matching: Any, timestamp: Any) -> None:
         self.log = mutation_log
         self.ids = ids  # IdAllocator: int64 keys for auto_id collections
         self.keys_matching = keys_matching  # (view, expr, partitions) -> {shard: keys}: a Strong query
