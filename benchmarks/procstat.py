@@ -15,6 +15,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def children(pid: int) -> list[int]:
+    """The PIDs whose parent is ``pid`` (a router supervisor's workers), sorted."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return sorted(found)
+
+
 def rss_bytes(pid: int) -> int:
     """VmRSS of ``pid``, in bytes."""
     with open(f"/proc/{pid}/status", encoding="ascii") as fh:

@@ -28,7 +28,7 @@ from typing import Any
 from pymilvus import MilvusClient
 
 from benchmarks.presets import PRESETS
-from benchmarks.procstat import CpuMeter
+from benchmarks.procstat import CpuMeter, children
 from benchmarks.synthetic_cluster import SyntheticCluster
 from benchmarks.workload import SEARCH_COLLECTION, create_collection, index_params, search_params, vectors
 
@@ -36,20 +36,6 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # pymilvus shares one handler among clients of one address and token unless dedicated, and gRPC one
 # connection among channels of one address unless each has its own subchannel pool.
 OWN_CONNECTION: dict[str, Any] = {"dedicated": True, "grpc_options": {"grpc.use_local_subchannel_pool": 1}}
-
-
-def children(pid: int) -> list[int]:
-    """The PIDs whose parent is ``pid`` (a router's workers)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return sorted(found)
 
 
 def wait_workers_listening(supervisor: int, workers: int, port: int, timeout: float = 120.0) -> list[int]:

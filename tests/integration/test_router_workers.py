@@ -24,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
+from benchmarks.procstat import children
 from mishards.cli.cluster import Cluster
 
 CONNECTIONS = 16
@@ -45,20 +46,6 @@ def workers_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
         yield cluster
     finally:
         cluster.stop()
-
-
-def children(pid: int) -> list[int]:
-    """PIDs whose parent is `pid` (the supervisor's workers)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return sorted(found)
 
 
 def sockets_on_port(port: int, state: str) -> set[int]:
