@@ -201,6 +201,13 @@ def print_config_table(name: str, res: dict[str, Any]) -> None:
         fc = m["forwarder"]["cpu_ms_per_unit"].get("forwarder")
         if rc is not None:
             print(f"router CPU s per 1000 searches ({metric}): {rc:.2f}   (forwarder: {_fmt(fc)})")
+    m = res["metrics"].get("search_c8")
+    if m:
+        print("CPU ms per search at c8, by process, during each arm's blocks:")
+        for arm in ARMS:
+            per = m[arm]["cpu_ms_per_unit"]
+            total = sum(per.values())
+            print(f"  {arm:10s} " + "  ".join(f"{p} {v:.3f}" for p, v in sorted(per.items())) + f"  = {total:.3f}")
     rec = res.get("recall", {})
     if rec:
         print("recall@10: " + ", ".join(f"{k} {v:.4f}" for k, v in rec.items()))
