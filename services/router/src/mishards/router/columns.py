@@ -177,47 +177,11 @@ def _read(fd: schema_pb2.FieldData) -> _Column:
             header = _header(container, "data")
             data, filler = _read_repeated(container)
     elif kind == "vectors":
-        dim = fd.vectors.dim
-        attr = fd.vectors.WhichOneof("data")
-        if attr == "float_vector":
-            flat = np.array(fd.vectors.float_vector.data, dtype=np.float32)
-            if dim <= 0 and flat.size:
-                raise ValueError(f"field {fd.field_name!r}: float vector without dim")
-            data = flat.reshape(-1, dim) if dim > 0 else flat.reshape(0, 0)
-        elif attr in _BYTE_VECTOR_WIDTH:
-            raw = getattr(fd.vectors, attr)
-            width = _BYTE_VECTOR_WIDTH[attr](dim)
-            if width <= 0 or len(raw) % width:
-                if raw:
-                    raise ValueError(
-                        f"field {fd.field_name!r}: {len(raw)} bytes do not split into rows of {attr} dim {dim}"
-                    )
-                width = max(width, 0)
-            data = (
-                np.frombuffer(raw, dtype=np.uint8).reshape(-1, width) if width else (np.empty((0, 0), dtype=np.uint8))
-            )
-        elif attr in _VECTOR_LIST_MEMBER:
-            member = _VECTOR_LIST_MEMBER[attr]
-            container = getattr(fd.vectors, attr)
-            header = _header(container, member)
-            data, filler = _read_repeated(container, member)
-        elif attr is not None:
-            raise ValueError(f"field {fd.field_name!r}: unsupported vector kind {attr}")
+        attr, dim, header, data, filler = _read_vectors(fd)
     elif kind == "struct_arrays":
         data = [_read(sub) for sub in fd.struct_arrays.fields]
     stored = (data[0].rows if data else 0) if kind == "struct_arrays" else (len(data) if data is not None else 0)
-    valid: np.ndarray | None = None
-    compact = False
-    rows = stored
-    if len(fd.valid_data):
-        valid = np.array(fd.valid_data, dtype=np.bool_)
-        rows = len(valid)
-        if stored != rows:
-            if stored != int(valid.sum()):
-                raise ValueError(
-                    f"field {fd.field_name!r}: {stored} values for {rows} rows of which {int(valid.sum())} are valid"
-                )
-            compact = True
+    rows, valid, compact = _validity(fd, stored)
     return _Column(
         type=fd.type,
         field_name=fd.field_name,
@@ -233,6 +197,53 @@ def _read(fd: schema_pb2.FieldData) -> _Column:
         data=data,
         filler=filler,
     )
+
+
+def _read_vectors(fd: schema_pb2.FieldData) -> tuple[str | None, int, dict[str, Any], Any, Any]:
+    """A vector column's kind, dim, header, rows (an array, or a list of sparse/array rows) and filler."""
+    dim = fd.vectors.dim
+    attr = fd.vectors.WhichOneof("data")
+    header: dict[str, Any] = {}
+    data: Any = None
+    filler: Any = None
+    if attr == "float_vector":
+        flat = np.array(fd.vectors.float_vector.data, dtype=np.float32)
+        if dim <= 0 and flat.size:
+            raise ValueError(f"field {fd.field_name!r}: float vector without dim")
+        data = flat.reshape(-1, dim) if dim > 0 else flat.reshape(0, 0)
+    elif attr in _BYTE_VECTOR_WIDTH:
+        raw = getattr(fd.vectors, attr)
+        width = _BYTE_VECTOR_WIDTH[attr](dim)
+        if width <= 0 or len(raw) % width:
+            if raw:
+                raise ValueError(
+                    f"field {fd.field_name!r}: {len(raw)} bytes do not split into rows of {attr} dim {dim}"
+                )
+            width = max(width, 0)
+        data = np.frombuffer(raw, dtype=np.uint8).reshape(-1, width) if width else (np.empty((0, 0), dtype=np.uint8))
+    elif attr in _VECTOR_LIST_MEMBER:
+        member = _VECTOR_LIST_MEMBER[attr]
+        container = getattr(fd.vectors, attr)
+        header = _header(container, member)
+        data, filler = _read_repeated(container, member)
+    elif attr is not None:
+        raise ValueError(f"field {fd.field_name!r}: unsupported vector kind {attr}")
+    return attr, dim, header, data, filler
+
+
+def _validity(fd: schema_pb2.FieldData, stored: int) -> tuple[int, np.ndarray | None, bool]:
+    """Rows, the valid mask (None without one) and whether only the valid rows' values are stored."""
+    if not len(fd.valid_data):
+        return stored, None, False
+    valid = np.array(fd.valid_data, dtype=np.bool_)
+    rows = len(valid)
+    if stored == rows:
+        return rows, valid, False
+    if stored != int(valid.sum()):
+        raise ValueError(
+            f"field {fd.field_name!r}: {stored} values for {rows} rows of which {int(valid.sum())} are valid"
+        )
+    return rows, valid, True
 
 
 def _write(col: _Column) -> schema_pb2.FieldData:
@@ -367,27 +378,7 @@ def _concat_columns(cols: Sequence[_Column]) -> _Column:
     if any(c.valid is not None for c in cols):
         valid = np.concatenate([c.valid if c.valid is not None else np.ones(c.rows, dtype=np.bool_) for c in cols])
 
-    data: Any
-    if kind == "struct_arrays":
-        names = [sub.field_name for sub in first.data]
-        data = []
-        for name in names:
-            subs = []
-            for c in cols:
-                by_name = {s.field_name: s for s in c.data}
-                if name not in by_name:
-                    raise ValueError(f"struct field {first.field_name!r} lacks {name!r}")
-                subs.append(by_name[name])
-            data.append(_concat_columns(subs))
-    else:
-        payloads = [c.data for c in cols if c.data is not None and len(c.data)]
-        if not payloads:
-            data = typed[0].data
-        elif isinstance(payloads[0], np.ndarray):
-            data = np.concatenate(payloads)
-        else:
-            data = list(itertools.chain.from_iterable(payloads))
-
+    data = _concat_struct(first, cols) if kind == "struct_arrays" else _concat_data(cols, typed)
     header = dict(typed[0].header)
     if "dim" in header:  # any part with a dim keeps the concatenation's dim set
         header["dim"] = max(int(c.header.get("dim", 0)) for c in typed)
@@ -407,6 +398,30 @@ def _concat_columns(cols: Sequence[_Column]) -> _Column:
         data=data,
         filler=typed[0].filler,
     )
+
+
+def _concat_struct(first: _Column, cols: Sequence[_Column]) -> list[_Column]:
+    """A struct column's sub-columns, each concatenated over the parts (named as in the first part)."""
+    data = []
+    for name in [sub.field_name for sub in first.data]:
+        subs = []
+        for c in cols:
+            by_name = {s.field_name: s for s in c.data}
+            if name not in by_name:
+                raise ValueError(f"struct field {first.field_name!r} lacks {name!r}")
+            subs.append(by_name[name])
+        data.append(_concat_columns(subs))
+    return data
+
+
+def _concat_data(cols: Sequence[_Column], typed: Sequence[_Column]) -> Any:
+    """The parts' values one after another: one array, or one list of rows."""
+    payloads = [c.data for c in cols if c.data is not None and len(c.data)]
+    if not payloads:
+        return typed[0].data
+    if isinstance(payloads[0], np.ndarray):
+        return np.concatenate(payloads)
+    return list(itertools.chain.from_iterable(payloads))
 
 
 def _field_rows(fd: schema_pb2.FieldData) -> int:

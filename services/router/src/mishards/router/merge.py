@@ -262,6 +262,38 @@ def _merge_one_query(
     ending in NUL (numpy's str arrays drop trailing NULs), group-by values, element indices
     and highlights.
     """
+    found = _fast_parts(parts, max_parts)
+    if found is None or limit == 0:
+        return None
+    kind, used = found
+    scores: list[float] = []
+    pks: list[Any] = []
+    for part in used:
+        scores.extend(part.scores)
+        pks.extend(getattr(part.ids, kind).data)
+    if len(scores) > max_hits or any(s != s for s in scores):
+        return None
+    if kind == "str_id" and any(pk.endswith("\x00") for pk in pks):
+        return None
+    rows = _window_rows([-s for s in scores] if larger_is_better(metric_type) else scores, pks, offset, limit)
+    if not rows:
+        return None
+    out = _result(parts, 1, limit)
+    out.topks.append(len(rows))
+    out.scores.extend([scores[i] for i in rows])
+    getattr(out.ids, kind).data.extend([pks[i] for i in rows])
+    if all(len(p.distances) == len(p.scores) for p in used) and any(len(p.distances) for p in used):
+        distances = [d for p in used for d in p.distances]
+        out.distances.extend([distances[i] for i in rows])
+    if any(len(p.fields_data) for p in used):
+        out.fields_data.extend(columns.concat_take([p.fields_data for p in used], rows))
+    return out
+
+
+def _fast_parts(
+    parts: Sequence[schema_pb2.SearchResultData], max_parts: int
+) -> tuple[str, list[schema_pb2.SearchResultData]] | None:
+    """The id kind and the answers with hits, when every answer is one query the fast path carries."""
     used: list[schema_pb2.SearchResultData] = []
     kind = None
     for part in parts:
@@ -281,7 +313,7 @@ def _merge_one_query(
                 return None
             kind = which
             used.append(part)
-    if kind is None or not used or len(used) > max_parts or limit == 0:
+    if kind is None or not used or len(used) > max_parts:
         return None
     for part in used:
         if (
@@ -291,21 +323,15 @@ def _merge_one_query(
             or len(part.highlight_results)
         ):
             return None
-    scores: list[float] = []
-    pks: list[Any] = []
-    for part in used:
-        scores.extend(part.scores)
-        pks.extend(getattr(part.ids, kind).data)
-    n = len(scores)
-    if n > max_hits or any(s != s for s in scores):
-        return None
-    if kind == "str_id" and any(pk.endswith("\x00") for pk in pks):
-        return None
-    keys = [-s for s in scores] if larger_is_better(metric_type) else scores
+    return kind, used
+
+
+def _window_rows(keys: Sequence[float], pks: Sequence[Any], offset: int, limit: int) -> list[int]:
+    """Rows of the window: sorted by (key, primary key, row), a key's first hit only, past `offset`."""
     seen: set[Any] = set()
     rows: list[int] = []
     skip = offset
-    for _, pk, row in sorted(zip(keys, pks, range(n))):
+    for _, pk, row in sorted(zip(keys, pks, range(len(keys)))):
         if pk in seen:
             continue
         seen.add(pk)
@@ -315,18 +341,7 @@ def _merge_one_query(
         rows.append(row)
         if len(rows) == limit:
             break
-    if not rows:
-        return None
-    out = _result(parts, 1, limit)
-    out.topks.append(len(rows))
-    out.scores.extend([scores[i] for i in rows])
-    getattr(out.ids, kind).data.extend([pks[i] for i in rows])
-    if all(len(p.distances) == len(p.scores) for p in used) and any(len(p.distances) for p in used):
-        distances = [d for p in used for d in p.distances]
-        out.distances.extend([distances[i] for i in rows])
-    if any(len(p.fields_data) for p in used):
-        out.fields_data.extend(columns.concat_take([p.fields_data for p in used], rows))
-    return out
+    return rows
 
 
 # group-by search ----------------------------------------------------------------------
