@@ -22,7 +22,7 @@ What Milvus behaviour is modelled: physical collections of rows per instance; in
 duplicate primary keys as Milvus 2.3 does, upserts replace, deletes remove every row with a
 key; exact top-k search (FloatVector, metrics L2 (squared), IP and COSINE) with `offset` and
 `round_decimal`, ties broken by smaller key; filters of comparisons (`==`, `!=`, `<`, `<=`,
-`>`, `>=`), `in [...]`, `not in [...]`, `and`, `or`, parentheses over scalar fields; query
+`>`, `>=`), `in [...]`, `not in [...]`, `and` / `&&`, `or` / `||`, parentheses over scalar fields; query
 with `limit`/`offset` and `count(*)`; output fields (with `*`); row counts.
 
 What it does not model: partitions, indexes, loading, segments and flush timing (a flush is
@@ -84,7 +84,7 @@ def _not_found(name: str) -> Refused:
 
 _TOKEN = re.compile(
     r"""\s*(?:(?P<num>-?\d+\.\d*(?:[eE][-+]?\d+)?|-?\d+)|(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
-    r"""|(?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|,)|(?P<word>[A-Za-z_][A-Za-z0-9_]*))"""
+    r"""|(?P<op>==|!=|<=|>=|<|>|&&|\|\||\(|\)|\[|\]|,)|(?P<word>[A-Za-z_][A-Za-z0-9_]*))"""
 )
 Row = dict[str, Any]
 Predicate = Callable[[Row], bool]
@@ -140,14 +140,14 @@ class _Parser:
 
     def _or(self) -> Predicate:
         parts = [self._and()]
-        while self._peek()[0] == "word" and self._peek()[1].lower() in ("or", "||"):
+        while self._peek() == ("op", "||") or self._peek()[0] == "word" and self._peek()[1].lower() == "or":
             self.pos += 1
             parts.append(self._and())
         return parts[0] if len(parts) == 1 else lambda row: any(p(row) for p in parts)
 
     def _and(self) -> Predicate:
         parts = [self._atom()]
-        while self._peek()[0] == "word" and self._peek()[1].lower() == "and":
+        while self._peek() == ("op", "&&") or self._peek()[0] == "word" and self._peek()[1].lower() == "and":
             self.pos += 1
             parts.append(self._atom())
         return parts[0] if len(parts) == 1 else lambda row: all(p(row) for p in parts)
