@@ -416,3 +416,60 @@ def test_rows_of_a_collection_sharded_by_partition_key_land_on_their_key_shard()
         held = cluster.instance(identity).rows(f"mishards_1_s{k}")
         assert sorted(r["id"] for r in held) == sorted(r["id"] for r in now if shard[r["color"]] == k)
     assert sorted(all_rows(cluster), key=lambda r: r["id"]) == now  # the upserted row left its old shard
+
+
+@pytest.mark.parametrize("level", ["Strong", "Session", "Bounded", "Eventually", "collection default"])
+def test_a_read_sees_the_writes_at_every_consistency_level(level: str) -> None:
+    cluster = two_shards()
+    batch = rows(20)
+
+    async def scenario(servicer: RouterServicer) -> Any:
+        written = await load(servicer, batch)
+        request = milvus_pb2.QueryRequest(collection_name="c", expr="id >= 0", output_fields=["id"])
+        if level == "collection default":  # the collection's own level (Strong here), as pymilvus asks by default
+            request.use_default_consistency = True
+        else:
+            request.consistency_level = common_pb2.ConsistencyLevel.Value(level)
+            request.guarantee_timestamp = written.timestamp if level == "Session" else 0
+        return await servicer.Query(request, Context())
+
+    answer = decoded(run(cluster, scenario), milvus_pb2.QueryResults)
+
+    assert answer.status.code == 0, answer.status.reason
+    assert list(answer.fields_data[0].scalars.long_data.data) == [r["id"] for r in batch]
+
+
+def test_an_auto_id_insert_gets_keys_from_meta_and_lands_split_by_them() -> None:
+    cluster = MemoryCluster()
+    cluster.add_instance("a")
+    cluster.add_instance("b")
+    auto = schema()
+    auto.fields[0].autoID = True
+    cluster.add_collection("c", auto, ["a", "b"])
+    batch = rows(20)
+    request = milvus_pb2.InsertRequest(collection_name="c", num_rows=len(batch))
+    request.fields_data.extend(column(f, [r[f.name] for r in batch]) for f in auto.fields[1:])  # no id column
+
+    answer = run(cluster, lambda s: s.Insert(request, Context()))
+
+    assert answer.status.code == 0 and answer.insert_cnt == 20
+    keys = list(answer.IDs.int_id.data)
+    assert len(set(keys)) == 20
+    for identity, k in (("a", 0), ("b", 1)):
+        held = [r["id"] for r in cluster.instance(identity).rows(f"mishards_1_s{k}")]
+        assert sorted(held) == sorted(key for key, s in zip(keys, shards_of(keys, 2).tolist()) if s == k)
+    by_key = {r["id"]: r["color"] for r in all_rows(cluster)}
+    assert [by_key[key] for key in keys] == [r["color"] for r in batch]  # each key names its own row
+
+
+def test_version_and_health_come_from_the_instances() -> None:
+    cluster = two_shards()
+
+    async def scenario(servicer: RouterServicer) -> Any:
+        version = await servicer.GetVersion(milvus_pb2.GetVersionRequest(), Context())
+        health = await servicer.CheckHealth(milvus_pb2.CheckHealthRequest(), Context())
+        return version, health
+
+    version, health = run(cluster, scenario)
+
+    assert version.version == "v2.3.5" and health.isHealthy
