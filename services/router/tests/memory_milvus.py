@@ -11,10 +11,11 @@ handlers run unchanged:
   status in the answer, as Milvus 2.3.5 words the ones modelled.
 - `MemoryBackends`: what `mishards.common.backends.BackendPool` is to the router: `stub(address)`,
   `raw(address, method)` (the answer's bytes, for the pass-through) and `metadata()`.
-- `MemoryWriteLog`: a `WriteLog` that applies each logged part to its shard's primary, in order,
-  before it answers (as WRITE_ACK=applied does).
+- `MemoryWriteLog`: a `WriteLog` that applies each logged part to its shard's primary and
+  replicas, in order, before it answers (as WRITE_ACK=applied does); a replica that is down
+  misses the part and lags.
 - `MemoryMeta`: the few meta RPCs the data path calls (GetCatalog, GetTimestamp,
-  GetReadPositions, AllocateIds); positions come from `MemoryWriteLog`.
+  GetReadPositions, AllocateIds); each copy's applied position comes from `MemoryWriteLog`.
 - `MemoryCluster`: all of them wired together, with a `CatalogCache` and a `Topology` filled
   directly (no meta or discovery process).
 
@@ -37,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -588,14 +589,15 @@ class MemoryBackends:
 class MemoryMeta:
     """The meta RPCs the data path calls, answered from memory.
 
-    Each shard's copies are its primary alone, and it has applied every logged write (the
-    `MemoryWriteLog` applies before it answers); its clock is unknown (0), so positioned reads
-    go to it as Strong.
+    A shard's read positions are its last log position and, for each copy (primary and
+    replicas), the position it applied (`MemoryWriteLog` records both); copies' clocks are
+    unknown (0), so positioned reads go to them as Strong.
     """
 
     def __init__(self, catalog: meta_pb2.Catalog) -> None:
         self.catalog = catalog
         self.seq: dict[tuple[int, int], int] = {}  # (collection id, shard) -> last log position
+        self.applied: dict[tuple[int, int, str], int] = {}  # (collection id, shard, identity) -> applied position
         self._last_ts = 0
         self._next_id = 1 << 40
 
@@ -618,17 +620,20 @@ class MemoryMeta:
         collection = next(c for c in self.catalog.collections if c.id == request.collection_id)
         out = meta_pb2.ReadPositionsResponse()
         for k in request.shards:
-            seq = self.seq.get((request.collection_id, k), 0)
-            shard = out.shards.add(shard=k, seq=seq)
-            shard.copies.add(instance=collection.shards[k].primary, applied_seq=seq)
+            placement = collection.shards[k]
+            shard = out.shards.add(shard=k, seq=self.seq.get((request.collection_id, k), 0))
+            for identity in [placement.primary, *placement.replicas]:
+                applied = self.applied.get((request.collection_id, k, identity), 0)
+                shard.copies.add(instance=identity, applied_seq=applied)
         return out
 
 
 class MemoryWriteLog(WriteLog):
-    """Applies each write's parts to its shards' primaries, shard by shard in log order, then answers.
+    """Applies each write's parts to its shards' copies, shard by shard in log order, then answers.
 
     A part the primary rejects raises its status (physical names replaced), as the applied
-    mode of `MetaWriteLog` does; parts applied before it stay applied.
+    mode of `MetaWriteLog` does; parts applied before it stay applied. A replica that does not
+    answer (`down`) misses the part and stays behind: there is no catch-up.
     """
 
     def __init__(self, meta: MemoryMeta, topology: Topology, backends: MemoryBackends) -> None:
@@ -643,15 +648,27 @@ class MemoryWriteLog(WriteLog):
         self.appended.append((method, parts))
         timestamp = self.meta.timestamp()
         positions = {}
+        members = self.topology.membership.by_identity()
         for k in sorted(parts):
-            address = self.topology.primary_address(view.shards[k], view.name)
+            shard = view.shards[k]
+            address = self.topology.primary_address(shard, view.name)
             for part in parts[k]:
                 answer = await getattr(self.backends.stub(address), method_of(part, method))(part)
                 if answer.status.code or answer.status.error_code:
                     raise MilvusError.from_status(rename_status(answer.status, view))
                 key = (view.id, k)
                 positions[k] = self.meta.seq[key] = self.meta.seq.get(key, 0) + 1
+                self.meta.applied[(view.id, k, shard.primary)] = positions[k]
+                for replica in shard.replicas:
+                    await self._apply_to_replica(members[replica].address, part, method, (view.id, k, replica))
         return LoggedWrite(timestamp=timestamp, positions=positions)
+
+    async def _apply_to_replica(self, address: str, part: pb_message.Message, method: str, copy: Any) -> None:
+        try:
+            await getattr(self.backends.stub(address), method_of(part, method))(part)
+        except grpc.aio.AioRpcError:
+            return  # the replica lags from here on
+        self.meta.applied[copy] = self.meta.seq[copy[:2]]
 
 
 def physical_name(collection_id: int, shard: int) -> str:
@@ -691,9 +708,11 @@ class MemoryCluster:
         collection_id: int = 1,
         consistency_level: int = common_pb2.Strong,
         shard_key: str = "",
+        replicas: Sequence[str] = (),
     ) -> meta_pb2.Collection:
-        """A collection with one shard on each of `primaries` (identities), loaded; `shard_key`
-        "partition_key": sharded by its partition key's value (else by primary key)."""
+        """A collection with one shard on each of `primaries` (identities), loaded; every shard also
+        has a copy on each of `replicas`; `shard_key` "partition_key": sharded by its partition key's
+        value (else by primary key)."""
         message = self.catalog_message.collections.add(
             id=collection_id,
             db_name="default",
@@ -707,8 +726,9 @@ class MemoryCluster:
         )
         for k, identity in enumerate(primaries):
             physical = physical_name(collection_id, k)
-            message.shards.add(index=k, physical_name=physical, primary=identity)
-            self.instance(identity).create_collection(physical, schema)
+            message.shards.add(index=k, physical_name=physical, primary=identity, replicas=replicas)
+            for copy in [identity, *replicas]:
+                self.instance(copy).create_collection(physical, schema)
         return message
 
     async def start(self) -> tuple[CatalogCache, Topology, MemoryMeta, MemoryWriteLog]:

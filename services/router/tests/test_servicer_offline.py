@@ -21,6 +21,7 @@ from mishards.common.hashing import shards_of
 from mishards.common.milvus_messages import EncodedAnswer
 from mishards.router.ids import IdAllocator
 from mishards.router.servicer import RouterServicer
+from mishards.v1 import discovery_pb2
 
 DIM = 4
 COLORS = ["red", "green", "blue"]
@@ -473,3 +474,77 @@ def test_version_and_health_come_from_the_instances() -> None:
     version, health = run(cluster, scenario)
 
     assert version.version == "v2.3.5" and health.isHealthy
+
+
+def with_replica() -> MemoryCluster:
+    """Collection c: shard 0 on a, shard 1 on b, each with a replica on r (read-only)."""
+    cluster = MemoryCluster()
+    cluster.add_instance("a")
+    cluster.add_instance("b")
+    cluster.add_instance("r", discovery_pb2.READONLY)
+    cluster.add_collection("c", schema(), ["a", "b"], replicas=["r"])
+    return cluster
+
+
+def query_all(level: int) -> milvus_pb2.QueryRequest:
+    return milvus_pb2.QueryRequest(collection_name="c", expr="id >= 0", output_fields=["id"], consistency_level=level)
+
+
+def ids(answer: Any) -> list[int]:
+    return list(decoded(answer, milvus_pb2.QueryResults).fields_data[0].scalars.long_data.data)
+
+
+def queries_on(cluster: MemoryCluster, identity: str) -> int:
+    return cluster.instance(identity).methods().count("Query")
+
+
+def test_an_eventually_read_goes_to_the_replica_and_fails_over_to_the_primary() -> None:
+    cluster = with_replica()
+    batch = rows(20)
+
+    async def scenario(servicer: RouterServicer) -> Any:
+        await load(servicer, batch)
+        first = await servicer.Query(query_all(common_pb2.Eventually), Context())
+        on_replica = queries_on(cluster, "r")
+        cluster.instance("r").down = True
+        second = await servicer.Query(query_all(common_pb2.Eventually), Context())
+        return first, on_replica, second
+
+    first, on_replica, second = run(cluster, scenario, retries=1)
+
+    assert ids(first) == ids(second) == [r["id"] for r in batch]
+    assert on_replica == 2 and queries_on(cluster, "a") == queries_on(cluster, "b") == 1  # then the primaries
+
+
+def test_a_strong_read_skips_a_replica_that_missed_writes() -> None:
+    cluster = with_replica()
+    batch = rows(20)
+
+    async def scenario(servicer: RouterServicer) -> Any:
+        await load(servicer, batch[:10])
+        cluster.instance("r").down = True
+        await load(servicer, batch[10:])  # the replica misses these
+        cluster.instance("r").down = False
+        strong = await servicer.Query(query_all(common_pb2.Strong), Context())
+        eventually = await servicer.Query(query_all(common_pb2.Eventually), Context())
+        return strong, eventually
+
+    strong, eventually = run(cluster, scenario)
+
+    assert ids(strong) == [r["id"] for r in batch]
+    assert ids(eventually) == [r["id"] for r in batch[:10]]  # Eventually may read the lagging replica
+    assert queries_on(cluster, "r") == 2  # the Eventually read alone (per shard)
+
+
+def test_a_copy_that_does_not_answer_without_retries_fails_the_read_naming_it() -> None:
+    cluster = with_replica()
+
+    async def scenario(servicer: RouterServicer) -> Any:
+        await load(servicer, rows(10))
+        cluster.instance("r").down = True
+        return await servicer.Query(query_all(common_pb2.Eventually), Context())
+
+    answer = run(cluster, scenario)
+
+    assert answer.status.code == 2
+    assert "of collection c failed on memory-r:19530" in answer.status.reason
