@@ -20,17 +20,19 @@ handlers run unchanged:
   directly (no meta or discovery process).
 
 What Milvus behaviour is modelled: physical collections of rows per instance; inserts keep
-duplicate primary keys as Milvus 2.3 does, upserts replace, deletes remove every row with a
-key; exact top-k search (FloatVector, metrics L2 (squared), IP and COSINE) with `offset` and
-`round_decimal`, ties broken by smaller key; filters of comparisons (`==`, `!=`, `<`, `<=`,
-`>`, `>=`), `in [...]`, `not in [...]`, `and` / `&&`, `or` / `||`, parentheses over scalar fields; query
-with `limit`/`offset` and `count(*)`; output fields (with `*`); row counts.
+duplicate primary keys as Milvus 2.3 does, upserts replace, deletes remove every row their
+filter matches; exact top-k search (FloatVector, metrics L2 (squared), IP and COSINE) with
+`offset` and `round_decimal`, ties broken by smaller key; filters of comparisons (`==`, `!=`,
+`<`, `<=`, `>`, `>=`), `in [...]`, `not in [...]`, `and` / `&&`, `or` / `||`, parentheses over
+scalar fields; query with `limit`/`offset` and `count(*)`; output fields (with `*`); row counts.
 
 What it does not model: partitions, indexes, loading, segments and flush timing (a flush is
-done at once), consistency levels (every write is visible at once), dynamic fields, JSON,
-array and sparse or binary vectors, group-by, iterators, and Milvus's refusals of requests the
-router does not forward. An expression outside the subset above is answered with Milvus's
-"cannot parse expression" error, so a test cannot silently pass on a filter the fake ignores.
+done at once), consistency levels (every write an instance applied is visible at once),
+backend clocks, the catch-up of a lagging replica, deleted rows in row counts (2.3 counts
+them until compaction), dynamic fields, JSON, array and sparse or binary vectors, group-by,
+iterators, and Milvus's refusals of requests the router does not forward. An expression
+outside the subset above is answered with Milvus's "cannot parse expression" error, so a
+test cannot silently pass on a filter the fake ignores.
 """
 
 from __future__ import annotations
