@@ -177,7 +177,7 @@ async def append_or_fail_fast(log: MutationLog, entry: tuple[int, str, bytes], r
         )
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+async def eventually(check: Callable[[], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "condition not met in time"
