@@ -14,8 +14,15 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 
 from mishards.common import errors
 from mishards.common.backends import BackendPool
-from mishards.common.errors import MilvusError
-from mishards.common.milvus_messages import SERVICE, EncodedAnswer, carries_status, error_response, is_streaming
+from mishards.common.errors import OK, MilvusError
+from mishards.common.milvus_messages import (
+    DDL_METHODS,
+    SERVICE,
+    EncodedAnswer,
+    carries_status,
+    error_response,
+    is_streaming,
+)
 from mishards.router import aggregate, limits, templates, validation, wire
 from mishards.router.admission import Admission
 from mishards.router.aggregate import CopyState
@@ -31,29 +38,6 @@ from mishards.v1 import discovery_pb2, meta_pb2, meta_pb2_grpc
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
-
-# DDL that meta owns: the router forwards these unchanged.
-DDL_METHODS = (
-    "CreateCollection",
-    "DropCollection",
-    "CreateIndex",
-    "DropIndex",
-    "LoadCollection",
-    "ReleaseCollection",
-    "CreateDatabase",
-    "DropDatabase",
-    "CreatePartition",
-    "DropPartition",
-    "LoadPartitions",
-    "ReleasePartitions",
-    "CreateAlias",
-    "AlterAlias",
-    "DropAlias",
-    "RenameCollection",
-    "AlterCollection",
-)
-
-OK = common_pb2.Status()
 
 
 def db_of(request: Any, context: grpc.aio.ServicerContext) -> str:
