@@ -23,6 +23,7 @@ from mishards.router.admission import Admission
 from mishards.router.auth import AuthCache, AuthInterceptor
 from mishards.router.catalog import CatalogCache
 from mishards.router.ids import IdAllocator
+from mishards.router.meta_client import MetaClient
 from mishards.router.servicer import RouterServicer
 from mishards.router.strategies import create_read_router
 from mishards.router.topology import Topology
@@ -54,21 +55,22 @@ class RouterService:
         self._supervisor_pid = os.getppid()
         self._parent_watch: asyncio.Task[None] | None = None
         security = InternalSecurity.from_settings(settings)
-        self.catalog = CatalogCache(settings.META_ADDRESS, security)
-        self.auth = AuthCache(self.catalog.stub)
+        self.meta = MetaClient.connect(settings.META_ADDRESS, security)
+        self.catalog = CatalogCache(self.meta)
+        self.auth = AuthCache(self.meta)
         self.catalog.listeners.append(self.auth.on_catalog)  # users and grants follow the catalog feed
         self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS, security)
         self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN, settings.MILVUS_BACKEND_TLS_CA_FILE)
         self.topology = Topology(self.membership, create_read_router(settings))
         self.servicer = RouterServicer(
             catalog=self.catalog,
-            meta=self.catalog.stub,
+            meta=self.meta,
             topology=self.topology,
             backends=self.backends,
             mutation_log=MetaWriteLog(
-                self.catalog.stub, self.topology, settings.BACKEND_TIMEOUT, settings.WRITE_ACK == "applied"
+                self.meta, self.topology, settings.BACKEND_TIMEOUT, settings.WRITE_ACK == "applied"
             ),
-            ids=IdAllocator(self.catalog.stub, settings.ID_BLOCK_SIZE),
+            ids=IdAllocator(self.meta, settings.ID_BLOCK_SIZE),
             timeout=settings.BACKEND_TIMEOUT,
             retries=settings.MAX_RETRY,
             read_wait=settings.READ_WAIT_TIMEOUT,
@@ -81,7 +83,7 @@ class RouterService:
         # Telemetry: spans, request ids and RPC metrics; /metrics and the topology page (port 0: any free one).
         self.errors = RecentErrors()
         telemetry = TelemetryServerInterceptor("router", on_error=self.errors.record, count_rows=True)
-        self.page = TopologyPage(self.membership, self.catalog, self.errors, meta_copy_states(self.catalog.stub))
+        self.page = TopologyPage(self.membership, self.catalog, self.errors, meta_copy_states(self.meta))
         http_port = default_port(settings.METRICS_PORT, "router") if metrics_port is None else metrics_port
         self.http: HttpServer | None = None
         if not worker:  # one process serves the metrics port: the router, or worker 0 of several
@@ -118,6 +120,7 @@ class RouterService:
         if self._parent_watch is not None:
             self._parent_watch.cancel()
         await self.catalog.stop()
+        await self.meta.close()
         await self.membership.stop()
         await self.backends.close()
         if self.http is not None:

@@ -30,10 +30,11 @@ from mishards.router.auth import RBAC_METHODS, UNIMPLEMENTED_RBAC, AuthCache, ha
 from mishards.router.catalog import CatalogCache, CollectionView
 from mishards.router.ddl import hand_to_meta
 from mishards.router.ids import IdAllocator
+from mishards.router.meta_client import MetaClient
 from mishards.router.reads import DEADLINE, LOG_END, Reader, hybrid_search
 from mishards.router.topology import Topology
 from mishards.router.writes import WriteLog, Writer
-from mishards.v1 import discovery_pb2, meta_pb2, meta_pb2_grpc
+from mishards.v1 import discovery_pb2, meta_pb2
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
     def __init__(
         self,
         catalog: CatalogCache,
-        meta: meta_pb2_grpc.MetaStub,
+        meta: MetaClient,
         topology: Topology,
         backends: BackendPool,
         mutation_log: WriteLog,
@@ -122,14 +123,10 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         self.meta = meta
         self.topology = topology
         self.backends = backends
-        self.reader = Reader(topology, backends, timeout, retries, meta, read_wait, staleness_ms)
-        self.writer = Writer(mutation_log, ids, self.reader.keys_matching, self._timestamp)
+        self.reader = Reader(topology, backends, timeout, retries, meta.stub, read_wait, staleness_ms)
+        self.writer = Writer(mutation_log, ids, self.reader.keys_matching, meta.timestamp)
         self.copies = CopyState(topology, backends, timeout)
         self._flushed: dict[int, int] = {}  # collection id -> Mishards timestamp of its last completed flush
-
-    async def _timestamp(self) -> int:
-        request = meta_pb2.GetTimestampRequest(count=1)
-        return (await self.meta.GetTimestamp(request, timeout=30, wait_for_ready=True)).timestamp
 
     # --- handshake -------------------------------------------------------------------------
 
@@ -172,7 +169,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
     async def AllocTimestamp(
         self, request: milvus_pb2.AllocTimestampRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.AllocTimestampResponse:
-        return milvus_pb2.AllocTimestampResponse(status=OK, timestamp=await self._timestamp())
+        return milvus_pb2.AllocTimestampResponse(status=OK, timestamp=await self.meta.timestamp())
 
     # --- catalog answers -------------------------------------------------------------------------
 
@@ -318,7 +315,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         """Wait until every shard's primary has applied the log as it stands, then flush every copy."""
         db_name = db_of(request, context)
         views = [self.catalog.resolve(db_name, name) for name in request.collection_names]
-        ts = await self._timestamp()
+        ts = await self.meta.timestamp()
         for view in views:
             await self._primaries_reach(view, ts, self.reader.read_wait, "flush")
             await self.copies.flush(view)
@@ -382,7 +379,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         self, request: milvus_pb2.ManualCompactionRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.ManualCompactionResponse:
         view = self._view_by_name_or_id(request, context)
-        return await self.copies.compact(view, await self._timestamp())
+        return await self.copies.compact(view, await self.meta.timestamp())
 
     async def GetCompactionState(
         self, request: milvus_pb2.GetCompactionStateRequest, context: grpc.aio.ServicerContext
