@@ -29,11 +29,10 @@ from mishards.router.aggregate import CopyState
 from mishards.router.auth import RBAC_METHODS, UNIMPLEMENTED_RBAC, AuthCache, hand_rbac_to_meta, unknown_method
 from mishards.router.catalog import CatalogCache, CollectionView
 from mishards.router.ddl import hand_to_meta
-from mishards.router.ids import IdAllocator
 from mishards.router.meta_client import MetaClient
 from mishards.router.reads import DEADLINE, LOG_END, Reader, hybrid_search
 from mishards.router.topology import Topology
-from mishards.router.writes import WriteLog, Writer
+from mishards.router.writes import Writer
 from mishards.v1 import discovery_pb2, meta_pb2
 
 log = logging.getLogger(__name__)
@@ -103,29 +102,26 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         meta: MetaClient,
         topology: Topology,
         backends: BackendPool,
-        mutation_log: WriteLog,
-        ids: IdAllocator,
-        timeout: float,
-        retries: int = 0,
-        read_wait: float = 30.0,
-        staleness_ms: int = 5000,
-        auth: AuthCache | None = None,
+        reader: Reader,
+        writer: Writer,
+        copies: CopyState,
+        auth: AuthCache,
         admission: Admission | None = None,
         max_hybrid_requests: int = limits.MAX_HYBRID_REQUESTS,
         passthrough: bool = True,
     ) -> None:
         self.catalog = catalog
-        self.passthrough = passthrough
-        self.auth = auth if auth is not None else AuthCache(meta)
-        if admission is not None:
-            self.admission = admission
-        self.max_hybrid_requests = max_hybrid_requests
         self.meta = meta
         self.topology = topology
         self.backends = backends
-        self.reader = Reader(topology, backends, timeout, retries, meta.stub, read_wait, staleness_ms)
-        self.writer = Writer(mutation_log, ids, self.reader.keys_matching, meta.timestamp)
-        self.copies = CopyState(topology, backends, timeout)
+        self.reader = reader
+        self.writer = writer
+        self.copies = copies
+        self.auth = auth
+        if admission is not None:
+            self.admission = admission
+        self.max_hybrid_requests = max_hybrid_requests
+        self.passthrough = passthrough
         self._flushed: dict[int, int] = {}  # collection id -> Mishards timestamp of its last completed flush
 
     # --- handshake -------------------------------------------------------------------------
