@@ -43,9 +43,7 @@ class MetaClient:
     # --- the catalog and its change feed ------------------------------------------------------
 
     async def get_catalog(self) -> meta_pb2.Catalog:
-        return await self.stub.GetCatalog(  # type: ignore[no-any-return]
-            meta_pb2.GetCatalogRequest(), timeout=META_CALL_TIMEOUT, wait_for_ready=True
-        )
+        return await self.stub.GetCatalog(meta_pb2.GetCatalogRequest(), timeout=META_CALL_TIMEOUT, wait_for_ready=True)
 
     def watch_catalog(self) -> Any:
         """The change feed: an async iterator of `CatalogVersion`, one per catalog change (no timeout)."""
@@ -53,7 +51,7 @@ class MetaClient:
 
     async def copy_states(self, timeout: float) -> meta_pb2.ListCopiesResponse:
         """Every copy's state and the moves in progress (`ListCopies`), for the topology page."""
-        return await self.stub.ListCopies(meta_pb2.ListCopiesRequest(), timeout=timeout)  # type: ignore[no-any-return]
+        return await self.stub.ListCopies(meta_pb2.ListCopiesRequest(), timeout=timeout)
 
     # --- the cluster's clock and ids ----------------------------------------------------------
 
@@ -65,14 +63,14 @@ class MetaClient:
 
     async def allocate_ids(self, count: int) -> meta_pb2.AllocateIdsResponse:
         """A block of `count` primary keys, unique cluster-wide."""
-        return await self.stub.AllocateIds(  # type: ignore[no-any-return]
+        return await self.stub.AllocateIds(
             meta_pb2.AllocateIdsRequest(count=count), timeout=META_CALL_TIMEOUT, wait_for_ready=True
         )
 
     # --- users and grants ---------------------------------------------------------------------
 
     async def auth_state(self) -> meta_pb2.AuthState:
-        return await self.stub.GetAuthState(  # type: ignore[no-any-return]
+        return await self.stub.GetAuthState(
             meta_pb2.GetAuthStateRequest(), timeout=META_CALL_TIMEOUT, wait_for_ready=True
         )
 
@@ -80,7 +78,7 @@ class MetaClient:
         self, method: str, request: pb_message.Message, db_name: str, caller: str
     ) -> meta_pb2.ExecuteRbacResponse:
         """Hand a credential or RBAC method to meta; its answer carries the Milvus response and the auth version."""
-        return await self.stub.ExecuteRbac(  # type: ignore[no-any-return]
+        return await self.stub.ExecuteRbac(
             meta_pb2.ExecuteRbacRequest(
                 method=method, request=request.SerializeToString(), db_name=db_name, caller=caller
             ),
@@ -92,7 +90,7 @@ class MetaClient:
 
     async def execute_ddl(self, method: str, request: pb_message.Message, db_name: str) -> meta_pb2.ExecuteDdlResponse:
         """Hand a DDL method to meta; its answer carries the Milvus response and the catalog version."""
-        return await self.stub.ExecuteDdl(  # type: ignore[no-any-return]
+        return await self.stub.ExecuteDdl(
             meta_pb2.ExecuteDdlRequest(method=method, request=request.SerializeToString(), db_name=db_name),
             timeout=DDL_TIMEOUT,
             wait_for_ready=True,  # meta restarting: the change waits for it rather than fail at once
@@ -102,12 +100,10 @@ class MetaClient:
         self, request: meta_pb2.AppendMutationsRequest, timeout: float
     ) -> meta_pb2.AppendMutationsResponse:
         """Log one write; a refusal comes back as a Milvus status in the answer, not as an RPC error."""
-        return await self.stub.AppendMutations(request, timeout=timeout, wait_for_ready=True)  # type: ignore[no-any-return]
+        return await self.stub.AppendMutations(request, timeout=timeout, wait_for_ready=True)
 
     async def read_positions(
         self, request: meta_pb2.ReadPositionsRequest, timeout: float, wait_for_ready: bool = False
     ) -> meta_pb2.ReadPositionsResponse:
         """Each shard's log position of a timestamp and how far each copy has applied it."""
-        return await self.stub.GetReadPositions(  # type: ignore[no-any-return]
-            request, timeout=timeout, wait_for_ready=wait_for_ready
-        )
+        return await self.stub.GetReadPositions(request, timeout=timeout, wait_for_ready=wait_for_ready)
