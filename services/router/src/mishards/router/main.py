@@ -122,7 +122,7 @@ class RouterService:
             reuse_port=worker is not None,
             bind_when_ready=worker is not None,  # workers share the port: none takes connections before it is ready
         )
-        add_milvus_service(self.server.server, self.servicer, layers)
+        add_milvus_service(self.server.server, self.servicer.handlers(), layers)
 
     async def on_start(self) -> None:
         if self.http is not None:

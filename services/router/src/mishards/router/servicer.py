@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 from google.protobuf import message as pb_message
-from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
+from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from mishards.common import errors
 from mishards.common.backends import BackendPool
@@ -51,16 +51,20 @@ def db_of(request: Any, context: grpc.aio.ServicerContext) -> str:
     return "default"
 
 
-def guarded(
-    method: str, handler: Callable[..., Awaitable[pb_message.Message]]
-) -> Callable[..., Awaitable[pb_message.Message]]:
-    """Turn MilvusError and surprises into the method's response with a status; never a traceback."""
+# What serves one method: (request, context) -> its response, or an async iterator of responses (a stream).
+Handler = Callable[[Any, grpc.aio.ServicerContext], Any]
 
-    async def wrapper(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+
+def guarded(method: str, handler: Handler, admission: Admission) -> Handler:
+    """The one place a handler's exception becomes the method's response with a status; never a traceback.
+
+    It also sets the call's deadline for the layers below and admits the request by size.
+    """
+
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
         remaining = context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
         DEADLINE.set(deadline)
-        admission = self.admission
         try:
             size = 0
             if admission.limit > 0:
@@ -68,7 +72,7 @@ def guarded(
                 size = request.ByteSize() if received is None else received
                 await admission.enter(size, deadline)
             try:
-                return await handler(self, request, context)
+                return await handler(request, context)
             finally:
                 admission.leave(size)
         except MilvusError as exc:
@@ -89,8 +93,13 @@ def guarded(
     return wrapper
 
 
-class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
-    """Implements MilvusService over sharded collections."""
+class RouterServicer:
+    """Implements MilvusService over sharded collections.
+
+    Its methods named as MilvusService's are the router's own answers; `handlers()` is the
+    table the server registers: those methods, DDL and RBAC handed to meta, and the answers
+    for methods Mishards does not support, each behind `guarded`.
+    """
 
     admission = Admission(0, 0.0)  # MAX_INFLIGHT_BYTES; this default (0: no limit) keeps no state
     max_hybrid_requests = limits.MAX_HYBRID_REQUESTS
@@ -403,39 +412,56 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         view = self.catalog.resolve(db_of(request, context), request.collection_name)
         return await self.reader.query(view, request, raw=self.passthrough)
 
+    # --- the table of every MilvusService method ---------------------------------------------
 
-def _ddl_handler(method: str) -> Callable[..., Awaitable[pb_message.Message]]:
-    async def handler(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
-        limits.check_ddl(method, request)  # meta checks again: it can be called directly
-        return await hand_to_meta(self.meta, self.catalog, method, request, db_of(request, context))
+    def handlers(self) -> dict[str, Handler]:
+        """Every MilvusService method -> what serves it (`wire.add_milvus_service` registers these)."""
+        return {m.name: self._handler(m.name) for m in SERVICE.methods}
 
-    return handler
+    def _handler(self, method: str) -> Handler:
+        if method in UNIMPLEMENTED_RBAC:  # before any guard or interceptor, as on 2.3.5
+            return _unknown_handler(method)
+        if method in DDL_METHODS:
+            return guarded(method, self._ddl_handler(method), self.admission)
+        if method in RBAC_METHODS:
+            return guarded(method, self._rbac_handler(method), self.admission)
+        if method in OWN_METHODS:
+            return guarded(method, getattr(self, method), self.admission)
+        if is_streaming(method) or not carries_status(method):  # a stream or a status-less answer: nothing to guard
+            return _unsupported_handler(method)
+        return guarded(method, _unsupported_handler(method), self.admission)
+
+    def _ddl_handler(self, method: str) -> Handler:
+        async def handler(request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+            limits.check_ddl(method, request)  # meta checks again: it can be called directly
+            return await hand_to_meta(self.meta, self.catalog, method, request, db_of(request, context))
+
+        return handler
+
+    def _rbac_handler(self, method: str) -> Handler:
+        async def handler(request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+            return await hand_rbac_to_meta(self.meta, self.auth, method, request, db_of(request, context))
+
+        return handler
 
 
-def _rbac_handler(method: str) -> Callable[..., Awaitable[pb_message.Message]]:
-    async def handler(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
-        return await hand_rbac_to_meta(self.meta, self.auth, method, request, db_of(request, context))
-
-    return handler
-
-
-def _unknown_handler(method: str) -> Callable[..., Any]:
+def _unknown_handler(method: str) -> Handler:
     """A method Milvus 2.3.5 does not have: gRPC's UNIMPLEMENTED, as a 2.3.5 answers it."""
 
-    async def handler(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, unknown_method(method))
         raise AssertionError("abort returned")
 
     return handler
 
 
-def _unsupported_handler(method: str) -> Callable[..., Any]:
-    async def handler(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+def _unsupported_handler(method: str) -> Handler:
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
         if not carries_status(method):  # the response has no status to carry the answer
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, errors.unsupported(method).reason)
         raise errors.unsupported(method)
 
-    async def streaming(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if not carries_status(method):
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, errors.unsupported(method).reason)
         yield error_response(method, errors.unsupported(method).to_status())
@@ -443,31 +469,10 @@ def _unsupported_handler(method: str) -> Callable[..., Any]:
     return streaming if is_streaming(method) else handler
 
 
-_OWN_METHODS = frozenset(m.name for m in SERVICE.methods if m.name in RouterServicer.__dict__)
+# The MilvusService methods RouterServicer answers itself: those it defines.
+OWN_METHODS = frozenset(m.name for m in SERVICE.methods if m.name in RouterServicer.__dict__)
 
 
 def implemented_methods() -> list[str]:
     """MilvusService methods the router implements (the rest answer 'not supported by Mishards')."""
-    return sorted(_OWN_METHODS | set(DDL_METHODS) | set(RBAC_METHODS))
-
-
-def _install_handlers() -> None:
-    for m in SERVICE.methods:
-        if m.name in UNIMPLEMENTED_RBAC:
-            setattr(RouterServicer, m.name, _unknown_handler(m.name))
-            continue
-        if m.name in DDL_METHODS:
-            handler = _ddl_handler(m.name)
-        elif m.name in RBAC_METHODS:
-            handler = _rbac_handler(m.name)
-        elif m.name in _OWN_METHODS:
-            handler = RouterServicer.__dict__[m.name]
-        else:
-            handler = _unsupported_handler(m.name)
-            if is_streaming(m.name) or not carries_status(m.name):
-                setattr(RouterServicer, m.name, handler)  # a stream or a status-less answer; nothing to guard
-                continue
-        setattr(RouterServicer, m.name, guarded(m.name, handler))
-
-
-_install_handlers()
+    return sorted(OWN_METHODS | set(DDL_METHODS) | set(RBAC_METHODS))
