@@ -93,7 +93,7 @@ class DdlExecutor:
                 response = error_response(method, exc.to_status())
             except Exception as exc:  # never a traceback to the client
                 log.exception("%s failed", method)
-                response = error_response(method, errors.status(errors.SERVICE_INTERNAL, f"mishards meta: {exc}"))
+                response = error_response(method, errors.internal("meta", exc).to_status())
             version = self.store.catalog_version()
         await self.on_change(version)
         return response.SerializeToString(), version

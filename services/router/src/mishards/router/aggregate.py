@@ -233,9 +233,7 @@ class CopyState:
                 if state.flushed:
                     return
                 await asyncio.sleep(0.2)
-            raise MilvusError(
-                errors.SERVICE_UNAVAILABLE, f"mishards: flush of {view.name} shard {shard.index} timed out"
-            )
+            raise errors.flush_timed_out(view.name, shard.index)
 
         await asyncio.gather(*(wait(s, r) for s, r in zip(view.shards, responses)))
 

@@ -262,11 +262,6 @@ UNIMPLEMENTED_RBAC = frozenset(
 )
 
 
-def unknown_method(method: str) -> str:
-    """grpc-go's words for a method the server does not have."""
-    return f"unknown method {method} for service milvus.proto.milvus.MilvusService"
-
-
 async def hand_rbac_to_meta(meta: MetaClient, cache: AuthCache, method: str, request: Any, db_name: str) -> Any:
     """Run a credential or RBAC method on meta; this router's cache holds the change before the client hears back."""
     answer = await meta.execute_rbac(method, request, db_name, CURRENT_USER.get())

@@ -26,7 +26,7 @@ from mishards.common.milvus_messages import (
 from mishards.router import aggregate, limits, templates, validation, wire
 from mishards.router.admission import Admission
 from mishards.router.aggregate import CopyState
-from mishards.router.auth import RBAC_METHODS, UNIMPLEMENTED_RBAC, AuthCache, hand_rbac_to_meta, unknown_method
+from mishards.router.auth import RBAC_METHODS, UNIMPLEMENTED_RBAC, AuthCache, hand_rbac_to_meta
 from mishards.router.catalog import CatalogCache, CollectionView
 from mishards.router.ddl import hand_to_meta
 from mishards.router.meta_client import MetaClient
@@ -81,13 +81,13 @@ def guarded(method: str, handler: Handler, admission: Admission) -> Handler:
             raise
         except grpc.aio.AioRpcError as exc:
             log.warning("%s: upstream call failed: %s", method, exc.details())
-            return error_response(method, errors.status(errors.SERVICE_UNAVAILABLE, f"mishards: {exc.details()}"))
+            return error_response(method, errors.upstream_failed(exc.details()).to_status())
         except RecursionError:  # input nested past what a parser follows: the client's fault, no traceback
             log.warning("%s: input nested too deeply", method)
             return error_response(method, limits.too_deep().to_status())
         except Exception as exc:
             log.exception("%s failed", method)
-            return error_response(method, errors.status(errors.SERVICE_INTERNAL, f"mishards router: {exc}"))
+            return error_response(method, errors.internal("router", exc).to_status())
 
     wrapper.__name__ = method
     return wrapper
@@ -342,11 +342,7 @@ class RouterServicer:
             p = positions[s.index]
             primary = next((c for c in p.copies if c.instance == s.primary), None)
             if wait and (primary is None or primary.applied_seq < p.seq):
-                raise MilvusError(
-                    errors.SERVICE_UNAVAILABLE,
-                    f"mishards: {what} of collection {view.name}: shard {s.index}'s primary {s.primary} has not "
-                    f"applied the log up to position {p.seq} within {wait:g}s",
-                )
+                raise errors.primary_behind(what, view.name, s.index, s.primary, p.seq, wait)
         return positions
 
     async def GetFlushState(
@@ -449,7 +445,7 @@ def _unknown_handler(method: str) -> Handler:
     """A method Milvus 2.3.5 does not have: gRPC's UNIMPLEMENTED, as a 2.3.5 answers it."""
 
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, unknown_method(method))
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, errors.unknown_method(method))
         raise AssertionError("abort returned")
 
     return handler
