@@ -57,3 +57,13 @@ def test_an_answer_passes_through() -> None:
     context = Context()
     assert asyncio.run(Handlers(None).Rpc("x", context)) == "done x"  # type: ignore[arg-type]
     assert context.aborted is None
+
+
+def test_every_unary_meta_rpc_refuses_through_grpc_refusals() -> None:
+    from mishards.meta.servicer import MetaServicer
+    from mishards.v1 import meta_pb2
+
+    for method in meta_pb2.DESCRIPTOR.services_by_name["Meta"].methods:
+        if method.server_streaming:  # WatchCatalog: a feed, it refuses nothing
+            continue
+        assert hasattr(MetaServicer.__dict__[method.name], "__wrapped__"), method.name

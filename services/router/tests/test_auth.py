@@ -43,13 +43,13 @@ def state(version: int, **overrides: str) -> meta_pb2.AuthState:
 
 
 class FakeMeta:
-    """Meta's GetAuthState, counting calls."""
+    """MetaClient's auth_state, counting calls."""
 
     def __init__(self, answer: meta_pb2.AuthState) -> None:
         self.answer = answer
         self.calls = 0
 
-    async def GetAuthState(self, request: Any, **kwargs: Any) -> meta_pb2.AuthState:
+    async def auth_state(self) -> meta_pb2.AuthState:
         self.calls += 1
         return self.answer
 

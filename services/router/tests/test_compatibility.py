@@ -85,11 +85,12 @@ def test_issue_methods_are_implemented_not_unsupported() -> None:
 def test_describe_database_answers_from_the_catalog() -> None:
     servicer = RouterServicer.__new__(RouterServicer)
     servicer.catalog = SimpleNamespace(databases=["default", "db1"])  # type: ignore[assignment]
-    found = asyncio.run(servicer.DescribeDatabase(milvus_pb2.DescribeDatabaseRequest(db_name="db1"), _Ctx()))
+    describe = servicer.handlers()["DescribeDatabase"]
+    found = asyncio.run(describe(milvus_pb2.DescribeDatabaseRequest(db_name="db1"), _Ctx()))
     assert found.status.code == 0 and found.db_name == "db1"
-    default = asyncio.run(servicer.DescribeDatabase(milvus_pb2.DescribeDatabaseRequest(), _Ctx()))
+    default = asyncio.run(describe(milvus_pb2.DescribeDatabaseRequest(), _Ctx()))
     assert default.status.code == 0 and default.db_name == "default"
-    missing = asyncio.run(servicer.DescribeDatabase(milvus_pb2.DescribeDatabaseRequest(db_name="nope"), _Ctx()))
+    missing = asyncio.run(describe(milvus_pb2.DescribeDatabaseRequest(db_name="nope"), _Ctx()))
     assert missing.status.code == 800 and missing.status.reason == "database not found[database=nope]"
 
 
@@ -114,7 +115,7 @@ NO_STATUS = {"Dummy", "GetReplicateInfo", "CreateReplicateStream"}
 
 def _answer(servicer: RouterServicer, name: str) -> Any:
     async def call() -> Any:
-        result = getattr(servicer, name)(request_class(name)(), _Ctx())
+        result = servicer.handlers()[name](request_class(name)(), _Ctx())
         if hasattr(result, "__anext__"):
             return await result.__anext__()
         return await result
@@ -159,7 +160,8 @@ def test_bare_status_methods_answer_a_status() -> None:
 
 def test_bad_request_is_an_answer_not_a_crash() -> None:
     servicer = RouterServicer.__new__(RouterServicer)  # no catalog: handlers fail inside
-    response = asyncio.run(servicer.Search(milvus_pb2.SearchRequest(collection_name="x"), _Ctx()))
+    search = servicer.handlers()["Search"]
+    response = asyncio.run(search(milvus_pb2.SearchRequest(collection_name="x"), _Ctx()))
     assert response.status.code != 0 and response.status.reason
 
 

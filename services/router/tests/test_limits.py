@@ -165,37 +165,32 @@ class Context:
         return None
 
 
-class Host:
-    """What `guarded` needs of the servicer."""
-
-    def __init__(self, admission: Admission | None = None) -> None:
-        self.admission = admission or Admission(0, 0.0)
-
-
 def test_deep_json_in_template_values_gets_a_parameter_error_and_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
     req = milvus_pb2.SearchRequest(dsl="meta == {m}")
     text = "[" + '{"a":' * 5000 + "1" + "}" * 5000 + "]"
     req.expr_template_values["m"].array_val.json_data.data.append(text.encode())
     assert refusal(templates.expand_request, req, "dsl")[0] == 1100
 
-    async def handler(self: Any, request: Any, context: Any) -> milvus_pb2.SearchResults:
+    async def handler(request: Any, context: Any) -> milvus_pb2.SearchResults:
         templates.expand_request(request, "dsl")
         return milvus_pb2.SearchResults()
 
     with caplog.at_level(logging.DEBUG):
-        answer = asyncio.run(guarded("Search", handler)(Host(), req, Context()))  # type: ignore[arg-type]
+        answer = asyncio.run(guarded("Search", handler, Admission(0, 0.0))(req, Context()))
     assert answer.status.code == 1100
     assert "nested too deeply" in answer.status.reason
     assert not any(r.exc_info for r in caplog.records)
 
 
 def test_any_recursion_error_is_a_parameter_error_without_traceback(caplog: pytest.LogCaptureFixture) -> None:
-    async def handler(self: Any, request: Any, context: Any) -> milvus_pb2.SearchResults:
+    async def handler(request: Any, context: Any) -> milvus_pb2.SearchResults:
         json.loads("[" * 100_000 + "]" * 100_000)
         return milvus_pb2.SearchResults()
 
     with caplog.at_level(logging.DEBUG):
-        answer = asyncio.run(guarded("HybridSearch", handler)(Host(), milvus_pb2.HybridSearchRequest(), Context()))  # type: ignore[arg-type]
+        answer = asyncio.run(
+            guarded("HybridSearch", handler, Admission(0, 0.0))(milvus_pb2.HybridSearchRequest(), Context())
+        )
     assert answer.status.code == 1100
     assert not any(r.exc_info for r in caplog.records)
 
@@ -300,17 +295,15 @@ def test_a_cancelled_waiter_gives_its_place_back() -> None:
 
 def test_the_guarded_entry_answers_rate_limit_in_the_methods_response() -> None:
     async def run() -> milvus_pb2.MutationResult:
-        host = Host(Admission(10, 0.05))
-
-        async def handler(self: Any, request: Any, context: Any) -> milvus_pb2.MutationResult:
+        async def handler(request: Any, context: Any) -> milvus_pb2.MutationResult:
             await asyncio.sleep(0.3)
             return milvus_pb2.MutationResult()
 
-        insert = guarded("Insert", handler)
+        insert = guarded("Insert", handler, Admission(10, 0.05))
         big = milvus_pb2.InsertRequest(collection_name="x" * 20)
-        first = asyncio.create_task(insert(host, big, Context()))  # type: ignore[arg-type]
+        first = asyncio.create_task(insert(big, Context()))
         await asyncio.sleep(0.01)
-        second = await insert(host, big, Context())  # type: ignore[arg-type]
+        second = await insert(big, Context())
         assert (await first).status.code == 0
         return second
 

@@ -19,7 +19,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb
 from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.common.interceptors import TelemetryServerInterceptor
-from mishards.common.milvus_messages import EncodedAnswer, encode_answer
+from mishards.common.milvus_messages import EncodedAnswer, encode_answer, method_names
 from mishards.router import passthrough
 from mishards.router.catalog import CollectionView
 from mishards.router.catalog import _view as _view_of
@@ -284,7 +284,9 @@ def test_an_encoded_answer_reaches_the_client_and_is_counted_with_its_status() -
 
     async def run() -> tuple[milvus_pb2.SearchResults, grpc.StatusCode]:
         server = grpc.aio.server()
-        add_milvus_service(server, Answers(), [telemetry.wrap, wrap_tolerant])
+        answers = Answers()
+        behaviors = {name: getattr(answers, name) for name in method_names()}
+        add_milvus_service(server, behaviors, [telemetry.wrap, wrap_tolerant])
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         try:

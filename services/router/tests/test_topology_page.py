@@ -10,6 +10,7 @@ from pymilvus.grpc_gen import schema_pb2
 
 from mishards.common.membership import MembershipWatcher
 from mishards.router.catalog import CatalogCache
+from mishards.router.meta_client import MetaClient
 from mishards.router.topology_page import PAGE, CopyStates, RecentErrors, TopologyPage
 from mishards.v1 import discovery_pb2, meta_pb2
 
@@ -48,7 +49,8 @@ def _snapshot(states: CopyStates) -> dict[str, Any]:
                 ),
             ],
         )
-        catalog = CatalogCache("127.0.0.1:1")
+        meta = MetaClient.connect("127.0.0.1:1")
+        catalog = CatalogCache(meta)
         catalog._install(_catalog())
         errors = RecentErrors(size=2)
         for i in range(3):
@@ -59,7 +61,7 @@ def _snapshot(states: CopyStates) -> dict[str, Any]:
 
         page = TopologyPage(membership, catalog, errors, copy_states)
         body = await page.data()
-        await catalog.channel.close()
+        await meta.close()
         return dict(json.loads(body.body))
 
     return asyncio.run(run())

@@ -103,6 +103,38 @@ def alias_not_found(alias: str, db_name: str = "") -> MilvusError:
     return MilvusError(ALIAS_NOT_FOUND, f"alias not found[database={db_name or 'default'}][alias={alias}]")
 
 
+def upstream_failed(details: str) -> MilvusError:
+    """A call to meta or a backend that failed at the gRPC level (unreachable, past its deadline)."""
+    return MilvusError(SERVICE_UNAVAILABLE, f"mishards: {details}")
+
+
+def internal(component: str, exc: Exception) -> MilvusError:
+    """An exception no handler expected, as the client hears it: the component and the text, never a traceback.
+
+    The one mapping of a surprise to a status: the router's `guarded` and meta's DDL executor use it.
+    """
+    return MilvusError(SERVICE_INTERNAL, f"mishards {component}: {exc}")
+
+
+def primary_behind(what: str, collection: str, shard: int, primary: str, position: int, wait: float) -> MilvusError:
+    """A flush (`what`) that waited `wait` seconds for a shard's primary to apply the log up to `position`."""
+    return MilvusError(
+        SERVICE_UNAVAILABLE,
+        f"mishards: {what} of collection {collection}: shard {shard}'s primary {primary} has not "
+        f"applied the log up to position {position} within {wait:g}s",
+    )
+
+
+def flush_timed_out(collection: str, shard: int) -> MilvusError:
+    """A copy that did not report its segments flushed within the backend timeout."""
+    return MilvusError(SERVICE_UNAVAILABLE, f"mishards: flush of {collection} shard {shard} timed out")
+
+
+def unknown_method(method: str) -> str:
+    """grpc-go's words (gRPC UNIMPLEMENTED) for a MilvusService method the server does not have."""
+    return f"unknown method {method} for service milvus.proto.milvus.MilvusService"
+
+
 def unsupported(method: str) -> MilvusError:
     return MilvusError(
         SERVICE_UNIMPLEMENTED,

@@ -10,6 +10,27 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 SERVICE = milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"]
 
+# The DDL methods meta owns: the router hands them to meta unchanged (ExecuteDdl), meta runs them.
+DDL_METHODS = (
+    "CreateCollection",
+    "DropCollection",
+    "CreateIndex",
+    "DropIndex",
+    "LoadCollection",
+    "ReleaseCollection",
+    "CreateDatabase",
+    "DropDatabase",
+    "CreatePartition",
+    "DropPartition",
+    "LoadPartitions",
+    "ReleasePartitions",
+    "CreateAlias",
+    "AlterAlias",
+    "DropAlias",
+    "RenameCollection",
+    "AlterCollection",
+)
+
 
 @cache
 def request_class(method: str) -> type[pb_message.Message]:

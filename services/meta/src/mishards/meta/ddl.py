@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import OK, MilvusError
 from mishards.common.membership import MembershipWatcher
-from mishards.common.milvus_messages import error_response, request_class
+from mishards.common.milvus_messages import DDL_METHODS, error_response, request_class
 from mishards.common.settings import Settings
 from mishards.meta import placement
 from mishards.meta.store import (
@@ -39,6 +40,11 @@ from mishards.meta.tso import TimestampOracle
 from mishards.v1 import discovery_pb2
 
 log = logging.getLogger(__name__)
+
+
+def snake_case(method: str) -> str:
+    """`CreateCollection` -> `create_collection`: the DdlExecutor method that runs a DDL method."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", method).lower()
 
 
 def _db(request: Any, header_db: str) -> str:
@@ -67,24 +73,9 @@ class DdlExecutor:
         self.on_drop = on_drop  # told the id of every collection dropped (the log forgets it)
         # Meta is a singleton; DDL runs one at a time so that desired state stays simple.
         self.lock = asyncio.Lock()
+        # Each method of the one DDL list (DDL_METHODS, shared with the router) runs as its snake_case method here.
         self._handlers: dict[str, Callable[[Any, str], Awaitable[pb_message.Message]]] = {
-            "CreateCollection": self.create_collection,
-            "DropCollection": self.drop_collection,
-            "CreateIndex": self.create_index,
-            "DropIndex": self.drop_index,
-            "LoadCollection": self.load_collection,
-            "ReleaseCollection": self.release_collection,
-            "CreatePartition": self.create_partition,
-            "DropPartition": self.drop_partition,
-            "LoadPartitions": self.load_partitions,
-            "ReleasePartitions": self.release_partitions,
-            "CreateAlias": self.create_alias,
-            "AlterAlias": self.alter_alias,
-            "DropAlias": self.drop_alias,
-            "RenameCollection": self.rename_collection,
-            "AlterCollection": self.alter_collection,
-            "CreateDatabase": self.create_database,
-            "DropDatabase": self.drop_database,
+            method: getattr(self, snake_case(method)) for method in DDL_METHODS
         }
 
     def methods(self) -> list[str]:
@@ -102,7 +93,7 @@ class DdlExecutor:
                 response = error_response(method, exc.to_status())
             except Exception as exc:  # never a traceback to the client
                 log.exception("%s failed", method)
-                response = error_response(method, errors.status(errors.SERVICE_INTERNAL, f"mishards meta: {exc}"))
+                response = error_response(method, errors.internal("meta", exc).to_status())
             version = self.store.catalog_version()
         await self.on_change(version)
         return response.SerializeToString(), version

@@ -23,10 +23,11 @@ from mishards.v1 import meta_pb2, meta_pb2_grpc
 MAX_ID_BLOCK = 10_000_000
 MAX_READ_WAIT = 600.0  # seconds a read-positions call may wait at most
 
-# Meta's RPCs answer in one of two ways. Those that carry a Milvus request (ExecuteDdl,
-# ExecuteRbac, AppendMutations) answer a refusal as a Milvus status inside their response,
-# which the router hands to its client. Meta's own RPCs (operators' and the router's
-# bookkeeping) answer a refusal as a gRPC status: `grpc_refusals` maps the MilvusError.
+# One convention for meta's RPCs: a handler refuses by raising MilvusError, never by calling
+# context.abort. Every unary RPC carries `grpc_refusals`, which ends the call with the gRPC
+# status of the error's code. The three that carry a Milvus request (ExecuteDdl, ExecuteRbac,
+# AppendMutations) answer that request's refusal as a Milvus status inside their response, which
+# the router hands to its client; only a malformed envelope reaches `grpc_refusals`.
 _GRPC_CODE = {
     errors.COLLECTION_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     errors.PARAMETER_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
@@ -139,6 +140,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         # (collection, shard, instance) -> fraction copied, for replicas filling (the replica manager's)
         self.fill_progress = fill_progress if fill_progress is not None else {}
 
+    @grpc_refusals
     async def GetCatalog(
         self, request: meta_pb2.GetCatalogRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.Catalog:
@@ -154,18 +156,20 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             auth_version=self.store.counter("auth_version"),
         )
 
+    @grpc_refusals
     async def GetAuthState(
         self, request: meta_pb2.GetAuthStateRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.AuthState:
         assert self.rbac is not None
         return await asyncio.to_thread(self.rbac.rbac.state)
 
+    @grpc_refusals
     async def ExecuteRbac(
         self, request: meta_pb2.ExecuteRbacRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.ExecuteRbacResponse:
         assert self.rbac is not None
         if request.method not in self.rbac.handlers:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{request.method} is not an RBAC method")
+            raise MilvusError(errors.PARAMETER_INVALID, f"{request.method} is not an RBAC method")
         response, version = await self.rbac.execute(request.method, request.request, request.db_name, request.caller)
         if version:
             await self.feed.publish(self.store.catalog_version())
@@ -184,15 +188,17 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         async for version in self.feed.follow():
             yield meta_pb2.CatalogVersion(version=version)
 
+    @grpc_refusals
     async def AllocateIds(
         self, request: meta_pb2.AllocateIdsRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.AllocateIdsResponse:
         count = request.count
         if count < 1 or count > MAX_ID_BLOCK:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"count must be in 1..{MAX_ID_BLOCK}")
+            raise MilvusError(errors.PARAMETER_INVALID, f"count must be in 1..{MAX_ID_BLOCK}")
         begin = await asyncio.to_thread(self.store.allocate_ids, count)
         return meta_pb2.AllocateIdsResponse(begin=begin, count=count)
 
+    @grpc_refusals
     async def GetTimestamp(
         self, request: meta_pb2.GetTimestampRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.GetTimestampResponse:
@@ -200,15 +206,17 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         try:
             first = self.tso.get(count)
         except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise MilvusError(errors.PARAMETER_INVALID, str(exc)) from None
         return meta_pb2.GetTimestampResponse(timestamp=first, count=count)
 
+    @grpc_refusals
     async def ExecuteDdl(
         self, request: meta_pb2.ExecuteDdlRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.ExecuteDdlResponse:
         response, version = await self.ddl.execute(request.method, request.request, request.db_name)
         return meta_pb2.ExecuteDdlResponse(response=response, catalog_version=version)
 
+    @grpc_refusals
     async def AppendMutations(
         self, request: meta_pb2.AppendMutationsRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.AppendMutationsResponse:
@@ -263,6 +271,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
                 )
         return out
 
+    @grpc_refusals
     async def ListCopies(
         self, request: meta_pb2.ListCopiesRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.ListCopiesResponse:
@@ -343,7 +352,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         self, request: meta_pb2.DrainInstanceRequest, context: grpc.aio.ServicerContext
     ) -> meta_pb2.OperatorResponse:
         if not request.instance:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name the instance to drain")
+            raise MilvusError(errors.PARAMETER_INVALID, "name the instance to drain")
         assert self.mover is not None
         return meta_pb2.OperatorResponse(message=await self.mover.drain(request.instance, request.undo))
 

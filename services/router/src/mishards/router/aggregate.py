@@ -12,13 +12,11 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from mishards.common import errors
 from mishards.common.backends import BackendPool
-from mishards.common.errors import MilvusError
+from mishards.common.errors import OK, MilvusError
 from mishards.common.milvus_messages import response_class
 from mishards.router.catalog import CollectionView
 from mishards.router.fanout import call_shards, rename_status
 from mishards.router.topology import Topology
-
-OK = common_pb2.Status()
 
 
 def describe_collection(view: CollectionView) -> milvus_pb2.DescribeCollectionResponse:
@@ -235,9 +233,7 @@ class CopyState:
                 if state.flushed:
                     return
                 await asyncio.sleep(0.2)
-            raise MilvusError(
-                errors.SERVICE_UNAVAILABLE, f"mishards: flush of {view.name} shard {shard.index} timed out"
-            )
+            raise errors.flush_timed_out(view.name, shard.index)
 
         await asyncio.gather(*(wait(s, r) for s, r in zip(view.shards, responses)))
 

@@ -25,7 +25,8 @@ import grpc
 
 from mishards.common.milvus_messages import response_class
 from mishards.common.rbac import ROLE_PUBLIC, ROOT, Grant, Requirement, permits, requirements
-from mishards.v1 import meta_pb2, meta_pb2_grpc
+from mishards.router.meta_client import MetaClient
+from mishards.v1 import meta_pb2
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def credentials_of(metadata: Sequence[tuple[str, Any]] | None) -> tuple[str, str
 class AuthCache:
     """Users, roles and grants as meta last reported them, with the credentials verified since."""
 
-    def __init__(self, meta: meta_pb2_grpc.MetaStub) -> None:
+    def __init__(self, meta: MetaClient) -> None:
         self.meta = meta
         self.version = -1
         self.hashes: dict[str, str] = {}
@@ -90,7 +91,7 @@ class AuthCache:
         async with self._lock:
             if at_least and self.version >= at_least:
                 return
-            self.install(await self.meta.GetAuthState(meta_pb2.GetAuthStateRequest(), timeout=30, wait_for_ready=True))
+            self.install(await self.meta.auth_state())
 
     async def on_catalog(self, catalog: meta_pb2.Catalog) -> None:
         """The catalog feed moved: refetch when it carries a newer auth version."""
@@ -261,22 +262,9 @@ UNIMPLEMENTED_RBAC = frozenset(
 )
 
 
-def unknown_method(method: str) -> str:
-    """grpc-go's words for a method the server does not have."""
-    return f"unknown method {method} for service milvus.proto.milvus.MilvusService"
-
-
-async def hand_rbac_to_meta(
-    stub: meta_pb2_grpc.MetaStub, cache: AuthCache, method: str, request: Any, db_name: str
-) -> Any:
+async def hand_rbac_to_meta(meta: MetaClient, cache: AuthCache, method: str, request: Any, db_name: str) -> Any:
     """Run a credential or RBAC method on meta; this router's cache holds the change before the client hears back."""
-    answer = await stub.ExecuteRbac(
-        meta_pb2.ExecuteRbacRequest(
-            method=method, request=request.SerializeToString(), db_name=db_name, caller=CURRENT_USER.get()
-        ),
-        timeout=60,
-        wait_for_ready=True,
-    )
+    answer = await meta.execute_rbac(method, request, db_name, CURRENT_USER.get())
     if answer.auth_version:
         await cache.refresh(answer.auth_version)
     return response_class(method).FromString(answer.response)

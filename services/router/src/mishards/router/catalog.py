@@ -11,9 +11,8 @@ import grpc
 from pymilvus.grpc_gen import schema_pb2
 
 from mishards.common import errors
-from mishards.common.security import InternalSecurity
-from mishards.common.server import internal_channel
-from mishards.v1 import meta_pb2, meta_pb2_grpc
+from mishards.router.meta_client import MetaClient
+from mishards.v1 import meta_pb2
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +110,8 @@ def _view(message: meta_pb2.Collection) -> CollectionView:
 class CatalogCache:
     """Holds the newest catalog; `resolve()` maps (db, name or alias) to a CollectionView."""
 
-    def __init__(self, meta_address: str, security: InternalSecurity | None = None) -> None:
-        self.meta_address = meta_address
-        self.channel = internal_channel(meta_address, security or InternalSecurity())
-        self.stub = meta_pb2_grpc.MetaStub(self.channel)
+    def __init__(self, meta: MetaClient) -> None:
+        self.meta = meta
         self.version = -1
         self.databases: list[str] = ["default"]
         self.instance_versions: dict[str, str] = {}  # identity -> the Milvus version it reported
@@ -144,14 +141,13 @@ class CatalogCache:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        await self.channel.close()
 
     async def refresh(self, at_least: int = 0) -> None:
         """Fetch the catalog unless the cache already holds version `at_least` or newer."""
         async with self._refresh_lock:
             if at_least and self.version >= at_least:
                 return
-            catalog = await self.stub.GetCatalog(meta_pb2.GetCatalogRequest(), timeout=30, wait_for_ready=True)
+            catalog = await self.meta.get_catalog()
             self._install(catalog)
         for listener in self.listeners:
             await listener(catalog)
@@ -173,7 +169,7 @@ class CatalogCache:
         delay = 0.2
         while True:
             try:
-                async for update in self.stub.WatchCatalog(meta_pb2.WatchCatalogRequest()):
+                async for update in self.meta.watch_catalog():
                     delay = 0.2
                     if update.version != self.version:
                         await self.refresh(update.version)

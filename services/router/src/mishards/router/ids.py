@@ -6,14 +6,14 @@ import asyncio
 
 import numpy as np
 
-from mishards.v1 import meta_pb2, meta_pb2_grpc
+from mishards.router.meta_client import MetaClient
 
 
 class IdAllocator:
     """Hands out int64 ids from the current block; asks meta for a new block when it runs out."""
 
-    def __init__(self, stub: meta_pb2_grpc.MetaStub, block_size: int) -> None:
-        self.stub = stub
+    def __init__(self, meta: MetaClient, block_size: int) -> None:
+        self.meta = meta
         self.block_size = block_size
         self._next = 0
         self._end = 0
@@ -27,9 +27,7 @@ class IdAllocator:
             while filled < count:
                 if self._next >= self._end:
                     want = max(self.block_size, count - filled)
-                    block = await self.stub.AllocateIds(
-                        meta_pb2.AllocateIdsRequest(count=want), timeout=30, wait_for_ready=True
-                    )
+                    block = await self.meta.allocate_ids(want)
                     self._next, self._end = block.begin, block.begin + block.count
                 take = min(count - filled, self._end - self._next)
                 out[filled : filled + take] = np.arange(self._next, self._next + take, dtype=np.int64)

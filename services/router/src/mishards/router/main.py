@@ -20,18 +20,56 @@ from mishards.common.security import InternalSecurity
 from mishards.common.server import Server, create_server, serve
 from mishards.common.settings import Settings
 from mishards.router.admission import Admission
+from mishards.router.aggregate import CopyState
 from mishards.router.auth import AuthCache, AuthInterceptor
 from mishards.router.catalog import CatalogCache
 from mishards.router.ids import IdAllocator
+from mishards.router.meta_client import MetaClient
+from mishards.router.reads import Reader
 from mishards.router.servicer import RouterServicer
 from mishards.router.strategies import create_read_router
 from mishards.router.topology import Topology
 from mishards.router.topology_page import RecentErrors, TopologyPage, meta_copy_states
 from mishards.router.wire import Layer, add_milvus_service, wrap_tolerant
 from mishards.router.workers import supervise, worker_index
-from mishards.router.writes import MetaWriteLog
+from mishards.router.writes import MetaWriteLog, Writer
 
 log = logging.getLogger("mishards.router")
+
+
+def build_servicer(
+    settings: Settings,
+    meta: MetaClient,
+    catalog: CatalogCache,
+    auth: AuthCache,
+    topology: Topology,
+    backends: BackendPool,
+) -> RouterServicer:
+    """The Milvus servicer and the parts it dispatches to: reads, writes and the copies' state."""
+    reader = Reader(
+        topology,
+        backends,
+        settings.BACKEND_TIMEOUT,
+        settings.MAX_RETRY,
+        meta.stub,
+        settings.READ_WAIT_TIMEOUT,
+        settings.BOUNDED_STALENESS_MS,
+    )
+    write_log = MetaWriteLog(meta, topology, settings.BACKEND_TIMEOUT, settings.WRITE_ACK == "applied")
+    ids = IdAllocator(meta, settings.ID_BLOCK_SIZE)
+    return RouterServicer(
+        catalog=catalog,
+        meta=meta,
+        topology=topology,
+        backends=backends,
+        reader=reader,
+        writer=Writer(write_log, ids, reader.keys_matching, meta.timestamp),
+        copies=CopyState(topology, backends, settings.BACKEND_TIMEOUT),
+        auth=auth,
+        admission=Admission(settings.MAX_INFLIGHT_BYTES, settings.INFLIGHT_QUEUE_TIMEOUT),
+        max_hybrid_requests=settings.MAX_HYBRID_REQUESTS,
+        passthrough=settings.READ_PASSTHROUGH,
+    )
 
 
 class RouterService:
@@ -54,34 +92,18 @@ class RouterService:
         self._supervisor_pid = os.getppid()
         self._parent_watch: asyncio.Task[None] | None = None
         security = InternalSecurity.from_settings(settings)
-        self.catalog = CatalogCache(settings.META_ADDRESS, security)
-        self.auth = AuthCache(self.catalog.stub)
+        self.meta = MetaClient.connect(settings.META_ADDRESS, security)
+        self.catalog = CatalogCache(self.meta)
+        self.auth = AuthCache(self.meta)
         self.catalog.listeners.append(self.auth.on_catalog)  # users and grants follow the catalog feed
         self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS, security)
         self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN, settings.MILVUS_BACKEND_TLS_CA_FILE)
         self.topology = Topology(self.membership, create_read_router(settings))
-        self.servicer = RouterServicer(
-            catalog=self.catalog,
-            meta=self.catalog.stub,
-            topology=self.topology,
-            backends=self.backends,
-            mutation_log=MetaWriteLog(
-                self.catalog.stub, self.topology, settings.BACKEND_TIMEOUT, settings.WRITE_ACK == "applied"
-            ),
-            ids=IdAllocator(self.catalog.stub, settings.ID_BLOCK_SIZE),
-            timeout=settings.BACKEND_TIMEOUT,
-            retries=settings.MAX_RETRY,
-            read_wait=settings.READ_WAIT_TIMEOUT,
-            staleness_ms=settings.BOUNDED_STALENESS_MS,
-            auth=self.auth,
-            admission=Admission(settings.MAX_INFLIGHT_BYTES, settings.INFLIGHT_QUEUE_TIMEOUT),
-            max_hybrid_requests=settings.MAX_HYBRID_REQUESTS,
-            passthrough=settings.READ_PASSTHROUGH,
-        )
+        self.servicer = build_servicer(settings, self.meta, self.catalog, self.auth, self.topology, self.backends)
         # Telemetry: spans, request ids and RPC metrics; /metrics and the topology page (port 0: any free one).
         self.errors = RecentErrors()
         telemetry = TelemetryServerInterceptor("router", on_error=self.errors.record, count_rows=True)
-        self.page = TopologyPage(self.membership, self.catalog, self.errors, meta_copy_states(self.catalog.stub))
+        self.page = TopologyPage(self.membership, self.catalog, self.errors, meta_copy_states(self.meta))
         http_port = default_port(settings.METRICS_PORT, "router") if metrics_port is None else metrics_port
         self.http: HttpServer | None = None
         if not worker:  # one process serves the metrics port: the router, or worker 0 of several
@@ -100,7 +122,7 @@ class RouterService:
             reuse_port=worker is not None,
             bind_when_ready=worker is not None,  # workers share the port: none takes connections before it is ready
         )
-        add_milvus_service(self.server.server, self.servicer, layers)
+        add_milvus_service(self.server.server, self.servicer.handlers(), layers)
 
     async def on_start(self) -> None:
         if self.http is not None:
@@ -118,6 +140,7 @@ class RouterService:
         if self._parent_watch is not None:
             self._parent_watch.cancel()
         await self.catalog.stop()
+        await self.meta.close()
         await self.membership.stop()
         await self.backends.close()
         if self.http is not None:

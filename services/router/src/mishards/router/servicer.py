@@ -5,55 +5,39 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 from google.protobuf import message as pb_message
-from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
+from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from mishards.common import errors
 from mishards.common.backends import BackendPool
-from mishards.common.errors import MilvusError
-from mishards.common.milvus_messages import SERVICE, EncodedAnswer, carries_status, error_response, is_streaming
+from mishards.common.errors import OK, MilvusError
+from mishards.common.milvus_messages import (
+    DDL_METHODS,
+    SERVICE,
+    EncodedAnswer,
+    carries_status,
+    error_response,
+    is_streaming,
+)
 from mishards.router import aggregate, limits, templates, validation, wire
 from mishards.router.admission import Admission
 from mishards.router.aggregate import CopyState
-from mishards.router.auth import RBAC_METHODS, UNIMPLEMENTED_RBAC, AuthCache, hand_rbac_to_meta, unknown_method
+from mishards.router.auth import RBAC_METHODS, UNIMPLEMENTED_RBAC, AuthCache, hand_rbac_to_meta
 from mishards.router.catalog import CatalogCache, CollectionView
 from mishards.router.ddl import hand_to_meta
-from mishards.router.ids import IdAllocator
+from mishards.router.meta_client import MetaClient
 from mishards.router.reads import DEADLINE, LOG_END, Reader, hybrid_search
 from mishards.router.topology import Topology
-from mishards.router.writes import WriteLog, Writer
-from mishards.v1 import discovery_pb2, meta_pb2, meta_pb2_grpc
+from mishards.router.writes import Writer
+from mishards.v1 import discovery_pb2, meta_pb2
 
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
-
-# DDL that meta owns: the router forwards these unchanged.
-DDL_METHODS = (
-    "CreateCollection",
-    "DropCollection",
-    "CreateIndex",
-    "DropIndex",
-    "LoadCollection",
-    "ReleaseCollection",
-    "CreateDatabase",
-    "DropDatabase",
-    "CreatePartition",
-    "DropPartition",
-    "LoadPartitions",
-    "ReleasePartitions",
-    "CreateAlias",
-    "AlterAlias",
-    "DropAlias",
-    "RenameCollection",
-    "AlterCollection",
-)
-
-OK = common_pb2.Status()
 
 
 def db_of(request: Any, context: grpc.aio.ServicerContext) -> str:
@@ -67,16 +51,20 @@ def db_of(request: Any, context: grpc.aio.ServicerContext) -> str:
     return "default"
 
 
-def guarded(
-    method: str, handler: Callable[..., Awaitable[pb_message.Message]]
-) -> Callable[..., Awaitable[pb_message.Message]]:
-    """Turn MilvusError and surprises into the method's response with a status; never a traceback."""
+# What serves one method: (request, context) -> its response, or an async iterator of responses (a stream).
+Handler = Callable[[Any, grpc.aio.ServicerContext], Any]
 
-    async def wrapper(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+
+def guarded(method: str, handler: Handler, admission: Admission) -> Handler:
+    """The one place a handler's exception becomes the method's response with a status; never a traceback.
+
+    It also sets the call's deadline for the layers below and admits the request by size.
+    """
+
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
         remaining = context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
         DEADLINE.set(deadline)
-        admission = self.admission
         try:
             size = 0
             if admission.limit > 0:
@@ -84,7 +72,7 @@ def guarded(
                 size = request.ByteSize() if received is None else received
                 await admission.enter(size, deadline)
             try:
-                return await handler(self, request, context)
+                return await handler(request, context)
             finally:
                 admission.leave(size)
         except MilvusError as exc:
@@ -93,20 +81,25 @@ def guarded(
             raise
         except grpc.aio.AioRpcError as exc:
             log.warning("%s: upstream call failed: %s", method, exc.details())
-            return error_response(method, errors.status(errors.SERVICE_UNAVAILABLE, f"mishards: {exc.details()}"))
+            return error_response(method, errors.upstream_failed(exc.details()).to_status())
         except RecursionError:  # input nested past what a parser follows: the client's fault, no traceback
             log.warning("%s: input nested too deeply", method)
             return error_response(method, limits.too_deep().to_status())
         except Exception as exc:
             log.exception("%s failed", method)
-            return error_response(method, errors.status(errors.SERVICE_INTERNAL, f"mishards router: {exc}"))
+            return error_response(method, errors.internal("router", exc).to_status())
 
     wrapper.__name__ = method
     return wrapper
 
 
-class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
-    """Implements MilvusService over sharded collections."""
+class RouterServicer:
+    """Implements MilvusService over sharded collections.
+
+    Its methods named as MilvusService's are the router's own answers; `handlers()` is the
+    table the server registers: those methods, DDL and RBAC handed to meta, and the answers
+    for methods Mishards does not support, each behind `guarded`.
+    """
 
     admission = Admission(0, 0.0)  # MAX_INFLIGHT_BYTES; this default (0: no limit) keeps no state
     max_hybrid_requests = limits.MAX_HYBRID_REQUESTS
@@ -115,37 +108,30 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
     def __init__(
         self,
         catalog: CatalogCache,
-        meta: meta_pb2_grpc.MetaStub,
+        meta: MetaClient,
         topology: Topology,
         backends: BackendPool,
-        mutation_log: WriteLog,
-        ids: IdAllocator,
-        timeout: float,
-        retries: int = 0,
-        read_wait: float = 30.0,
-        staleness_ms: int = 5000,
-        auth: AuthCache | None = None,
+        reader: Reader,
+        writer: Writer,
+        copies: CopyState,
+        auth: AuthCache,
         admission: Admission | None = None,
         max_hybrid_requests: int = limits.MAX_HYBRID_REQUESTS,
         passthrough: bool = True,
     ) -> None:
         self.catalog = catalog
-        self.passthrough = passthrough
-        self.auth = auth if auth is not None else AuthCache(meta)
-        if admission is not None:
-            self.admission = admission
-        self.max_hybrid_requests = max_hybrid_requests
         self.meta = meta
         self.topology = topology
         self.backends = backends
-        self.reader = Reader(topology, backends, timeout, retries, meta, read_wait, staleness_ms)
-        self.writer = Writer(mutation_log, ids, self.reader.keys_matching, self._timestamp)
-        self.copies = CopyState(topology, backends, timeout)
+        self.reader = reader
+        self.writer = writer
+        self.copies = copies
+        self.auth = auth
+        if admission is not None:
+            self.admission = admission
+        self.max_hybrid_requests = max_hybrid_requests
+        self.passthrough = passthrough
         self._flushed: dict[int, int] = {}  # collection id -> Mishards timestamp of its last completed flush
-
-    async def _timestamp(self) -> int:
-        request = meta_pb2.GetTimestampRequest(count=1)
-        return (await self.meta.GetTimestamp(request, timeout=30, wait_for_ready=True)).timestamp
 
     # --- handshake -------------------------------------------------------------------------
 
@@ -188,7 +174,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
     async def AllocTimestamp(
         self, request: milvus_pb2.AllocTimestampRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.AllocTimestampResponse:
-        return milvus_pb2.AllocTimestampResponse(status=OK, timestamp=await self._timestamp())
+        return milvus_pb2.AllocTimestampResponse(status=OK, timestamp=await self.meta.timestamp())
 
     # --- catalog answers -------------------------------------------------------------------------
 
@@ -334,7 +320,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         """Wait until every shard's primary has applied the log as it stands, then flush every copy."""
         db_name = db_of(request, context)
         views = [self.catalog.resolve(db_name, name) for name in request.collection_names]
-        ts = await self._timestamp()
+        ts = await self.meta.timestamp()
         for view in views:
             await self._primaries_reach(view, ts, self.reader.read_wait, "flush")
             await self.copies.flush(view)
@@ -356,11 +342,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
             p = positions[s.index]
             primary = next((c for c in p.copies if c.instance == s.primary), None)
             if wait and (primary is None or primary.applied_seq < p.seq):
-                raise MilvusError(
-                    errors.SERVICE_UNAVAILABLE,
-                    f"mishards: {what} of collection {view.name}: shard {s.index}'s primary {s.primary} has not "
-                    f"applied the log up to position {p.seq} within {wait:g}s",
-                )
+                raise errors.primary_behind(what, view.name, s.index, s.primary, p.seq, wait)
         return positions
 
     async def GetFlushState(
@@ -398,7 +380,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         self, request: milvus_pb2.ManualCompactionRequest, context: grpc.aio.ServicerContext
     ) -> milvus_pb2.ManualCompactionResponse:
         view = self._view_by_name_or_id(request, context)
-        return await self.copies.compact(view, await self._timestamp())
+        return await self.copies.compact(view, await self.meta.timestamp())
 
     async def GetCompactionState(
         self, request: milvus_pb2.GetCompactionStateRequest, context: grpc.aio.ServicerContext
@@ -426,39 +408,56 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         view = self.catalog.resolve(db_of(request, context), request.collection_name)
         return await self.reader.query(view, request, raw=self.passthrough)
 
+    # --- the table of every MilvusService method ---------------------------------------------
 
-def _ddl_handler(method: str) -> Callable[..., Awaitable[pb_message.Message]]:
-    async def handler(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
-        limits.check_ddl(method, request)  # meta checks again: it can be called directly
-        return await hand_to_meta(self.meta, self.catalog, method, request, db_of(request, context))
+    def handlers(self) -> dict[str, Handler]:
+        """Every MilvusService method -> what serves it (`wire.add_milvus_service` registers these)."""
+        return {m.name: self._handler(m.name) for m in SERVICE.methods}
 
-    return handler
+    def _handler(self, method: str) -> Handler:
+        if method in UNIMPLEMENTED_RBAC:  # before any guard or interceptor, as on 2.3.5
+            return _unknown_handler(method)
+        if method in DDL_METHODS:
+            return guarded(method, self._ddl_handler(method), self.admission)
+        if method in RBAC_METHODS:
+            return guarded(method, self._rbac_handler(method), self.admission)
+        if method in OWN_METHODS:
+            return guarded(method, getattr(self, method), self.admission)
+        if is_streaming(method) or not carries_status(method):  # a stream or a status-less answer: nothing to guard
+            return _unsupported_handler(method)
+        return guarded(method, _unsupported_handler(method), self.admission)
+
+    def _ddl_handler(self, method: str) -> Handler:
+        async def handler(request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+            limits.check_ddl(method, request)  # meta checks again: it can be called directly
+            return await hand_to_meta(self.meta, self.catalog, method, request, db_of(request, context))
+
+        return handler
+
+    def _rbac_handler(self, method: str) -> Handler:
+        async def handler(request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+            return await hand_rbac_to_meta(self.meta, self.auth, method, request, db_of(request, context))
+
+        return handler
 
 
-def _rbac_handler(method: str) -> Callable[..., Awaitable[pb_message.Message]]:
-    async def handler(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
-        return await hand_rbac_to_meta(self.meta, self.auth, method, request, db_of(request, context))
-
-    return handler
-
-
-def _unknown_handler(method: str) -> Callable[..., Any]:
+def _unknown_handler(method: str) -> Handler:
     """A method Milvus 2.3.5 does not have: gRPC's UNIMPLEMENTED, as a 2.3.5 answers it."""
 
-    async def handler(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, unknown_method(method))
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, errors.unknown_method(method))
         raise AssertionError("abort returned")
 
     return handler
 
 
-def _unsupported_handler(method: str) -> Callable[..., Any]:
-    async def handler(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
+def _unsupported_handler(method: str) -> Handler:
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> pb_message.Message:
         if not carries_status(method):  # the response has no status to carry the answer
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, errors.unsupported(method).reason)
         raise errors.unsupported(method)
 
-    async def streaming(self: RouterServicer, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if not carries_status(method):
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, errors.unsupported(method).reason)
         yield error_response(method, errors.unsupported(method).to_status())
@@ -466,31 +465,10 @@ def _unsupported_handler(method: str) -> Callable[..., Any]:
     return streaming if is_streaming(method) else handler
 
 
-_OWN_METHODS = frozenset(m.name for m in SERVICE.methods if m.name in RouterServicer.__dict__)
+# The MilvusService methods RouterServicer answers itself: those it defines.
+OWN_METHODS = frozenset(m.name for m in SERVICE.methods if m.name in RouterServicer.__dict__)
 
 
 def implemented_methods() -> list[str]:
     """MilvusService methods the router implements (the rest answer 'not supported by Mishards')."""
-    return sorted(_OWN_METHODS | set(DDL_METHODS) | set(RBAC_METHODS))
-
-
-def _install_handlers() -> None:
-    for m in SERVICE.methods:
-        if m.name in UNIMPLEMENTED_RBAC:
-            setattr(RouterServicer, m.name, _unknown_handler(m.name))
-            continue
-        if m.name in DDL_METHODS:
-            handler = _ddl_handler(m.name)
-        elif m.name in RBAC_METHODS:
-            handler = _rbac_handler(m.name)
-        elif m.name in _OWN_METHODS:
-            handler = RouterServicer.__dict__[m.name]
-        else:
-            handler = _unsupported_handler(m.name)
-            if is_streaming(m.name) or not carries_status(m.name):
-                setattr(RouterServicer, m.name, handler)  # a stream or a status-less answer; nothing to guard
-                continue
-        setattr(RouterServicer, m.name, guarded(m.name, handler))
-
-
-_install_handlers()
+    return sorted(OWN_METHODS | set(DDL_METHODS) | set(RBAC_METHODS))

@@ -21,6 +21,7 @@ from mishards.common import metrics
 from mishards.common.membership import MembershipWatcher
 from mishards.common.metrics import Response
 from mishards.router.catalog import CatalogCache
+from mishards.router.meta_client import MetaClient
 from mishards.v1 import discovery_pb2, meta_pb2
 
 log = logging.getLogger(__name__)
@@ -64,16 +65,12 @@ CopyStates = dict[tuple[int, int, str], tuple[str, int]]
 CopyStateSource = Callable[[], Awaitable[CopyStates]]
 
 
-def meta_copy_states(stub: Any, timeout: float = 2.0) -> CopyStateSource:
+def meta_copy_states(meta: MetaClient, timeout: float = 2.0) -> CopyStateSource:
     """Copy states from meta's `ListCopies` when meta has it; empty (primaries ready) otherwise."""
 
     async def fetch() -> CopyStates:
-        request_type = getattr(meta_pb2, "ListCopiesRequest", None)
-        call = getattr(stub, "ListCopies", None)
-        if request_type is None or call is None:
-            return {}
         try:
-            answer = await call(request_type(), timeout=timeout)
+            answer = await meta.copy_states(timeout)
         except Exception as exc:  # an old meta, or meta down: the page still shows the catalog
             log.debug("ListCopies failed: %s", exc)
             return {}

@@ -9,7 +9,7 @@ each request's size as received, for admission by size (MAX_INFLIGHT_BYTES).
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -107,8 +107,11 @@ def wrap_tolerant(full: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHa
 Layer = Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]
 
 
-def add_milvus_service(server: grpc.aio.Server, servicer: Any, layers: Sequence[Layer]) -> None:
-    """Register MilvusService on `server` with each method's handler wrapped once by `layers` (innermost first).
+def add_milvus_service(
+    server: grpc.aio.Server, behaviors: Mapping[str, Callable[..., Any]], layers: Sequence[Layer]
+) -> None:
+    """Register MilvusService on `server`: each method's behavior (`RouterServicer.handlers()`),
+    wrapped once by `layers` (innermost first).
 
     What `add_MilvusServiceServicer_to_server` plus server interceptors did, decided at start
     instead of per call: grpc.aio runs an interceptor chain (coroutines, a handler lookup per
@@ -116,7 +119,7 @@ def add_milvus_service(server: grpc.aio.Server, servicer: Any, layers: Sequence[
     """
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for m in SERVICE.methods:
-        behavior = getattr(servicer, m.name)
+        behavior = behaviors[m.name]
         decode = message_factory.GetMessageClass(m.input_type).FromString
         if m.client_streaming:  # none in MilvusService; gRPC would answer UNIMPLEMENTED
             continue

@@ -17,8 +17,9 @@ from mishards.common.hashing import shards_of
 from mishards.router import columns, literals, validation
 from mishards.router.catalog import CollectionView
 from mishards.router.fanout import rename_status
+from mishards.router.meta_client import META_CALL_TIMEOUT, MetaClient
 from mishards.router.topology import Topology
-from mishards.v1 import meta_pb2, meta_pb2_grpc
+from mishards.v1 import meta_pb2
 
 # Log entries stay below this size (MySQL's max_allowed_packet is 16 MB by default).
 ENTRY_BYTES = 8 << 20
@@ -53,9 +54,7 @@ class WriteLog(abc.ABC):
 class MetaWriteLog(WriteLog):
     """Appends each write to meta's durable log in one call; meta's appliers apply it in order."""
 
-    def __init__(
-        self, meta: meta_pb2_grpc.MetaStub, topology: Topology, timeout: float, wait_applied: bool = False
-    ) -> None:
+    def __init__(self, meta: MetaClient, topology: Topology, timeout: float, wait_applied: bool = False) -> None:
         self.meta = meta
         self.topology = topology
         self.timeout = timeout
@@ -72,7 +71,8 @@ class MetaWriteLog(WriteLog):
         for k in sorted(parts):
             for part in parts[k]:
                 request.entries.add(shard=k, method=method_of(part, method), request=part.SerializeToString())
-        answer = await self.meta.AppendMutations(request, timeout=self.timeout + 30, wait_for_ready=True)
+        # applied mode waits for the primaries: a backend call's time, plus meta's own
+        answer = await self.meta.append_mutations(request, timeout=self.timeout + META_CALL_TIMEOUT)
         if answer.status:
             st = common_pb2.Status.FromString(answer.status)
             raise MilvusError.from_status(rename_status(st, view))
