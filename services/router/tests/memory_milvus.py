@@ -55,6 +55,7 @@ from mishards.common.milvus_messages import response_class
 from mishards.common.settings import load_settings
 from mishards.router.catalog import CatalogCache, CollectionView
 from mishards.router.fanout import rename_status
+from mishards.router.meta_client import MetaClient
 from mishards.router.strategies import ConsistentHashRouter
 from mishards.router.topology import Topology
 from mishards.router.writes import LoggedWrite, WriteLog, method_of
@@ -733,14 +734,14 @@ class MemoryCluster:
                 self.instance(copy).create_collection(physical, schema)
         return message
 
-    async def start(self) -> tuple[CatalogCache, Topology, MemoryMeta, MemoryWriteLog]:
-        """The router's catalog cache (filled from `MemoryMeta`), topology, meta stub and write log.
+    async def start(self) -> tuple[CatalogCache, Topology, MetaClient, MemoryWriteLog]:
+        """The router's catalog cache (filled from `MemoryMeta`), topology, meta client and write log.
 
-        Call in the event loop the test runs in; `CatalogCache.stop()` closes its unused channel.
+        Call in the event loop the test runs in.
         """
         meta = MemoryMeta(self.catalog_message)
-        catalog = CatalogCache("memory-meta:0")
-        catalog.stub = meta  # type: ignore[assignment]
+        client = MetaClient(meta)  # type: ignore[arg-type]
+        catalog = CatalogCache(client)
         await catalog.refresh()
         watcher = MembershipWatcher("memory-discovery:0")
         watcher.membership = discovery_pb2.Membership(version=1, backend_ok=True)
@@ -749,7 +750,7 @@ class MemoryCluster:
                 identity=identity, address=address, role=self.roles[identity], health=discovery_pb2.HEALTHY
             )
         topology = Topology(watcher, ConsistentHashRouter(load_settings({}, None)))
-        return catalog, topology, meta, MemoryWriteLog(meta, topology, self.backends)
+        return catalog, topology, client, MemoryWriteLog(meta, topology, self.backends)
 
 
 def brute_force_search(

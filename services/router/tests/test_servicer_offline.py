@@ -19,7 +19,9 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from mishards.common.hashing import shards_of
 from mishards.common.milvus_messages import EncodedAnswer
-from mishards.router.ids import IdAllocator
+from mishards.common.settings import load_settings
+from mishards.router.auth import AuthCache
+from mishards.router.main import build_servicer
 from mishards.router.servicer import RouterServicer
 from mishards.v1 import discovery_pb2
 
@@ -48,20 +50,20 @@ class Context:
         return None
 
 
-def make_servicer(cluster: MemoryCluster, **options: Any) -> Callable[[], Awaitable[RouterServicer]]:
-    """The one place RouterServicer is built: over `cluster`'s in-memory meta, back ends and log."""
+def make_servicer(cluster: MemoryCluster, **settings: str) -> Callable[[], Awaitable[RouterServicer]]:
+    """The one place RouterServicer is built: by the router's own `build_servicer`, over `cluster`'s
+    in-memory meta, back ends and log, with `settings` (e.g. MAX_RETRY="1") over the defaults."""
 
     async def build() -> RouterServicer:
         catalog, topology, meta, write_log = await cluster.start()
-        return RouterServicer(
+        return build_servicer(
+            load_settings({"BACKEND_TIMEOUT": "5", **settings}, None),
+            meta,
             catalog,
-            meta,  # type: ignore[arg-type]
+            AuthCache(meta),
             topology,
             cluster.backends,  # type: ignore[arg-type]
             write_log,
-            IdAllocator(meta, 1000),  # type: ignore[arg-type]
-            timeout=5.0,
-            **options,
         )
 
     return build
@@ -91,11 +93,31 @@ def insert_request(batch: list[dict[str, Any]], upsert: bool = False) -> Any:
     return request
 
 
-def run(cluster: MemoryCluster, scenario: Callable[[RouterServicer], Awaitable[Any]], **options: Any) -> Any:
+class Served:
+    """The servicer as a client reaches it: each Milvus method through its entry in `handlers()`
+    (guarded: errors come back as statuses), anything else the servicer's own attribute."""
+
+    def __init__(self, servicer: RouterServicer) -> None:
+        self.servicer = servicer
+        self._handlers = servicer.handlers()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._handlers:
+            return self._handlers[name]
+        return getattr(self.servicer, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("servicer", "_handlers"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.servicer, name, value)  # e.g. `passthrough`, read per call
+
+
+def run(cluster: MemoryCluster, scenario: Callable[[Any], Awaitable[Any]], **settings: str) -> Any:
     async def main() -> Any:
-        servicer = await make_servicer(cluster, **options)()
+        servicer = await make_servicer(cluster, **settings)()
         try:
-            return await scenario(servicer)
+            return await scenario(Served(servicer))
         finally:
             await servicer.catalog.stop()
 
@@ -510,7 +532,7 @@ def test_an_eventually_read_goes_to_the_replica_and_fails_over_to_the_primary() 
         second = await servicer.Query(query_all(common_pb2.Eventually), Context())
         return first, on_replica, second
 
-    first, on_replica, second = run(cluster, scenario, retries=1)
+    first, on_replica, second = run(cluster, scenario, MAX_RETRY="1")
 
     assert ids(first) == ids(second) == [r["id"] for r in batch]
     assert on_replica == 2 and queries_on(cluster, "a") == queries_on(cluster, "b") == 1  # then the primaries
@@ -544,7 +566,7 @@ def test_a_copy_that_does_not_answer_without_retries_fails_the_read_naming_it() 
         cluster.instance("r").down = True
         return await servicer.Query(query_all(common_pb2.Eventually), Context())
 
-    answer = run(cluster, scenario)
+    answer = run(cluster, scenario, MAX_RETRY="0")
 
     assert answer.status.code == 2
     assert "of collection c failed on memory-r:19530" in answer.status.reason

@@ -32,7 +32,7 @@ from mishards.router.topology import Topology
 from mishards.router.topology_page import RecentErrors, TopologyPage, meta_copy_states
 from mishards.router.wire import Layer, add_milvus_service, wrap_tolerant
 from mishards.router.workers import supervise, worker_index
-from mishards.router.writes import MetaWriteLog, Writer
+from mishards.router.writes import MetaWriteLog, WriteLog, Writer
 
 log = logging.getLogger("mishards.router")
 
@@ -44,8 +44,12 @@ def build_servicer(
     auth: AuthCache,
     topology: Topology,
     backends: BackendPool,
+    write_log: WriteLog | None = None,
 ) -> RouterServicer:
-    """The Milvus servicer and the parts it dispatches to: reads, writes and the copies' state."""
+    """The Milvus servicer and the parts it dispatches to: reads, writes and the copies' state.
+
+    Writes go to meta's log (`MetaWriteLog`) unless `write_log` is given (the offline tests'
+    in-memory log)."""
     reader = Reader(
         topology,
         backends,
@@ -55,7 +59,8 @@ def build_servicer(
         settings.READ_WAIT_TIMEOUT,
         settings.BOUNDED_STALENESS_MS,
     )
-    write_log = MetaWriteLog(meta, topology, settings.BACKEND_TIMEOUT, settings.WRITE_ACK == "applied")
+    if write_log is None:
+        write_log = MetaWriteLog(meta, topology, settings.BACKEND_TIMEOUT, settings.WRITE_ACK == "applied")
     ids = IdAllocator(meta, settings.ID_BLOCK_SIZE)
     return RouterServicer(
         catalog=catalog,
