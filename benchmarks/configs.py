@@ -49,4 +49,13 @@ CONFIGS: tuple[ClusterConfig, ...] = (
         tenants=16,
         metrics=TENANT_METRICS,
     ),
+    ClusterConfig(
+        "tenants-1i",
+        1,
+        0,
+        2,
+        "tenants with both shards on 1 writable instance: what the second Milvus instance costs",
+        tenants=16,
+        metrics=TENANT_METRICS,
+    ),
 )
