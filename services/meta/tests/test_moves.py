@@ -75,14 +75,15 @@ def test_an_entry_the_lost_primary_applied_and_the_new_one_refuses_is_aborted_wi
             await append(log, insert(1))
             await append(log, insert(2))
             replica.down = False
-            # the merged run of 1 and 2 is refused, then entry 1 alone
-            replica.failures = [("before", common_pb2.Status(code=1100, reason="refused"))] * 2
+            # entry 1 is refused, alone or in a run with 2 (however the applier batches them)
+            replica.refused = {1: common_pb2.Status(code=1100, reason="refused")}
             store.switch_primary(1, 0, REPLICA, ROLE_FENCED, "lost")
             await log.switch_primary(1, 0, REPLICA, lost=True)
             await eventually(lambda: log.applier(1, 0, REPLICA).applied_seq == 2)  # type: ignore[union-attr]
             a = log.applier(1, 0, REPLICA)
             assert a is not None and not a.stuck and "aborted after promotion: entry 1" in a.alert
-            assert [e.aborted for e in store.entries_after(1, 0, 0)][:1] in ([True], [])
+            # entry 1 is marked aborted, unless the log has already dropped it (every copy is past it)
+            assert [e.aborted for e in store.entries_after(1, 0, 0) if e.seq == 1] in ([True], [])
 
     asyncio.run(scenario())
     assert replica.rows == {2: 1}

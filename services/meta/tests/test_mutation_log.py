@@ -59,6 +59,7 @@ class FakeMilvus:
         self.request_ids: list[str] = []  # the logging request id each call was made under
         self.failures: list[Failure] = []  # consumed one per call, front first
         self.down = False  # every call fails UNAVAILABLE, nothing applied
+        self.refused: dict[int, common_pb2.Status] = {}  # a call carrying one of these keys gets its status
         self.others: dict[str, FakeMilvus] = {}  # other instances by address (this one answers the rest)
         self.clock = 1000  # the instance's own timestamps, returned with each applied mutation
 
@@ -84,6 +85,9 @@ class FakeMilvus:
             self.calls.append((method, ids))
             if self.down:
                 raise rpc_error(grpc.StatusCode.UNAVAILABLE)
+            refused = next((self.refused[k] for k in ids if k in self.refused), None)
+            if refused is not None:
+                return milvus_pb2.MutationResult(status=refused)
             when, what = self.failures.pop(0) if self.failures else ("", None)
             if when == "before":
                 if isinstance(what, common_pb2.Status):
