@@ -4,7 +4,7 @@ import pytest
 
 from mishards.common.plugins import PluginError
 from mishards.common.settings import load_settings
-from mishards.router.strategies import ConsistentHashRouter, LeastOutstandingRouter, create_read_router
+from mishards.router.strategies import ConsistentHashRouter, LeastOutstandingRouter, create_read_strategy
 from mishards.router.topology import Topology
 from mishards.v1 import discovery_pb2, meta_pb2
 
@@ -41,19 +41,19 @@ def test_least_outstanding_prefers_the_idle_replica() -> None:
 
 
 def test_names_aliases_and_user_plugins(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    assert isinstance(create_read_router(SETTINGS), ConsistentHashRouter)
-    assert isinstance(create_read_router(SETTINGS, "FileBasedHashRingRouter"), ConsistentHashRouter)
-    assert isinstance(create_read_router(SETTINGS, "LeastOutstandingRouter"), LeastOutstandingRouter)
+    assert isinstance(create_read_strategy(SETTINGS), ConsistentHashRouter)
+    assert isinstance(create_read_strategy(SETTINGS, "FileBasedHashRingRouter"), ConsistentHashRouter)
+    assert isinstance(create_read_strategy(SETTINGS, "LeastOutstandingRouter"), LeastOutstandingRouter)
     with pytest.raises(PluginError) as err:
-        create_read_router(SETTINGS, "Nope")
+        create_read_strategy(SETTINGS, "Nope")
     assert "LeastOutstandingRouter" in str(err.value)
     (tmp_path / "mine.py").write_text(
-        "from mishards.router.strategies import ReadRouter\n"
-        "class FirstRouter(ReadRouter):\n"
+        "from mishards.router.strategies import ReadStrategy\n"
+        "class FirstRouter(ReadStrategy):\n"
         "    def order(self, shard_key, replicas):\n"
         "        return sorted(replicas)\n"
     )
-    user = create_read_router(load_settings({"ROUTER_PLUGIN_PATH": str(tmp_path)}, None), "FirstRouter")
+    user = create_read_strategy(load_settings({"ROUTER_PLUGIN_PATH": str(tmp_path)}, None), "FirstRouter")
     assert user.order("x", ["b", "a"]) == ["a", "b"]
 
 

@@ -24,7 +24,7 @@ from mishards.router.auth import AuthCache, AuthInterceptor
 from mishards.router.catalog import CatalogCache
 from mishards.router.ids import IdAllocator
 from mishards.router.servicer import RouterServicer
-from mishards.router.strategies import create_read_router
+from mishards.router.strategies import create_read_strategy
 from mishards.router.topology import Topology
 from mishards.router.topology_page import RecentErrors, TopologyPage, meta_copy_states
 from mishards.router.wire import Layer, add_milvus_service, wrap_tolerant
@@ -59,7 +59,7 @@ class RouterService:
         self.catalog.listeners.append(self.auth.on_catalog)  # users and grants follow the catalog feed
         self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS, security)
         self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN, settings.MILVUS_BACKEND_TLS_CA_FILE)
-        self.topology = Topology(self.membership, create_read_router(settings))
+        self.topology = Topology(self.membership, create_read_strategy(settings))
         self.servicer = RouterServicer(
             catalog=self.catalog,
             meta=self.catalog.stub,

@@ -8,7 +8,7 @@ from mishards.common import errors
 from mishards.common.errors import MilvusError
 from mishards.common.membership import MembershipWatcher
 from mishards.router.fanout import Target
-from mishards.router.strategies import ReadRouter
+from mishards.router.strategies import ReadStrategy
 from mishards.v1 import discovery_pb2, meta_pb2
 
 SUSPECT_SECONDS = 5.0
@@ -17,7 +17,7 @@ SUSPECT_SECONDS = 5.0
 class Topology:
     """Maps shard placements (instance identities) to live addresses."""
 
-    def __init__(self, membership: MembershipWatcher, strategy: ReadRouter) -> None:
+    def __init__(self, membership: MembershipWatcher, strategy: ReadStrategy) -> None:
         self.membership = membership
         self.strategy = strategy
         self._suspect_until: dict[str, float] = {}
