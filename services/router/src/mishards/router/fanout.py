@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,15 +29,6 @@ def rename_status(st: common_pb2.Status, view: CollectionView) -> common_pb2.Sta
     for physical in view.physical_names():
         out.reason = out.reason.replace(physical, view.name)
     return out
-
-
-@contextlib.contextmanager
-def merge_span(kind: str, shards: int) -> Iterator[None]:
-    """A span around merging the shards' answers, timed in `mishards_router_merge_duration_seconds`."""
-    started = time.perf_counter()
-    with tracing.start_span(f"merge {kind}", attributes={"mishards.merge": kind, "mishards.shards": shards}):
-        yield
-    metrics.MERGE_DURATION.labels(kind).observe(time.perf_counter() - started)
 
 
 def _status(response: Any) -> common_pb2.Status:

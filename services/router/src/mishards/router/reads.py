@@ -18,7 +18,7 @@ from mishards.common.errors import MilvusError
 from mishards.common.milvus_messages import EncodedAnswer
 from mishards.router import merge, passthrough, pins, templates
 from mishards.router.catalog import CollectionView
-from mishards.router.fanout import Failover, call_shards, merge_span
+from mishards.router.fanout import Failover, call_shards
 from mishards.router.topology import Topology
 from mishards.v1 import meta_pb2, meta_pb2_grpc
 
@@ -466,7 +466,7 @@ class Reader:
         elif params.get("group_by_field"):
             merged = await self._group_by(view, req, params, parts, limit, offset, metric, build)
         else:
-            with merge_span("search", len(responses)):
+            with merge.merge_span("search", len(responses)):
                 merged = merge.merge_search_results(parts, req.nq, limit, offset, metric)
         return milvus_pb2.SearchResults(status=common_pb2.Status(), results=merged, collection_name=logical.name)
 
@@ -489,11 +489,11 @@ class Reader:
         """
         if not any(p.HasField("group_by_field_value") or len(p.group_by_field_values) for p in parts):
             # the backends ignored group_by_field (Milvus 2.3 has no group-by): answer as they do
-            with merge_span("search", len(parts)):
+            with merge.merge_span("search", len(parts)):
                 return merge.merge_search_results(parts, req.nq, limit, offset, metric)
         group_size = int(params.get("group_size", "1") or 1)
         strict = params.get("strict_group_size", "false").lower() == "true"
-        with merge_span("group_by", len(parts)):
+        with merge.merge_span("group_by", len(parts)):
             merged = merge.merge_group_by_results(parts, req.nq, limit + offset, 0, metric, group_size, False)
         values = merge.group_values(merged)
         field = params["group_by_field"]
@@ -514,7 +514,7 @@ class Reader:
 
             responses = await self._fan_out(view, "Search", req, build_second)
             parts = [r.results for r in responses]
-        with merge_span("group_by", len(parts)):
+        with merge.merge_span("group_by", len(parts)):
             return merge.merge_group_by_results(parts, req.nq, limit, offset, metric, group_size, strict)
 
     async def query(
@@ -556,7 +556,7 @@ class Reader:
             answer.ClearField("session_ts")  # the backend's clock never reaches a client
             return answer
         parts = [list(r.fields_data) for r in responses]
-        with merge_span("count" if is_count else "query", len(parts)):
+        with merge.merge_span("count" if is_count else "query", len(parts)):
             if is_count:
                 fields = merge.sum_counts(parts)
             else:
@@ -614,6 +614,6 @@ async def hybrid_search(
     answers = await asyncio.gather(*(reader.search(view, sub) for sub in subs))  # decoded: raw is off
     parts = [a.results for a in answers if isinstance(a, milvus_pb2.SearchResults)]
     nq = nq or parts[0].num_queries
-    with merge_span("hybrid", len(parts)):
+    with merge.merge_span("hybrid", len(parts)):
         merged = merge.rerank_hybrid(parts, nq, strategy, rank_args, metrics, limit, offset, round_decimal)
     return milvus_pb2.SearchResults(status=common_pb2.Status(), results=merged, collection_name=view.name)
