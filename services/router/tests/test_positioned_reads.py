@@ -18,8 +18,8 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 from mishards.common.errors import MilvusError
 from mishards.router import reads
 from mishards.router.catalog import CollectionView, _view
-from mishards.router.fanout import Target
 from mishards.router.reads import DEADLINE, Reader
+from mishards.router.topology import Target
 from mishards.v1 import discovery_pb2, meta_pb2
 
 SESSION, STRONG, BOUNDED, CUSTOMIZED = common_pb2.Session, common_pb2.Strong, common_pb2.Bounded, common_pb2.Customized
@@ -64,9 +64,9 @@ class FakeTopology:
 
     def suspect(self, address: str) -> None: ...
 
-    def started(self, address: str) -> None: ...
+    def started(self, target: Target) -> None: ...
 
-    def finished(self, address: str) -> None: ...
+    def finished(self, target: Target) -> None: ...
 
 
 class FakeMeta:
@@ -102,10 +102,10 @@ def read(meta: FakeMeta | None, v: CollectionView, monkeypatch: pytest.MonkeyPat
     async def capture(
         backends: Any, v: Any, method: str, calls: Any, timeout: float, failover: Any, raw: bool = False
     ) -> list[Any]:
-        for _, targets, request in calls:
+        for call in calls:
             tries = []
-            for t in targets:
-                r = request if isinstance(request, milvus_pb2.QueryRequest) else request(t)
+            for t in call.targets:
+                r = call.request_for(t)
                 tries.append((t.address, r.consistency_level, r.guarantee_timestamp, r.use_default_consistency))
             sent.append(tries)
         return []

@@ -91,3 +91,26 @@ def test_no_copy_that_can_serve_is_a_clear_error() -> None:
     with pytest.raises(Exception) as err:
         topo.read_targets(shard, "coll", primary_only=False)
     assert "shard 3 of collection coll" in str(err.value)
+
+
+def test_outstanding_requests_are_counted_by_the_replica_targets_identity() -> None:
+    roles = {"wo": discovery_pb2.WRITABLE, "ro1": discovery_pb2.READONLY, "ro2": discovery_pb2.READONLY}
+    members = FakeMembership([
+        discovery_pb2.Instance(identity=i, address=f"10.0.0.{n}:1", role=role, health=discovery_pb2.HEALTHY)
+        for n, (i, role) in enumerate(roles.items())
+    ])  # fmt: skip
+    strategy = LeastOutstandingRouter(SETTINGS)
+    topo = Topology(members, strategy)  # type: ignore[arg-type]
+    shard = meta_pb2.ShardPlacement(index=0, physical_name="p", primary="wo", replicas=["ro1", "ro2"])
+    first, second, primary = topo.read_targets(shard, "c", primary_only=False)
+    assert (first.identity, primary.identity, primary.role) == (strategy.order("p", ["ro1", "ro2"])[0], "wo", "primary")
+    topo.started(first)
+    topo.started(primary)  # the strategy orders replicas: the primary's requests are not its to count
+    assert [t.identity for t in topo.read_targets(shard, "c", primary_only=False)] == [
+        second.identity,
+        first.identity,
+        "wo",
+    ]
+    topo.finished(first)
+    topo.finished(primary)
+    assert topo.read_targets(shard, "c", primary_only=False)[0] == first

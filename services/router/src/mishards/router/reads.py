@@ -18,7 +18,7 @@ from mishards.common.errors import MilvusError
 from mishards.common.milvus_messages import EncodedAnswer
 from mishards.router import merge, passthrough, pins, templates
 from mishards.router.catalog import CollectionView
-from mishards.router.fanout import Failover, call_shards
+from mishards.router.fanout import Failover, ShardCall, call_shards
 from mishards.router.topology import Topology
 from mishards.v1 import meta_pb2, meta_pb2_grpc
 
@@ -244,10 +244,10 @@ class Reader:
                 # (no write yet) goes as pymilvus sent it
                 if level not in (common_pb2.Session, common_pb2.Customized):
                     out.guarantee_timestamp = 0
-                calls.append((s, self.topology.read_targets(s, view.name, primary_only), out))
+                calls.append(ShardCall(s, self.topology.read_targets(s, view.name, primary_only), out))
         return await call_shards(self.backends, view, method, calls, self.timeout, self.failover, raw=raw)
 
-    async def _positioned_calls(self, view: CollectionView, ts: int, level: int, build: Any) -> list[Any]:
+    async def _positioned_calls(self, view: CollectionView, ts: int, level: int, build: Any) -> list[ShardCall]:
         """Per shard, the copies that have applied every write up to Mishards timestamp `ts`, each read at its own clock.
 
         `ts` is the client's Session or guarantee timestamp, or `LOG_END` for Strong. Meta says
@@ -261,7 +261,7 @@ class Reader:
         wait = self._wait_budget()
         positions = await self.positions(view, [s.index for s in view.shards], ts, wait)
         members = self.topology.membership.by_identity()
-        calls: list[Any] = []
+        calls: list[ShardCall] = []
         for s in view.shards:
             targets = self.topology.read_targets(s, view.name, primary_only=False)
             position = positions[s.index]
@@ -279,10 +279,10 @@ class Reader:
                     f"this read must see (log position {position.seq}; {where}) within {wait:g}s",
                 )
             request = build(s.physical_name)
-            calls.append((s, chosen, _at_clock_of(request, level, reached)))
+            calls.append(ShardCall(s, chosen, _at_clock_of(request, level, reached)))
         return calls
 
-    async def _bounded_calls(self, view: CollectionView, build: Any) -> list[Any] | None:
+    async def _bounded_calls(self, view: CollectionView, build: Any) -> list[ShardCall] | None:
         """A Bounded read: per shard, the copies that have applied every write acknowledged BOUNDED_STALENESS_MS ago.
 
         Meta's positions of that moment are kept for BOUNDED_REFRESH seconds (placed that much
@@ -295,7 +295,7 @@ class Reader:
         if snapshot is None:
             return None
         members = self.topology.membership.by_identity()
-        calls: list[Any] = []
+        calls: list[ShardCall] = []
         for s in view.shards:
             targets = self.topology.read_targets(s, view.name, primary_only=False)
             clocks = self._bounded_clocks(view.id, snapshot, members, s.index)
@@ -306,7 +306,7 @@ class Reader:
                 calls.extend(await self._positioned_calls(shard_view, bound, common_pb2.Customized, build))
                 continue
             request = build(s.physical_name)
-            calls.append((s, chosen, _at_clock_of(request, common_pb2.Customized, clocks)))
+            calls.append(ShardCall(s, chosen, _at_clock_of(request, common_pb2.Customized, clocks)))
         return calls
 
     def _bounded_clocks(
@@ -402,7 +402,7 @@ class Reader:
         calls = await self._positioned_calls(view, LOG_END, common_pb2.Strong, build)
         responses = await call_shards(self.backends, view, "Query", calls, self.timeout, self.failover)
         out: dict[int, list[Any]] = {}
-        for (shard, _, _), answer in zip(calls, responses):
+        for shard, answer in zip((call.shard for call in calls), responses):
             column = next((fd for fd in answer.fields_data if fd.field_name == pk), None)
             if column is None:
                 out[shard.index] = []
