@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf import message as pb_message
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -213,3 +213,20 @@ async def call_shards(
     `mishards_router_backend_call_duration_seconds` / `..._backend_errors_total`.
     """
     return await FanOut(backends, view, method, timeout, failover, raw).gather(calls)
+
+
+class ShardCaller(Protocol):
+    """How a Reader reaches the shards: `call_shards` with its backends bound (`functools.partial`).
+
+    A test hands the Reader its own, answering from in-memory shards.
+    """
+
+    def __call__(
+        self,
+        view: CollectionView,
+        method: str,
+        calls: Sequence[ShardCall],
+        timeout: float,
+        failover: Failover = ...,
+        raw: bool = False,
+    ) -> Awaitable[list[Any]]: ...

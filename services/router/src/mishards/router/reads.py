@@ -13,12 +13,11 @@ import grpc
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from mishards.common import errors
-from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.common.milvus_messages import EncodedAnswer
 from mishards.router import merge, passthrough, pins, templates
 from mishards.router.catalog import CollectionView
-from mishards.router.fanout import Failover, ShardCall, call_shards
+from mishards.router.fanout import Failover, ShardCall, ShardCaller
 from mishards.router.topology import Topology
 from mishards.v1 import meta_pb2, meta_pb2_grpc
 
@@ -192,7 +191,7 @@ class Reader:
     def __init__(
         self,
         topology: Topology,
-        backends: BackendPool,
+        call_shards: ShardCaller,
         timeout: float,
         retries: int = 0,
         meta: meta_pb2_grpc.MetaStub | None = None,
@@ -200,7 +199,7 @@ class Reader:
         staleness_ms: int = 5000,
     ) -> None:
         self.topology = topology
-        self.backends = backends
+        self.call_shards = call_shards  # `fanout.call_shards` on the router's backends
         self.meta = meta
         self.read_wait = read_wait  # READ_WAIT_TIMEOUT
         self.staleness_ms = staleness_ms  # BOUNDED_STALENESS_MS
@@ -245,7 +244,7 @@ class Reader:
                 if level not in (common_pb2.Session, common_pb2.Customized):
                     out.guarantee_timestamp = 0
                 calls.append(ShardCall(s, self.topology.read_targets(s, view.name, primary_only), out))
-        return await call_shards(self.backends, view, method, calls, self.timeout, self.failover, raw=raw)
+        return await self.call_shards(view, method, calls, self.timeout, self.failover, raw=raw)
 
     async def _positioned_calls(self, view: CollectionView, ts: int, level: int, build: Any) -> list[ShardCall]:
         """Per shard, the copies that have applied every write up to Mishards timestamp `ts`, each read at its own clock.
@@ -400,7 +399,7 @@ class Reader:
             )
 
         calls = await self._positioned_calls(view, LOG_END, common_pb2.Strong, build)
-        responses = await call_shards(self.backends, view, "Query", calls, self.timeout, self.failover)
+        responses = await self.call_shards(view, "Query", calls, self.timeout, self.failover)
         out: dict[int, list[Any]] = {}
         for shard, answer in zip((call.shard for call in calls), responses):
             column = next((fd for fd in answer.fields_data if fd.field_name == pk), None)

@@ -6,6 +6,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import grpc
@@ -22,6 +23,7 @@ from mishards.router.aggregate import CopyState
 from mishards.router.auth import RBAC_METHODS, UNIMPLEMENTED_RBAC, AuthCache, hand_rbac_to_meta, unknown_method
 from mishards.router.catalog import CatalogCache, CollectionView
 from mishards.router.ddl import hand_to_meta
+from mishards.router.fanout import call_shards
 from mishards.router.ids import IdAllocator
 from mishards.router.reads import DEADLINE, LOG_END, Reader, hybrid_search
 from mishards.router.topology import Topology
@@ -138,7 +140,7 @@ class RouterServicer(milvus_pb2_grpc.MilvusServiceServicer):
         self.meta = meta
         self.topology = topology
         self.backends = backends
-        self.reader = Reader(topology, backends, timeout, retries, meta, read_wait, staleness_ms)
+        self.reader = Reader(topology, partial(call_shards, backends), timeout, retries, meta, read_wait, staleness_ms)
         self.writer = Writer(mutation_log, ids, self.reader.keys_matching, self._timestamp)
         self.copies = CopyState(topology, backends, timeout)
         self._flushed: dict[int, int] = {}  # collection id -> Mishards timestamp of its last completed flush
