@@ -9,6 +9,7 @@ the shard caller the Reader is given, resolving per-copy requests for every copy
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import grpc
@@ -16,9 +17,10 @@ import pytest
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from mishards.common.errors import MilvusError
-from mishards.router import reads
+from mishards.router import consistency
 from mishards.router.catalog import CollectionView, _view
-from mishards.router.reads import DEADLINE, Reader
+from mishards.router.consistency import DEADLINE
+from mishards.router.reads import Reader
 from mishards.router.topology import Target
 from mishards.v1 import discovery_pb2, meta_pb2
 
@@ -158,7 +160,7 @@ def test_strong_reads_use_copies_that_have_applied_the_whole_log() -> None:
         [(RO, CUSTOMIZED, 4000, False), (WO, CUSTOMIZED, 600, False)],
         [(WO, CUSTOMIZED, 700, False)],  # the replica is behind
     ]
-    assert [(r.timestamp, list(r.shards)) for r in meta.asked] == [(reads.LOG_END, [0, 1])]
+    assert [(r.timestamp, list(r.shards)) for r in meta.asked] == [(consistency.LOG_END, [0, 1])]
 
 
 def test_a_copy_whose_clock_is_unknown_is_read_strong() -> None:
@@ -188,7 +190,7 @@ def test_without_meta_a_positioned_read_fails() -> None:
 
 def test_the_clients_deadline_bounds_the_wait() -> None:
     meta = FakeMeta({0: (1, {"wo": (1, 5)}), 1: (1, {"wo": (1, 5)})})
-    token = DEADLINE.set(reads.time.monotonic() + 2.0)
+    token = DEADLINE.set(time.monotonic() + 2.0)
     try:
         read(meta, view(), consistency_level=STRONG)
     finally:
@@ -224,8 +226,8 @@ def test_a_bounded_read_uses_copies_that_applied_what_was_acknowledged_staleness
         [(WO, CUSTOMIZED, 700, False)],
     ]
     (asked,) = meta.asked
-    bound_ms = (asked.timestamp >> 18) - int(reads.time.time() * 1000)
-    assert -5000 <= bound_ms <= -5000 + 1000 * reads.BOUNDED_REFRESH + 50  # BOUNDED_STALENESS_MS ago
+    bound_ms = (asked.timestamp >> 18) - int(time.time() * 1000)
+    assert -5000 <= bound_ms <= -5000 + 1000 * consistency.BOUNDED_REFRESH + 50  # BOUNDED_STALENESS_MS ago
     assert asked.wait_seconds == 0  # no waiting while some copy has it
 
 
