@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
@@ -55,6 +56,58 @@ def for_shard(req: Any, physical: str, params_field: str, params: dict[str, str]
     out.collection_name = physical
     if params is not None:
         _set_params(getattr(out, params_field), params)
+    return out
+
+
+def _per_shard(req: Any, params_field: str, shard_params: dict[str, str], single: bool) -> Callable[[str], Any]:
+    """`build(physical_name)` for a read: `req` sent to that shard with `shard_params` (`for_shard`)."""
+    # the client's parameters go as sent when nothing was taken out (nor a repeated key collapsed)
+    changed = None if single and len(shard_params) == len(getattr(req, params_field)) else shard_params
+    return lambda physical: for_shard(req, physical, params_field, changed, copy=not single)
+
+
+def search_for_shard(
+    req: milvus_pb2.SearchRequest, params: dict[str, str], window: int, single: bool
+) -> Callable[[str], milvus_pb2.SearchRequest]:
+    """What each shard's search is: the client's, or (merged) every shard asked for the whole window, offset 0."""
+    shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
+    if not single:  # one shard is one Milvus: its answer needs no merge
+        shard_params["topk"] = str(window)
+        shard_params["offset"] = "0"
+    return _per_shard(req, "search_params", shard_params, single)
+
+
+def query_for_shard(
+    req: milvus_pb2.QueryRequest, params: dict[str, str], window: int | None, single: bool
+) -> Callable[[str], milvus_pb2.QueryRequest]:
+    """What each shard's query is: the client's, or (merged) every shard asked for the whole window (None: no limit)."""
+    shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
+    if window is not None and not single:
+        shard_params["limit"] = str(window)
+        shard_params.pop("offset", None)
+        # a shard that stops at its first drained segment (as pymilvus's query iterator
+        # asks) returns a shorter prefix, and its next rows would be skipped by a merge
+        # that fills the page from the other shards: each shard returns its full prefix
+        shard_params.pop("reduce_stop_for_best", None)
+    return _per_shard(req, "query_params", shard_params, single)
+
+
+def merged_query(
+    view: CollectionView, responses: list[Any], is_count: bool, limit: int | None, offset: int
+) -> milvus_pb2.QueryResults:
+    """The shards' query answers as one: rows merged by primary key and paged, or counts summed."""
+    parts = [list(r.fields_data) for r in responses]
+    with merge.merge_span("count" if is_count else "query", len(parts)):
+        if is_count:
+            fields = merge.sum_counts(parts)
+        else:
+            fields = merge.merge_query_results(parts, view.pk_field.name, limit, offset)
+    first = responses[0]
+    out = milvus_pb2.QueryResults(status=common_pb2.Status(), collection_name=view.name)
+    out.fields_data.extend(fields)
+    out.output_fields.extend(first.output_fields)
+    if hasattr(first, "primary_field_name"):
+        out.primary_field_name = first.primary_field_name
     return out
 
 
@@ -165,24 +218,14 @@ class Reader:
         params = params_of(req.search_params)
         check_search_request(req)
         limit, offset = search_window(params)
-        shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
         single = len(view.message.shards) == 1 and not params.get("group_by_field")
-        metric = "" if single else self.metric_of(view, params)  # only merges need the metric's direction
-        if not single:  # one shard is one Milvus: its answer needs no merge
-            shard_params["topk"] = str(limit + offset)
-            shard_params["offset"] = "0"
-        # the client's parameters go as sent when nothing was taken out (nor a repeated key collapsed)
-        changed = None if single and len(shard_params) == len(req.search_params) else shard_params
-
-        def build(physical: str) -> milvus_pb2.SearchRequest:
-            out: milvus_pb2.SearchRequest = for_shard(req, physical, "search_params", changed, copy=not single)
-            return out
-
+        build = search_for_shard(req, params, limit + offset, single)
         if single and raw:
             shard = (await self._fan_out(view, "Search", req, build, raw=True))[0]
             return passthrough.search_results(shard.data, logical.name)
         responses = await self._fan_out(view, "Search", req, build)
         parts = [r.results for r in responses]
+        metric = "" if single else self.metric_of(view, params)  # only merges need the metric's direction
         if single:
             merged = parts[0]
             merged.ClearField("search_iterator_v2_results")  # one backend's iterator state
@@ -252,23 +295,8 @@ class Reader:
         limit, offset = query_window(params)
         if is_count and limit is not None:
             raise MilvusError(errors.UNEXPECTED, "count entities with pagination is not allowed")
-        shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
         single = len(view.message.shards) == 1  # one shard is one Milvus: its answer needs no merge
-        if limit is not None:
-            if not single:
-                shard_params["limit"] = str(limit + offset)
-                shard_params.pop("offset", None)
-                # a shard that stops at its first drained segment (as pymilvus's query iterator
-                # asks) returns a shorter prefix, and its next rows would be skipped by a merge
-                # that fills the page from the other shards: each shard returns its full prefix
-                shard_params.pop("reduce_stop_for_best", None)
-
-        changed = None if single and len(shard_params) == len(req.query_params) else shard_params
-
-        def build(physical: str) -> milvus_pb2.QueryRequest:
-            out: milvus_pb2.QueryRequest = for_shard(req, physical, "query_params", changed, copy=not single)
-            return out
-
+        build = query_for_shard(req, params, None if limit is None else limit + offset, single)
         if single and raw:
             shard = (await self._fan_out(view, "Query", req, build, raw=True))[0]
             return passthrough.query_results(shard.data, view.name, shard.status)
@@ -278,19 +306,7 @@ class Reader:
             answer.collection_name = view.name
             answer.ClearField("session_ts")  # the backend's clock never reaches a client
             return answer
-        parts = [list(r.fields_data) for r in responses]
-        with merge.merge_span("count" if is_count else "query", len(parts)):
-            if is_count:
-                fields = merge.sum_counts(parts)
-            else:
-                fields = merge.merge_query_results(parts, view.pk_field.name, limit, offset)
-        first = responses[0]
-        out = milvus_pb2.QueryResults(status=common_pb2.Status(), collection_name=view.name)
-        out.fields_data.extend(fields)
-        out.output_fields.extend(first.output_fields)
-        if hasattr(first, "primary_field_name"):
-            out.primary_field_name = first.primary_field_name
-        return out
+        return merged_query(view, responses, is_count, limit, offset)
 
 
 def _rank_param(rank: dict[str, str], key: str, default: Any) -> Any:
