@@ -20,7 +20,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 from mishards.common.errors import MilvusError
 from mishards.router import limits, templates
 from mishards.router.admission import Admission
-from mishards.router.reads import check_search_request, go_int, query_window, search_window
+from mishards.router.limits import check_search_request, go_int, query_window, search_window
 from mishards.router.servicer import guarded
 
 SCHEMA = schema_pb2.CollectionSchema(name="c").SerializeToString()

@@ -23,8 +23,9 @@ from mishards.common.milvus_messages import EncodedAnswer, encode_answer, method
 from mishards.router import passthrough
 from mishards.router.catalog import CollectionView
 from mishards.router.catalog import _view as _view_of
-from mishards.router.fanout import Failover, Target, call_shards
+from mishards.router.fanout import Failover, ShardCall, call_shards
 from mishards.router.passthrough import RawAnswer, WireError
+from mishards.router.topology import Target
 from mishards.router.wire import add_milvus_service, wrap_tolerant
 from mishards.v1 import meta_pb2
 
@@ -243,7 +244,7 @@ def test_raw_answers_come_back_as_sent_and_a_copy_that_cannot_serve_is_left_for_
         failover = Failover(retries=2, backoff=0.0, on_failure=failed.append)
         request = milvus_pb2.SearchRequest(collection_name="mishards_7_s0")
         return await call_shards(
-            pool, _view(), "Search", [(_view().shards[0], targets, request)], 5.0, failover, raw=True
+            pool, _view(), "Search", [ShardCall(_view().shards[0], targets, request)], 5.0, failover, raw=True
         )
 
     (answer,) = asyncio.run(_with_backends([None, not_loaded, ok], body))
@@ -258,7 +259,7 @@ def test_a_backend_error_reaches_the_client_with_the_logical_name() -> None:
 
     async def body(pool: BackendPool, targets: list[Target], backends: list[Backend]) -> Any:
         request = milvus_pb2.SearchRequest(collection_name="mishards_7_s0")
-        await call_shards(pool, _view(), "Search", [(_view().shards[0], targets, request)], 5.0, raw=True)
+        await call_shards(pool, _view(), "Search", [ShardCall(_view().shards[0], targets, request)], 5.0, raw=True)
 
     with pytest.raises(MilvusError) as caught:
         asyncio.run(_with_backends([bad], body))

@@ -10,7 +10,8 @@ from pymilvus import DataType
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from mishards.router.catalog import CollectionView, _view
-from mishards.router.reads import Reader, params_of
+from mishards.router.limits import params_of
+from mishards.router.reads import Reader
 from mishards.v1 import meta_pb2
 
 Hit = tuple[int, float, int]  # (pk, L2 distance, group)

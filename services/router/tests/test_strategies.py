@@ -4,7 +4,7 @@ import pytest
 
 from mishards.common.plugins import PluginError
 from mishards.common.settings import load_settings
-from mishards.router.strategies import ConsistentHashRouter, LeastOutstandingRouter, create_read_router
+from mishards.router.strategies import ConsistentHashRouter, LeastOutstandingRouter, create_read_strategy
 from mishards.router.topology import Topology
 from mishards.v1 import discovery_pb2, meta_pb2
 
@@ -41,19 +41,19 @@ def test_least_outstanding_prefers_the_idle_replica() -> None:
 
 
 def test_names_aliases_and_user_plugins(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    assert isinstance(create_read_router(SETTINGS), ConsistentHashRouter)
-    assert isinstance(create_read_router(SETTINGS, "FileBasedHashRingRouter"), ConsistentHashRouter)
-    assert isinstance(create_read_router(SETTINGS, "LeastOutstandingRouter"), LeastOutstandingRouter)
+    assert isinstance(create_read_strategy(SETTINGS), ConsistentHashRouter)
+    assert isinstance(create_read_strategy(SETTINGS, "FileBasedHashRingRouter"), ConsistentHashRouter)
+    assert isinstance(create_read_strategy(SETTINGS, "LeastOutstandingRouter"), LeastOutstandingRouter)
     with pytest.raises(PluginError) as err:
-        create_read_router(SETTINGS, "Nope")
+        create_read_strategy(SETTINGS, "Nope")
     assert "LeastOutstandingRouter" in str(err.value)
     (tmp_path / "mine.py").write_text(
-        "from mishards.router.strategies import ReadRouter\n"
-        "class FirstRouter(ReadRouter):\n"
+        "from mishards.router.strategies import ReadStrategy\n"
+        "class FirstRouter(ReadStrategy):\n"
         "    def order(self, shard_key, replicas):\n"
         "        return sorted(replicas)\n"
     )
-    user = create_read_router(load_settings({"ROUTER_PLUGIN_PATH": str(tmp_path)}, None), "FirstRouter")
+    user = create_read_strategy(load_settings({"ROUTER_PLUGIN_PATH": str(tmp_path)}, None), "FirstRouter")
     assert user.order("x", ["b", "a"]) == ["a", "b"]
 
 
@@ -91,3 +91,26 @@ def test_no_copy_that_can_serve_is_a_clear_error() -> None:
     with pytest.raises(Exception) as err:
         topo.read_targets(shard, "coll", primary_only=False)
     assert "shard 3 of collection coll" in str(err.value)
+
+
+def test_outstanding_requests_are_counted_by_the_replica_targets_identity() -> None:
+    roles = {"wo": discovery_pb2.WRITABLE, "ro1": discovery_pb2.READONLY, "ro2": discovery_pb2.READONLY}
+    members = FakeMembership([
+        discovery_pb2.Instance(identity=i, address=f"10.0.0.{n}:1", role=role, health=discovery_pb2.HEALTHY)
+        for n, (i, role) in enumerate(roles.items())
+    ])  # fmt: skip
+    strategy = LeastOutstandingRouter(SETTINGS)
+    topo = Topology(members, strategy)  # type: ignore[arg-type]
+    shard = meta_pb2.ShardPlacement(index=0, physical_name="p", primary="wo", replicas=["ro1", "ro2"])
+    first, second, primary = topo.read_targets(shard, "c", primary_only=False)
+    assert (first.identity, primary.identity, primary.role) == (strategy.order("p", ["ro1", "ro2"])[0], "wo", "primary")
+    topo.started(first)
+    topo.started(primary)  # the strategy orders replicas: the primary's requests are not its to count
+    assert [t.identity for t in topo.read_targets(shard, "c", primary_only=False)] == [
+        second.identity,
+        first.identity,
+        "wo",
+    ]
+    topo.finished(first)
+    topo.finished(primary)
+    assert topo.read_targets(shard, "c", primary_only=False)[0] == first

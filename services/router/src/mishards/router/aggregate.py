@@ -15,8 +15,8 @@ from mishards.common.backends import BackendPool
 from mishards.common.errors import OK, MilvusError
 from mishards.common.milvus_messages import response_class
 from mishards.router.catalog import CollectionView
-from mishards.router.fanout import call_shards, rename_status
-from mishards.router.topology import Topology
+from mishards.router.fanout import ShardCall, call_shards, rename_status
+from mishards.router.topology import Target, Topology
 
 
 def describe_collection(view: CollectionView) -> milvus_pb2.DescribeCollectionResponse:
@@ -97,7 +97,10 @@ class CopyState:
         self._compactions: dict[int, list[tuple[str, int]]] = {}
 
     async def on_every_copy(self, view: CollectionView, method: str, build: Callable[[str], Any]) -> list[Any]:
-        calls = [(s, self.topology.primary_address(s, view.name), build(s.physical_name)) for s in view.shards]
+        calls = [
+            ShardCall(s, [Target(self.topology.primary_address(s, view.name))], build(s.physical_name))
+            for s in view.shards
+        ]
         return await call_shards(self.backends, view, method, calls, self.timeout)
 
     async def describe_index(self, view: CollectionView, req: Any, method: str = "DescribeIndex") -> Any:

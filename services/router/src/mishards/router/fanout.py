@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf import message as pb_message
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -18,6 +17,7 @@ from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.router import passthrough
 from mishards.router.catalog import CollectionView
+from mishards.router.topology import Target
 from mishards.v1 import meta_pb2
 
 
@@ -32,25 +32,8 @@ def rename_status(st: common_pb2.Status, view: CollectionView) -> common_pb2.Sta
     return out
 
 
-@contextlib.contextmanager
-def merge_span(kind: str, shards: int) -> Iterator[None]:
-    """A span around merging the shards' answers, timed in `mishards_router_merge_duration_seconds`."""
-    started = time.perf_counter()
-    with tracing.start_span(f"merge {kind}", attributes={"mishards.merge": kind, "mishards.shards": shards}):
-        yield
-    metrics.MERGE_DURATION.labels(kind).observe(time.perf_counter() - started)
-
-
 def _status(response: Any) -> common_pb2.Status:
     return response if isinstance(response, common_pb2.Status) else response.status
-
-
-@dataclass(frozen=True)
-class Target:
-    """One copy a shard's request may go to."""
-
-    address: str
-    role: str = "primary"  # or "replica"
 
 
 @dataclass
@@ -60,13 +43,15 @@ class Failover:
     retries: int = 0
     backoff: float = 0.05
     on_failure: Callable[[str], None] | None = None  # told the address that did not answer
-    started: Callable[[str], None] | None = None  # outstanding-request accounting of the read router
-    finished: Callable[[str], None] | None = None
+    started: Callable[[Target], None] | None = None  # outstanding-request accounting of the read strategy
+    finished: Callable[[Target], None] | None = None
 
 
 NO_FAILOVER = Failover()
 # A shard's request built for the copy it goes to.
 PerTarget = Callable[[Target], pb_message.Message]
+
+
 # Backend answers that mean "this copy cannot serve now" rather than "your request is wrong".
 # A copy's collection missing on its backend means the copy moved away (the catalog says it exists).
 COPY_UNAVAILABLE_CODES = {
@@ -76,6 +61,19 @@ COPY_UNAVAILABLE_CODES = {
     errors.COLLECTION_NOT_LOADED,
     503,
 }
+
+
+@dataclass(frozen=True)
+class ShardCall:
+    """One shard's part of a fan-out: the copies to try, best first, and the request they are sent."""
+
+    shard: meta_pb2.ShardPlacement
+    targets: Sequence[Target]
+    request: pb_message.Message | PerTarget  # PerTarget: built for each copy (a read at that copy's clock)
+
+    def request_for(self, target: Target) -> pb_message.Message:
+        """What `target` is sent."""
+        return self.request if isinstance(self.request, pb_message.Message) else self.request(target)
 
 
 # Label children resolved once per (metric, labels): `labels()` takes a lock and builds a key per call.
@@ -114,8 +112,8 @@ def _shard_span(method: str, view: CollectionView, shard: int, target: Target, r
 
 
 @dataclass(frozen=True)
-class ShardCall:
-    """How one read's tries reach the backends: which method, decoded or raw (`passthrough.RawAnswer`)."""
+class FanOut:
+    """How one fan-out's tries reach the backends: which method, decoded or raw (`passthrough.RawAnswer`)."""
 
     backends: BackendPool
     view: CollectionView
@@ -130,7 +128,7 @@ class ShardCall:
         with _shard_span(method, self.view, shard.index, target, retry) as span:
             started = time.perf_counter()
             if failover.started:
-                failover.started(address)
+                failover.started(target)
             try:
                 if self.raw:
                     data = await self.backends.raw(address, method)(
@@ -151,7 +149,7 @@ class ShardCall:
                 ) from exc
             finally:
                 if failover.finished:
-                    failover.finished(address)
+                    failover.finished(target)
                 _child(metrics.BACKEND_DURATION, address, method).observe(time.perf_counter() - started)
             st = _status(response)
             if errors.is_error(st):
@@ -159,21 +157,14 @@ class ShardCall:
                 span.set_status(Status(StatusCode.ERROR, st.reason[:256]))
             return response
 
-    async def one(
-        self,
-        shard: meta_pb2.ShardPlacement,
-        targets: str | Sequence[Target],
-        request: pb_message.Message | PerTarget,
-    ) -> Any:
+    async def one(self, call: ShardCall) -> Any:
         """The shard's answer from its first copy that answers, trying the next ones as `failover` allows."""
-        failover = self.failover
-        copies = [Target(targets)] if isinstance(targets, str) else list(targets)
+        failover, copies = self.failover, call.targets
         retry = 0
         while True:
             target = copies[retry % len(copies)]
             try:
-                sent = request if isinstance(request, pb_message.Message) else request(target)
-                response = await self.attempt(shard, target, sent, retry)
+                response = await self.attempt(call.shard, target, call.request_for(target), retry)
                 st = _status(response)
                 if not (errors.is_error(st) and st.code in COPY_UNAVAILABLE_CODES and retry < failover.retries):
                     return response
@@ -186,12 +177,25 @@ class ShardCall:
             await asyncio.sleep(failover.backoff * (2 ** min(retry, 5)))
             retry += 1
 
+    async def gather(self, calls: Sequence[ShardCall]) -> list[Any]:
+        """Every shard's answer, all shards at once, in order; the first error status raised (client's names)."""
+        _child(metrics.FANOUT_WIDTH, self.method).observe(len(calls))
+        if len(calls) == 1:  # one shard: no task to schedule
+            responses: Sequence[Any] = [await self.one(calls[0])]
+        else:
+            responses = await asyncio.gather(*(self.one(call) for call in calls))
+        for response in responses:
+            st = _status(response)
+            if errors.is_error(st):
+                raise MilvusError.from_status(rename_status(st, self.view))
+        return list(responses)
+
 
 async def call_shards(
     backends: BackendPool,
     view: CollectionView,
     method: str,
-    calls: Sequence[tuple[meta_pb2.ShardPlacement, str | Sequence[Target], pb_message.Message | PerTarget]],
+    calls: Sequence[ShardCall],
     timeout: float,
     failover: Failover = NO_FAILOVER,
     raw: bool = False,
@@ -208,14 +212,21 @@ async def call_shards(
     (instance, shard, copy role, retry count) measured in
     `mishards_router_backend_call_duration_seconds` / `..._backend_errors_total`.
     """
-    _child(metrics.FANOUT_WIDTH, method).observe(len(calls))
-    caller = ShardCall(backends, view, method, timeout, failover, raw)
-    if len(calls) == 1:  # one shard: no task to schedule
-        responses: Sequence[Any] = [await caller.one(*calls[0])]
-    else:
-        responses = await asyncio.gather(*(caller.one(s, t, r) for s, t, r in calls))
-    for response in responses:
-        st = _status(response)
-        if errors.is_error(st):
-            raise MilvusError.from_status(rename_status(st, view))
-    return list(responses)
+    return await FanOut(backends, view, method, timeout, failover, raw).gather(calls)
+
+
+class ShardCaller(Protocol):
+    """How a Reader reaches the shards: `call_shards` with its backends bound (`functools.partial`).
+
+    A test hands the Reader its own, answering from in-memory shards.
+    """
+
+    def __call__(
+        self,
+        view: CollectionView,
+        method: str,
+        calls: Sequence[ShardCall],
+        timeout: float,
+        failover: Failover = ...,
+        raw: bool = False,
+    ) -> Awaitable[list[Any]]: ...

@@ -23,11 +23,12 @@ from mishards.router.admission import Admission
 from mishards.router.aggregate import CopyState
 from mishards.router.auth import AuthCache, AuthInterceptor
 from mishards.router.catalog import CatalogCache
+from mishards.router.fanout import call_shards
 from mishards.router.ids import IdAllocator
 from mishards.router.meta_client import MetaClient
 from mishards.router.reads import Reader
 from mishards.router.servicer import RouterServicer
-from mishards.router.strategies import create_read_router
+from mishards.router.strategies import create_read_strategy
 from mishards.router.topology import Topology
 from mishards.router.topology_page import RecentErrors, TopologyPage, meta_copy_states
 from mishards.router.wire import Layer, add_milvus_service, wrap_tolerant
@@ -52,10 +53,10 @@ def build_servicer(
     in-memory log)."""
     reader = Reader(
         topology,
-        backends,
+        functools.partial(call_shards, backends),
         settings.BACKEND_TIMEOUT,
         settings.MAX_RETRY,
-        meta.stub,
+        meta,
         settings.READ_WAIT_TIMEOUT,
         settings.BOUNDED_STALENESS_MS,
     )
@@ -103,7 +104,7 @@ class RouterService:
         self.catalog.listeners.append(self.auth.on_catalog)  # users and grants follow the catalog feed
         self.membership = MembershipWatcher(settings.DISCOVERY_ADDRESS, security)
         self.backends = BackendPool(settings.MILVUS_BACKEND_TOKEN, settings.MILVUS_BACKEND_TLS_CA_FILE)
-        self.topology = Topology(self.membership, create_read_router(settings))
+        self.topology = Topology(self.membership, create_read_strategy(settings))
         self.servicer = build_servicer(settings, self.meta, self.catalog, self.auth, self.topology, self.backends)
         # Telemetry: spans, request ids and RPC metrics; /metrics and the topology page (port 0: any free one).
         self.errors = RecentErrors()

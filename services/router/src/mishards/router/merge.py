@@ -15,8 +15,10 @@ merged across shards.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Hashable, Mapping, Sequence
+import time
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,7 @@ import numpy as np
 from google.protobuf.message import Message
 from pymilvus.grpc_gen import schema_pb2
 
+from mishards.common import metrics, tracing
 from mishards.router import columns
 
 __all__ = [
@@ -31,11 +34,22 @@ __all__ = [
     "merge_group_by_results",
     "merge_query_results",
     "merge_search_results",
+    "merge_span",
     "rerank_hybrid",
     "rerank_rrf",
     "rerank_weighted",
     "sum_counts",
 ]
+
+
+@contextlib.contextmanager
+def merge_span(kind: str, shards: int) -> Iterator[None]:
+    """A span around merging the shards' answers, timed in `mishards_router_merge_duration_seconds`."""
+    started = time.perf_counter()
+    with tracing.start_span(f"merge {kind}", attributes={"mishards.merge": kind, "mishards.shards": shards}):
+        yield
+    metrics.MERGE_DURATION.labels(kind).observe(time.perf_counter() - started)
+
 
 # metric.PositivelyRelated in milvus pkg/util/metric: larger score = more similar
 _POSITIVE_METRICS = frozenset({"IP", "COSINE", "BM25", "MHJACCARD", "MAX_SIM", "MAX_SIM_IP", "MAX_SIM_COSINE"})

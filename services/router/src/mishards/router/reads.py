@@ -3,35 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 import logging
-import time
+from collections.abc import Callable
 from typing import Any
 
-import grpc
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from mishards.common import errors
-from mishards.common.backends import BackendPool
 from mishards.common.errors import MilvusError
 from mishards.common.milvus_messages import EncodedAnswer
 from mishards.router import merge, passthrough, pins, templates
 from mishards.router.catalog import CollectionView
-from mishards.router.fanout import Failover, call_shards, merge_span
+from mishards.router.consistency import LOG_END, Consistency
+from mishards.router.fanout import Failover, ShardCaller
+from mishards.router.limits import check_search_request, params_of, query_window, search_window
+from mishards.router.meta_client import MetaClient
 from mishards.router.topology import Topology
-from mishards.v1 import meta_pb2, meta_pb2_grpc
+from mishards.v1 import meta_pb2
 
 log = logging.getLogger(__name__)
 
-MAX_TOPK = 16384
-LOG_END = 2**64 - 1  # the Mishards timestamp a Strong read is placed at: the end of every shard's log
-BOUNDED_REFRESH = 0.5  # seconds a Bounded read's positions are reused (they are placed that much later)
-ANSWER_MARGIN = 0.1  # seconds kept from a client's deadline to answer when a read cannot be placed in time
-POSITIONS_TIMEOUT = 2.0  # seconds meta has to say where a read must be, beyond the time it may wait
-# The monotonic time the client's request must be answered by (None: no deadline), set per request.
-DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("mishards_deadline", default=None)
-MAX_NQ = 16384  # Milvus's quotaAndLimits.limits.maxNQ
 # Search parameters about the client's own session with one Milvus: never forwarded. The
 # collection id is Mishards' logical id; search-iterator v2 state is per backend (pymilvus
 # falls back to its v1 iterator when no v2 token comes back).
@@ -42,93 +34,6 @@ BACKEND_ONLY_KEYS = {
     "search_iter_last_bound",
     "search_iter_id",
 }
-
-
-def params_of(kvs: Any) -> dict[str, str]:
-    return {kv.key: kv.value for kv in kvs}
-
-
-def go_int(text: str) -> int | None:
-    """Go's strconv.ParseInt(text, 0, 64), as Milvus reads topk, offset and limit; None when Go refuses it."""
-    if not text.isascii() or text != text.strip():  # Python's int() would take spaces and other digits
-        return None
-    body = text[1:] if text[:1] in "+-" else text
-    if body[:1] == "0" and len(body) > 1 and body[1:2] not in "xXoObB_":
-        body = "0o" + body[1:]  # a leading 0 means octal in Go
-    try:
-        value = int((text[:1] if text[:1] == "-" else "") + body, 0)
-    except ValueError:
-        return None
-    return value if -(2**63) <= value < 2**63 else None
-
-
-def _topk_error(what: str, value: int) -> MilvusError:
-    return MilvusError(
-        errors.UNEXPECTED, f"{what} [{value}] is invalid, top k should be in range [1, {MAX_TOPK}], but got {value}"
-    )
-
-
-def check_search_request(req: milvus_pb2.SearchRequest) -> None:
-    """What Milvus 2.3.5 refuses of a search before its plan, and what would crash it.
-
-    A negative nq makes 2.3.5's proxy panic (a Prometheus counter cannot decrease), and a
-    dsl_type other than BoolExprV1 reaches its query node with no plan and panics it: the
-    router answers both itself, the first with the words 2.3.5 has for an nq out of range.
-    """
-    if req.nq < 0 or req.nq > MAX_NQ:
-        raise MilvusError(
-            errors.UNEXPECTED,
-            f"nq [{req.nq}] is invalid, nq (number of search vector per search request) should be in range "
-            f"[1, {MAX_NQ}], but got {req.nq}",
-        )
-    if req.dsl_type != common_pb2.BoolExprV1:
-        raise MilvusError(
-            errors.PARAMETER_INVALID,
-            f"dsl_type {req.dsl_type} is not supported: only boolean expressions (BoolExprV1) are",
-        )
-
-
-def _int_param(params: dict[str, str], key: str) -> int:
-    """An integer parameter read as Go's ParseInt(s, 0, 64) reads it (0 when absent), refused as 2.3.5 words it."""
-    if key not in params:
-        return 0
-    value = go_int(params[key])
-    if value is None:
-        raise MilvusError(errors.UNEXPECTED, f"{key} [{params[key]}] is invalid")
-    return value
-
-
-def search_window(params: dict[str, str]) -> tuple[int, int]:
-    """`(topk, offset)` of a search, refused as Milvus 2.3.5's parseSearchInfo refuses them."""
-    if "topk" not in params:
-        raise MilvusError(errors.UNEXPECTED, "topk not found in search_params")
-    limit = _int_param(params, "topk")
-    if limit <= 0 or limit > MAX_TOPK:
-        raise _topk_error("topk", limit)
-    offset = _int_param(params, "offset")
-    if offset != 0 and (offset <= 0 or offset > MAX_TOPK):
-        raise _topk_error("offset", offset)
-    if limit + offset > MAX_TOPK:
-        raise _topk_error("offset+topk", limit + offset)
-    return limit, offset
-
-
-def query_window(params: dict[str, str]) -> tuple[int | None, int]:
-    """`(limit, offset)` of a query (None: no limit), refused as Milvus 2.3.5's parseQueryParams refuses them."""
-    if "limit" not in params:
-        return None, 0
-    limit = _int_param(params, "limit")
-    offset = _int_param(params, "offset")
-    window = "invalid max query result window, "
-    if offset < 0:
-        raise MilvusError(errors.UNEXPECTED, f"{window}offset [{offset}] is invalid, should be gte than 0")
-    if limit <= 0:
-        raise MilvusError(errors.UNEXPECTED, f"{window}limit [{limit}] is invalid, should be greater than 0")
-    if limit + offset > MAX_TOPK:
-        raise MilvusError(
-            errors.UNEXPECTED, f"{window}(offset+limit) should be in range [1, {MAX_TOPK}], but got {limit + offset}"
-        )
-    return limit, offset
 
 
 def _set_params(target: Any, params: dict[str, str]) -> None:
@@ -155,35 +60,56 @@ def for_shard(req: Any, physical: str, params_field: str, params: dict[str, str]
     return out
 
 
-def at_backend_ts(request: Any, level: int, backend_ts: int) -> Any:
-    """A read set to be served at one copy's own timestamp (0: Strong); changed in place and returned.
+def _per_shard(req: Any, params_field: str, shard_params: dict[str, str], single: bool) -> Callable[[str], Any]:
+    """`build(physical_name)` for a read: `req` sent to that shard with `shard_params` (`for_shard`)."""
+    # the client's parameters go as sent when nothing was taken out (nor a repeated key collapsed)
+    changed = None if single and len(shard_params) == len(getattr(req, params_field)) else shard_params
+    return lambda physical: for_shard(req, physical, params_field, changed, copy=not single)
 
-    Milvus reads a Session or Customized request at its guarantee timestamp; a Strong one
-    ignores it, so a Strong read placed at a copy's timestamp goes as Customized. A shard's
-    copies are tried one at a time, each after the previous try's request was sent.
-    """
-    out = request
-    out.use_default_consistency = False
-    if backend_ts:
-        out.consistency_level = level if level in (common_pb2.Session, common_pb2.Customized) else common_pb2.Customized
-        out.guarantee_timestamp = backend_ts
-    else:  # the copy's clock is not known: Strong makes everything it applied visible
-        out.consistency_level = common_pb2.Strong
-        out.guarantee_timestamp = 0
+
+def search_for_shard(
+    req: milvus_pb2.SearchRequest, params: dict[str, str], window: int, single: bool
+) -> Callable[[str], milvus_pb2.SearchRequest]:
+    """What each shard's search is: the client's, or (merged) every shard asked for the whole window, offset 0."""
+    shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
+    if not single:  # one shard is one Milvus: its answer needs no merge
+        shard_params["topk"] = str(window)
+        shard_params["offset"] = "0"
+    return _per_shard(req, "search_params", shard_params, single)
+
+
+def query_for_shard(
+    req: milvus_pb2.QueryRequest, params: dict[str, str], window: int | None, single: bool
+) -> Callable[[str], milvus_pb2.QueryRequest]:
+    """What each shard's query is: the client's, or (merged) every shard asked for the whole window (None: no limit)."""
+    shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
+    if window is not None and not single:
+        shard_params["limit"] = str(window)
+        shard_params.pop("offset", None)
+        # a shard that stops at its first drained segment (as pymilvus's query iterator
+        # asks) returns a shorter prefix, and its next rows would be skipped by a merge
+        # that fills the page from the other shards: each shard returns its full prefix
+        shard_params.pop("reduce_stop_for_best", None)
+    return _per_shard(req, "query_params", shard_params, single)
+
+
+def merged_query(
+    view: CollectionView, responses: list[Any], is_count: bool, limit: int | None, offset: int
+) -> milvus_pb2.QueryResults:
+    """The shards' query answers as one: rows merged by primary key and paged, or counts summed."""
+    parts = [list(r.fields_data) for r in responses]
+    with merge.merge_span("count" if is_count else "query", len(parts)):
+        if is_count:
+            fields = merge.sum_counts(parts)
+        else:
+            fields = merge.merge_query_results(parts, view.pk_field.name, limit, offset)
+    first = responses[0]
+    out = milvus_pb2.QueryResults(status=common_pb2.Status(), collection_name=view.name)
+    out.fields_data.extend(fields)
+    out.output_fields.extend(first.output_fields)
+    if hasattr(first, "primary_field_name"):
+        out.primary_field_name = first.primary_field_name
     return out
-
-
-def _at_clock_of(request: Any, level: int, clocks: dict[str, int]) -> Any:
-    """The shard's request for the copy it is tried on, at that copy's clock (`clocks`: by address)."""
-    return lambda target: at_backend_ts(request, level, clocks[target.address])
-
-
-def consistency_of(view: CollectionView, request: Any) -> int:
-    """The level a read runs at: the request's, or the collection's when the client asked for the default.
-
-    pymilvus sends no level then, but still the Session timestamp of its last write.
-    """
-    return int(view.message.consistency_level if request.use_default_consistency else request.consistency_level)
 
 
 class Reader:
@@ -192,22 +118,16 @@ class Reader:
     def __init__(
         self,
         topology: Topology,
-        backends: BackendPool,
+        call_shards: ShardCaller,
         timeout: float,
         retries: int = 0,
-        meta: meta_pb2_grpc.MetaStub | None = None,
+        meta: MetaClient | None = None,
         read_wait: float = 30.0,
         staleness_ms: int = 5000,
     ) -> None:
         self.topology = topology
-        self.backends = backends
-        self.meta = meta
-        self.read_wait = read_wait  # READ_WAIT_TIMEOUT
-        self.staleness_ms = staleness_ms  # BOUNDED_STALENESS_MS
-        # collection id -> (monotonic time, meta's positions of a Bounded read's moment)
-        self._bounded: dict[int, tuple[float, dict[int, meta_pb2.ShardReadPosition]]] = {}
-        # collection id -> (the snapshot and membership they were worked out from, shard -> clocks)
-        self._clocks: dict[int, tuple[Any, Any, dict[int, dict[str, int]]]] = {}
+        self.call_shards = call_shards  # `fanout.call_shards` on the router's backends
+        self.consistency = Consistency(topology, meta, read_wait, staleness_ms)
         self.timeout = timeout
         self.failover = Failover(
             retries=retries,
@@ -216,169 +136,26 @@ class Reader:
             finished=topology.finished,
         )
 
-    async def _fan_out(
-        self, view: CollectionView, method: str, request: Any, build: Any, raw: bool = False
-    ) -> list[Any]:
-        """Send `build(physical_name)` to one copy of every shard; raise the first error.
-
-        With `raw` the answers are `passthrough.RawAnswer`s (bytes left undecoded).
-
-        Strong reads, and Session and Customized reads with a client timestamp, go to copies
-        that have applied the shard's log up to the position the read must see
-        (`_positioned_calls`): for Strong, the end of the log, which holds every acknowledged
-        write. Bounded and Eventually reads go to ready replicas first, without a timestamp.
-        """
-        level = consistency_of(view, request)
-        if level in (common_pb2.Session, common_pb2.Customized) and request.guarantee_timestamp > 1:
-            calls = await self._positioned_calls(view, request.guarantee_timestamp, level, build)
-        elif level == common_pb2.Strong:
-            calls = await self._positioned_calls(view, LOG_END, level, build)
-        elif level == common_pb2.Bounded and (bounded := await self._bounded_calls(view, build)) is not None:
-            calls = bounded
-        else:
-            primary_only = level in (common_pb2.Strong, common_pb2.Session, common_pb2.Customized)
-            calls = []
-            for s in view.shards:
-                out = build(s.physical_name)
-                # Strong, Bounded, Eventually carry no client timestamp; a Session one of 0 or 1
-                # (no write yet) goes as pymilvus sent it
-                if level not in (common_pb2.Session, common_pb2.Customized):
-                    out.guarantee_timestamp = 0
-                calls.append((s, self.topology.read_targets(s, view.name, primary_only), out))
-        return await call_shards(self.backends, view, method, calls, self.timeout, self.failover, raw=raw)
-
-    async def _positioned_calls(self, view: CollectionView, ts: int, level: int, build: Any) -> list[Any]:
-        """Per shard, the copies that have applied every write up to Mishards timestamp `ts`, each read at its own clock.
-
-        `ts` is the client's Session or guarantee timestamp, or `LOG_END` for Strong. Meta says
-        where `ts` is in each shard's log and where each copy is, after waiting (up to
-        READ_WAIT_TIMEOUT or the client's deadline) until each shard's primary has applied it.
-        Copies that have reached it are read at their timestamp of the last entry they applied
-        (replicas first, as the read strategy orders them; Strong when a copy's clock is not
-        known). A shard none of whose copies has reached it fails the read, naming the shard: no
-        read falls back to a copy that may lag.
-        """
-        wait = self._wait_budget()
-        positions = await self.positions(view, [s.index for s in view.shards], ts, wait)
-        members = self.topology.membership.by_identity()
-        calls: list[Any] = []
-        for s in view.shards:
-            targets = self.topology.read_targets(s, view.name, primary_only=False)
-            position = positions[s.index]
-            reached: dict[str, int] = {}  # address -> the copy's timestamp of its applied position
-            for c in position.copies:
-                if c.applied_seq >= position.seq and c.instance in members:
-                    reached[members[c.instance].address] = c.backend_timestamp
-            chosen = [t for t in targets if t.address in reached]
-            if not chosen:
-                primary = next((c for c in position.copies if c.instance == s.primary), None)
-                where = f"its primary {s.primary} is at {primary.applied_seq}" if primary else "no copy applies it"
-                raise MilvusError(
-                    errors.SERVICE_UNAVAILABLE,
-                    f"mishards: shard {s.index} of collection {view.name} has no copy that applied the writes "
-                    f"this read must see (log position {position.seq}; {where}) within {wait:g}s",
-                )
-            request = build(s.physical_name)
-            calls.append((s, chosen, _at_clock_of(request, level, reached)))
-        return calls
-
-    async def _bounded_calls(self, view: CollectionView, build: Any) -> list[Any] | None:
-        """A Bounded read: per shard, the copies that have applied every write acknowledged BOUNDED_STALENESS_MS ago.
-
-        Meta's positions of that moment are kept for BOUNDED_REFRESH seconds (placed that much
-        later, so that they cover every read in that time): Bounded reads cost no meta call. A
-        copy is read at its own clock of that position. A shard none of whose copies has reached
-        it is read as a positioned read (it waits for its primary). None when meta does not
-        answer: the read then goes as Milvus's own Bounded to ready replicas first.
-        """
-        snapshot = await self._bounded_snapshot(view)
-        if snapshot is None:
-            return None
-        members = self.topology.membership.by_identity()
-        calls: list[Any] = []
-        for s in view.shards:
-            targets = self.topology.read_targets(s, view.name, primary_only=False)
-            clocks = self._bounded_clocks(view.id, snapshot, members, s.index)
-            chosen = [t for t in targets if t.address in clocks]
-            if not chosen:  # even the primary is that far behind: wait for it as a positioned read does
-                bound = (int(time.time() * 1000) - self.staleness_ms) << 18
-                shard_view = view.only_shard(s.index)
-                calls.extend(await self._positioned_calls(shard_view, bound, common_pb2.Customized, build))
-                continue
-            request = build(s.physical_name)
-            calls.append((s, chosen, _at_clock_of(request, common_pb2.Customized, clocks)))
-        return calls
-
-    def _bounded_clocks(
-        self,
-        collection_id: int,
-        snapshot: dict[int, meta_pb2.ShardReadPosition],
-        members: dict[str, Any],
-        shard: int,
-    ) -> dict[str, int]:
-        """Address -> the copy's timestamp of (at least) the shard's Bounded position, for the copies that reached it.
-
-        Worked out once per snapshot and membership (both are reused for many reads), not per read.
-        """
-        cached = self._clocks.get(collection_id)
-        if cached is None or cached[0] is not snapshot or cached[1] is not members:
-            cached = self._clocks[collection_id] = (snapshot, members, {})
-        clocks = cached[2].get(shard)
-        if clocks is None:
-            clocks = cached[2][shard] = {}
-            position = snapshot.get(shard)
-            for c in position.copies if position is not None else ():
-                if c.applied_seq >= position.seq and c.instance in members:  # type: ignore[union-attr]
-                    clocks[members[c.instance].address] = c.backend_timestamp_at_seq or c.backend_timestamp
-        return clocks
-
-    async def _bounded_snapshot(self, view: CollectionView) -> dict[int, meta_pb2.ShardReadPosition] | None:
-        now = time.monotonic()
-        cached = self._bounded.get(view.id)
-        if cached is not None and now - cached[0] < BOUNDED_REFRESH:
-            return cached[1]
-        bound_ms = int(time.time() * 1000) - self.staleness_ms + int(BOUNDED_REFRESH * 1000)
-        every_shard = list(range(view.shards_num))  # also when this read is pinned to fewer: the snapshot is shared
-        try:
-            positions = await self.positions(view, every_shard, max(bound_ms, 0) << 18, 0.0)
-        except MilvusError:
-            return None
-        self._bounded[view.id] = (now, positions)
-        return positions
-
-    def _wait_budget(self) -> float:
-        """Seconds a positioned read may wait for the copies: READ_WAIT_TIMEOUT or what is left of the deadline."""
-        deadline = DEADLINE.get()
-        if deadline is None:
-            return self.read_wait
-        # the answer (code 2 naming the shard) must reach the client before its deadline does
-        return max(0.0, min(self.read_wait, (deadline - time.monotonic()) * 0.9 - ANSWER_MARGIN))
+    @property
+    def read_wait(self) -> float:
+        """READ_WAIT_TIMEOUT: how long a positioned read (and the servicer's flush) waits for the copies."""
+        return self.consistency.read_wait
 
     async def positions(
         self, view: CollectionView, shards: list[int], ts: int, wait: float = 0.0
     ) -> dict[int, meta_pb2.ShardReadPosition]:
-        """Meta's read positions for `ts` (after waiting up to `wait` seconds for the primaries).
+        """Meta's read positions for `ts` (`Consistency.positions`): the servicer's flush waits on them too."""
+        return await self.consistency.positions(view, shards, ts, wait)
 
-        Raises SERVICE_UNAVAILABLE when meta does not answer: without it no read can be placed.
+    async def _fan_out(
+        self, view: CollectionView, method: str, request: Any, build: Any, raw: bool = False
+    ) -> list[Any]:
+        """Send `build(physical_name)` to one copy of every shard (as `Consistency.plan` places it); raise the first error.
+
+        With `raw` the answers are `passthrough.RawAnswer`s (bytes left undecoded).
         """
-        if self.meta is None:
-            raise MilvusError(errors.SERVICE_UNAVAILABLE, "mishards: no meta to place the read")
-        request = meta_pb2.ReadPositionsRequest(collection_id=view.id, timestamp=ts, shards=shards, wait_seconds=wait)
-        try:
-            try:
-                answer = await self.meta.GetReadPositions(request, timeout=wait + POSITIONS_TIMEOUT)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise
-                # meta may be back while the channel waits to reconnect: give it POSITIONS_TIMEOUT, no more
-                answer = await self.meta.GetReadPositions(request, timeout=POSITIONS_TIMEOUT, wait_for_ready=True)
-        except grpc.aio.AioRpcError as exc:
-            raise MilvusError(
-                errors.SERVICE_UNAVAILABLE,
-                f"mishards: meta did not say where collection {view.name}'s shards are ({exc.code().name}); "
-                "a Strong, Session or guarantee_timestamp read cannot be placed",
-            ) from None
-        return {p.shard: p for p in answer.shards}
+        calls = await self.consistency.plan(view, request, build)
+        return await self.call_shards(view, method, calls, self.timeout, self.failover, raw=raw)
 
     async def keys_matching(self, view: CollectionView, expr: str, partitions: list[str]) -> dict[int, list[Any]]:
         """Per shard, the primary keys of the rows `expr` matches: a Strong query at the log's end.
@@ -399,10 +176,10 @@ class Reader:
                 consistency_level=common_pb2.Strong,
             )
 
-        calls = await self._positioned_calls(view, LOG_END, common_pb2.Strong, build)
-        responses = await call_shards(self.backends, view, "Query", calls, self.timeout, self.failover)
+        calls = await self.consistency.positioned_calls(view, LOG_END, common_pb2.Strong, build)
+        responses = await self.call_shards(view, "Query", calls, self.timeout, self.failover)
         out: dict[int, list[Any]] = {}
-        for (shard, _, _), answer in zip(calls, responses):
+        for shard, answer in zip((call.shard for call in calls), responses):
             column = next((fd for fd in answer.fields_data if fd.field_name == pk), None)
             if column is None:
                 out[shard.index] = []
@@ -442,31 +219,21 @@ class Reader:
         params = params_of(req.search_params)
         check_search_request(req)
         limit, offset = search_window(params)
-        shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
         single = len(view.message.shards) == 1 and not params.get("group_by_field")
-        metric = "" if single else self.metric_of(view, params)  # only merges need the metric's direction
-        if not single:  # one shard is one Milvus: its answer needs no merge
-            shard_params["topk"] = str(limit + offset)
-            shard_params["offset"] = "0"
-        # the client's parameters go as sent when nothing was taken out (nor a repeated key collapsed)
-        changed = None if single and len(shard_params) == len(req.search_params) else shard_params
-
-        def build(physical: str) -> milvus_pb2.SearchRequest:
-            out: milvus_pb2.SearchRequest = for_shard(req, physical, "search_params", changed, copy=not single)
-            return out
-
+        build = search_for_shard(req, params, limit + offset, single)
         if single and raw:
             shard = (await self._fan_out(view, "Search", req, build, raw=True))[0]
             return passthrough.search_results(shard.data, logical.name)
         responses = await self._fan_out(view, "Search", req, build)
         parts = [r.results for r in responses]
+        metric = "" if single else self.metric_of(view, params)  # only merges need the metric's direction
         if single:
             merged = parts[0]
             merged.ClearField("search_iterator_v2_results")  # one backend's iterator state
         elif params.get("group_by_field"):
             merged = await self._group_by(view, req, params, parts, limit, offset, metric, build)
         else:
-            with merge_span("search", len(responses)):
+            with merge.merge_span("search", len(responses)):
                 merged = merge.merge_search_results(parts, req.nq, limit, offset, metric)
         return milvus_pb2.SearchResults(status=common_pb2.Status(), results=merged, collection_name=logical.name)
 
@@ -489,11 +256,11 @@ class Reader:
         """
         if not any(p.HasField("group_by_field_value") or len(p.group_by_field_values) for p in parts):
             # the backends ignored group_by_field (Milvus 2.3 has no group-by): answer as they do
-            with merge_span("search", len(parts)):
+            with merge.merge_span("search", len(parts)):
                 return merge.merge_search_results(parts, req.nq, limit, offset, metric)
         group_size = int(params.get("group_size", "1") or 1)
         strict = params.get("strict_group_size", "false").lower() == "true"
-        with merge_span("group_by", len(parts)):
+        with merge.merge_span("group_by", len(parts)):
             merged = merge.merge_group_by_results(parts, req.nq, limit + offset, 0, metric, group_size, False)
         values = merge.group_values(merged)
         field = params["group_by_field"]
@@ -514,7 +281,7 @@ class Reader:
 
             responses = await self._fan_out(view, "Search", req, build_second)
             parts = [r.results for r in responses]
-        with merge_span("group_by", len(parts)):
+        with merge.merge_span("group_by", len(parts)):
             return merge.merge_group_by_results(parts, req.nq, limit, offset, metric, group_size, strict)
 
     async def query(
@@ -529,23 +296,8 @@ class Reader:
         limit, offset = query_window(params)
         if is_count and limit is not None:
             raise MilvusError(errors.UNEXPECTED, "count entities with pagination is not allowed")
-        shard_params = {k: v for k, v in params.items() if k not in BACKEND_ONLY_KEYS}
         single = len(view.message.shards) == 1  # one shard is one Milvus: its answer needs no merge
-        if limit is not None:
-            if not single:
-                shard_params["limit"] = str(limit + offset)
-                shard_params.pop("offset", None)
-                # a shard that stops at its first drained segment (as pymilvus's query iterator
-                # asks) returns a shorter prefix, and its next rows would be skipped by a merge
-                # that fills the page from the other shards: each shard returns its full prefix
-                shard_params.pop("reduce_stop_for_best", None)
-
-        changed = None if single and len(shard_params) == len(req.query_params) else shard_params
-
-        def build(physical: str) -> milvus_pb2.QueryRequest:
-            out: milvus_pb2.QueryRequest = for_shard(req, physical, "query_params", changed, copy=not single)
-            return out
-
+        build = query_for_shard(req, params, None if limit is None else limit + offset, single)
         if single and raw:
             shard = (await self._fan_out(view, "Query", req, build, raw=True))[0]
             return passthrough.query_results(shard.data, view.name, shard.status)
@@ -555,19 +307,7 @@ class Reader:
             answer.collection_name = view.name
             answer.ClearField("session_ts")  # the backend's clock never reaches a client
             return answer
-        parts = [list(r.fields_data) for r in responses]
-        with merge_span("count" if is_count else "query", len(parts)):
-            if is_count:
-                fields = merge.sum_counts(parts)
-            else:
-                fields = merge.merge_query_results(parts, view.pk_field.name, limit, offset)
-        first = responses[0]
-        out = milvus_pb2.QueryResults(status=common_pb2.Status(), collection_name=view.name)
-        out.fields_data.extend(fields)
-        out.output_fields.extend(first.output_fields)
-        if hasattr(first, "primary_field_name"):
-            out.primary_field_name = first.primary_field_name
-        return out
+        return merged_query(view, responses, is_count, limit, offset)
 
 
 def _rank_param(rank: dict[str, str], key: str, default: Any) -> Any:
@@ -614,6 +354,6 @@ async def hybrid_search(
     answers = await asyncio.gather(*(reader.search(view, sub) for sub in subs))  # decoded: raw is off
     parts = [a.results for a in answers if isinstance(a, milvus_pb2.SearchResults)]
     nq = nq or parts[0].num_queries
-    with merge_span("hybrid", len(parts)):
+    with merge.merge_span("hybrid", len(parts)):
         merged = merge.rerank_hybrid(parts, nq, strategy, rank_args, metrics, limit, offset, round_decimal)
     return milvus_pb2.SearchResults(status=common_pb2.Status(), results=merged, collection_name=view.name)

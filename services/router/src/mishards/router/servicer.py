@@ -28,9 +28,10 @@ from mishards.router.admission import Admission
 from mishards.router.aggregate import CopyState
 from mishards.router.auth import RBAC_METHODS, UNIMPLEMENTED_RBAC, AuthCache, hand_rbac_to_meta
 from mishards.router.catalog import CatalogCache, CollectionView
+from mishards.router.consistency import DEADLINE, LOG_END
 from mishards.router.ddl import hand_to_meta
 from mishards.router.meta_client import MetaClient
-from mishards.router.reads import DEADLINE, LOG_END, Reader, hybrid_search
+from mishards.router.reads import Reader, hybrid_search
 from mishards.router.topology import Topology
 from mishards.router.writes import Writer
 from mishards.v1 import discovery_pb2, meta_pb2

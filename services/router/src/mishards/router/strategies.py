@@ -1,4 +1,4 @@
-"""Read routing strategies (ROUTER_CLASS_NAME): which ready copy of a shard serves a read.
+"""Read strategies (ROUTER_CLASS_NAME): which ready copy of a shard serves a read.
 
 A strategy orders the ready replicas of a shard; the first serves, the rest are the
 failover order. Built-ins register by name; a user class is found by ROUTER_PLUGIN_PATH +
@@ -17,7 +17,7 @@ from mishards.common.plugins import Registry
 from mishards.common.settings import Settings
 
 
-class ReadRouter(abc.ABC):
+class ReadStrategy(abc.ABC):
     """Orders a shard's ready replicas for one read."""
 
     def __init__(self, settings: Settings) -> None:
@@ -34,11 +34,15 @@ class ReadRouter(abc.ABC):
         """A request to the instance ended, whatever its outcome."""
 
 
+# The name plugins written before the rename subclass; "router" is the service, this is a strategy.
+ReadRouter = ReadStrategy
+
+
 def _score(shard_key: str, identity: str) -> int:
     return mmh3.hash(f"{shard_key}/{identity}".encode(), 0, signed=False)
 
 
-class ConsistentHashRouter(ReadRouter):
+class ConsistentHashRouter(ReadStrategy):
     """A shard always goes to the same replica (rendezvous hashing): good for caches.
 
     When a replica joins or leaves, only the shards that hash to it move.
@@ -48,7 +52,7 @@ class ConsistentHashRouter(ReadRouter):
         return sorted(replicas, key=lambda r: _score(shard_key, r), reverse=True)
 
 
-class LeastOutstandingRouter(ReadRouter):
+class LeastOutstandingRouter(ReadStrategy):
     """The replica with the fewest requests in flight from this router; ties by consistent hash."""
 
     def __init__(self, settings: Settings) -> None:
@@ -68,8 +72,8 @@ class LeastOutstandingRouter(ReadRouter):
             self._outstanding[identity] = max(0, self._outstanding[identity] - 1)
 
 
-def builtin_registry() -> Registry[ReadRouter]:
-    registry: Registry[ReadRouter] = Registry("router")
+def builtin_registry() -> Registry[ReadStrategy]:
+    registry: Registry[ReadStrategy] = Registry("router")
     registry.register("ConsistentHashRouter", ConsistentHashRouter)
     # The original Mishards' default name, kept so old settings keep working.
     registry.register("FileBasedHashRingRouter", ConsistentHashRouter)
@@ -77,7 +81,7 @@ def builtin_registry() -> Registry[ReadRouter]:
     return registry
 
 
-def create_read_router(settings: Settings, class_name: str | None = None) -> ReadRouter:
+def create_read_strategy(settings: Settings, class_name: str | None = None) -> ReadStrategy:
     """The configured strategy; PluginError (listing the known names) when it cannot be found."""
     cls = builtin_registry().resolve(class_name or settings.ROUTER_CLASS_NAME, settings.ROUTER_PLUGIN_PATH)
     return cls(settings)

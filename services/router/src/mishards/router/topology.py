@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from mishards.common import errors
 from mishards.common.errors import MilvusError
 from mishards.common.membership import MembershipWatcher
-from mishards.router.fanout import Target
-from mishards.router.strategies import ReadRouter
+from mishards.router.strategies import ReadStrategy
 from mishards.v1 import discovery_pb2, meta_pb2
 
 SUSPECT_SECONDS = 5.0
 
 
+@dataclass(frozen=True)
+class Target:
+    """One copy a shard's request may go to."""
+
+    address: str
+    role: str = "primary"  # or "replica"
+    identity: str = ""  # the instance's discovery identity, which the read strategy accounts by
+
+
 class Topology:
     """Maps shard placements (instance identities) to live addresses."""
 
-    def __init__(self, membership: MembershipWatcher, strategy: ReadRouter) -> None:
+    def __init__(self, membership: MembershipWatcher, strategy: ReadStrategy) -> None:
         self.membership = membership
         self.strategy = strategy
         self._suspect_until: dict[str, float] = {}
-        self._identity_of: dict[str, str] = {}
 
     def primary_address(self, shard: meta_pb2.ShardPlacement, collection: str) -> str:
         """The address of the shard's primary; a clear Milvus error when it is not serving."""
@@ -47,11 +55,10 @@ class Topology:
         if not primary_only and shard.replicas:
             healthy = [r for r in shard.replicas if r in members and members[r].health == discovery_pb2.HEALTHY]
             for identity in self.strategy.order(shard.physical_name, healthy):
-                self._identity_of[members[identity].address] = identity
-                targets.append(Target(members[identity].address, "replica"))
+                targets.append(Target(members[identity].address, "replica", identity))
         primary = members.get(shard.primary)
         if primary is not None and primary.health != discovery_pb2.DOWN:
-            targets.append(Target(primary.address, "primary"))
+            targets.append(Target(primary.address, "primary", shard.primary))
         if not targets:
             why = "is not in the membership" if primary is None else f"is down: {primary.reason or 'no answer'}"
             raise MilvusError(
@@ -64,13 +71,16 @@ class Topology:
         now = time.monotonic()
         return sorted(targets, key=lambda t: self._suspect_until.get(t.address, 0.0) > now)
 
-    def started(self, address: str) -> None:
-        if address in self._identity_of:
-            self.strategy.started(self._identity_of[address])
+    # The strategy orders replicas only, so it counts the requests to replicas alone.
+    def started(self, target: Target) -> None:
+        """A request to `target` begins (the read strategy's outstanding-request accounting)."""
+        if target.role == "replica":
+            self.strategy.started(target.identity)
 
-    def finished(self, address: str) -> None:
-        if address in self._identity_of:
-            self.strategy.finished(self._identity_of[address])
+    def finished(self, target: Target) -> None:
+        """A request to `target` ended, whatever its outcome."""
+        if target.role == "replica":
+            self.strategy.finished(target.identity)
 
     def suspect(self, address: str) -> None:
         """Take a copy that did not answer out of first choice for a few seconds."""
