@@ -149,3 +149,20 @@ MAX_SHARDS_NUM = 16
 def shards_num_exceeded() -> MilvusError:
     """Milvus 2.3.5's createCollectionTask.PreExecute error (a plain error: code 65535)."""
     return MilvusError(UNEXPECTED, f"maximum shards's number should be limited to {MAX_SHARDS_NUM}")
+
+
+def empty_delete_expression() -> MilvusError:
+    """Milvus 2.3.5's deleteTask on a loaded collection: it queries for the rows and refuses an empty expression."""
+    return MilvusError(
+        PARAMETER_INVALID, "invalid expression: invalid parameter[expected=valid expr][actual=empty expr]"
+    )
+
+
+def expr_plan_failed(expr: str) -> MilvusError:
+    """Milvus 2.3.5's deleteTask when it cannot parse the expression itself (a plain error: code 65535)."""
+    return MilvusError(UNEXPECTED, f"failed to create expr plan, expr = {expr}")
+
+
+def count_with_pagination() -> MilvusError:
+    """Milvus 2.3.5's queryTask: `count(*)` with a limit or offset (a plain error: code 65535)."""
+    return MilvusError(UNEXPECTED, "count entities with pagination is not allowed")

@@ -295,7 +295,7 @@ class Reader:
         is_count = any(f.strip().lower() == "count(*)" for f in req.output_fields)
         limit, offset = query_window(params)
         if is_count and limit is not None:
-            raise MilvusError(errors.UNEXPECTED, "count entities with pagination is not allowed")
+            raise errors.count_with_pagination()
         single = len(view.message.shards) == 1  # one shard is one Milvus: its answer needs no merge
         build = query_for_shard(req, params, None if limit is None else limit + offset, single)
         if single and raw:

@@ -279,10 +279,7 @@ class Writer:
             named = keys
         elif dialect == validation.MILVUS and not request.expr.strip():
             if view.message.loaded:  # 2.3.5 queries for the rows, and refuses an empty expression
-                raise MilvusError(
-                    errors.PARAMETER_INVALID,
-                    "invalid expression: invalid parameter[expected=valid expr][actual=empty expr]",
-                )
+                raise errors.empty_delete_expression()
             return milvus_pb2.MutationResult(status=common_pb2.Status(), timestamp=await self.timestamp())
         else:
             by_shard = await self._keys_matching(view, request, dialect)
@@ -307,6 +304,6 @@ class Writer:
         except MilvusError as exc:
             if dialect == validation.MILVUS and exc.reason.startswith("cannot parse expression"):
                 # 2.3.5's delete parses the expression itself, and words a failure so
-                raise MilvusError(errors.UNEXPECTED, f"failed to create expr plan, expr = {request.expr}") from None
+                raise errors.expr_plan_failed(request.expr) from None
             raise
         return result
