@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 from pymilvus.grpc_gen import common_pb2
 
+from mishards.common.errors import OK
 from mishards.common.milvus_messages import EncodedAnswer
 
 # Field numbers of milvus.proto.milvus.SearchResults / QueryResults / schema.SearchResultData.
@@ -32,7 +33,6 @@ ITERATOR_V2_RESULTS = 11  # SearchResultData.search_iterator_v2_results: one bac
 
 _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
 OK_STATUS_FIELD = b"\x0a\x00"  # `status` set to an empty (OK) Status, as `SearchResults(status=Status())` encodes it
-_OK = common_pb2.Status()
 
 
 class WireError(ValueError):
@@ -108,7 +108,7 @@ def status_of(buf: Buffer) -> common_pb2.Status:
     for number, _, start, end in fields(buf):
         if number == STATUS:
             payload += bytes(buf[start:end])  # repeated occurrences of a message field merge
-    return common_pb2.Status.FromString(payload) if payload else _OK
+    return common_pb2.Status.FromString(payload) if payload else OK
 
 
 def _without(buf: Buffer, dropped: int) -> bytes | None:
@@ -140,10 +140,10 @@ def search_results(raw: bytes, collection_name: str) -> EncodedAnswer:
         else:
             out.append(encode_varint(SEARCH_RESULTS << 3 | _LEN) + encode_varint(len(inner)) + inner)
     out.append(_string_field(COLLECTION_NAME, collection_name))
-    return EncodedAnswer(b"".join(out), _OK)
+    return EncodedAnswer(b"".join(out), OK)
 
 
-def query_results(raw: bytes, collection_name: str, status: common_pb2.Status = _OK) -> EncodedAnswer:
+def query_results(raw: bytes, collection_name: str, status: common_pb2.Status = OK) -> EncodedAnswer:
     """The client's QueryResults from one shard's: every field kept but `collection_name` (the
     logical one instead) and `session_ts` (dropped). `status`: the one it carries (for telemetry)."""
     view = memoryview(raw)

@@ -39,6 +39,8 @@ from mishards.v1 import discovery_pb2, meta_pb2
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+# GetVersion asks each instance in turn for its version; one that does not answer in this time is skipped.
+VERSION_TIMEOUT = 5.0
 
 
 def db_of(request: Any, context: grpc.aio.ServicerContext) -> str:
@@ -150,7 +152,7 @@ class RouterServicer:
         for inst in self.topology.membership.instances():
             try:
                 resp = await self.backends.stub(inst.address).GetVersion(
-                    request, timeout=5, metadata=self.backends.metadata()
+                    request, timeout=VERSION_TIMEOUT, metadata=self.backends.metadata()
                 )
                 if not errors.is_error(resp.status):
                     return resp
