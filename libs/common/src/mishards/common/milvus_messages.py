@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 from google.protobuf import message as pb_message
@@ -30,6 +31,26 @@ DDL_METHODS = (
     "RenameCollection",
     "AlterCollection",
 )
+
+# The credential and RBAC methods of Milvus 2.3.5 meta owns: the router hands them over (ExecuteRbac).
+RBAC_METHODS = (
+    "CreateCredential",
+    "UpdateCredential",
+    "DeleteCredential",
+    "ListCredUsers",
+    "CreateRole",
+    "DropRole",
+    "OperateUserRole",
+    "SelectRole",
+    "SelectUser",
+    "OperatePrivilege",
+    "SelectGrant",
+)
+
+
+def snake_case(method: str) -> str:
+    """`CreateCollection` -> `create_collection`: the name of the meta method that runs a DDL or RBAC method."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", method).lower()
 
 
 @cache

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,7 +19,7 @@ from mishards.common import errors
 from mishards.common.backends import BackendPool
 from mishards.common.errors import OK, MilvusError
 from mishards.common.membership import MembershipWatcher
-from mishards.common.milvus_messages import DDL_METHODS, error_response, request_class
+from mishards.common.milvus_messages import DDL_METHODS, error_response, request_class, snake_case
 from mishards.common.settings import Settings
 from mishards.meta import placement
 from mishards.meta.store import (
@@ -40,11 +39,6 @@ from mishards.meta.tso import TimestampOracle
 from mishards.v1 import discovery_pb2
 
 log = logging.getLogger(__name__)
-
-
-def snake_case(method: str) -> str:
-    """`CreateCollection` -> `create_collection`: the DdlExecutor method that runs a DDL method."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", method).lower()
 
 
 def _db(request: Any, header_db: str) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mishards.common import errors
 from mishards.common.errors import OK, MilvusError
-from mishards.common.milvus_messages import error_response, request_class
+from mishards.common.milvus_messages import RBAC_METHODS, error_response, request_class, snake_case
 from mishards.common.rbac import (
     ANY,
     BUILTIN_ROLES,
@@ -235,19 +235,8 @@ class RbacExecutor:
     def __init__(self, rbac: RbacStore) -> None:
         self.rbac = rbac
         self._lock = asyncio.Lock()  # one change at a time: checks and writes do not interleave
-        self.handlers: dict[str, Handler] = {
-            "CreateCredential": self.create_credential,
-            "UpdateCredential": self.update_credential,
-            "DeleteCredential": self.delete_credential,
-            "ListCredUsers": self.list_cred_users,
-            "CreateRole": self.create_role,
-            "DropRole": self.drop_role,
-            "OperateUserRole": self.operate_user_role,
-            "SelectRole": self.select_role,
-            "SelectUser": self.select_user,
-            "OperatePrivilege": self.operate_privilege,
-            "SelectGrant": self.select_grant,
-        }
+        # Each method of the one RBAC list (RBAC_METHODS, shared with the router) runs as its snake_case method here.
+        self.handlers: dict[str, Handler] = {method: getattr(self, snake_case(method)) for method in RBAC_METHODS}
 
     async def execute(self, method: str, payload: bytes, db_name: str, caller: str) -> tuple[bytes, int]:
         """The serialized response of `method` to the serialized request, and the auth version after it."""

@@ -228,19 +228,6 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
 # --- the credential and RBAC RPCs: meta answers them --------------------------------------------
 
-RBAC_METHODS = (
-    "CreateCredential",
-    "UpdateCredential",
-    "DeleteCredential",
-    "ListCredUsers",
-    "CreateRole",
-    "DropRole",
-    "OperateUserRole",
-    "SelectRole",
-    "SelectUser",
-    "OperatePrivilege",
-    "SelectGrant",
-)
 
 # RBAC RPCs newer than Milvus 2.3.5: it has no handler for them, so gRPC answers UNIMPLEMENTED
 # before any interceptor runs (credentials or not), and so does the router.

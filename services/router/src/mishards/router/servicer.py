@@ -17,6 +17,7 @@ from mishards.common.backends import BackendPool
 from mishards.common.errors import OK, MilvusError
 from mishards.common.milvus_messages import (
     DDL_METHODS,
+    RBAC_METHODS,
     SERVICE,
     EncodedAnswer,
     carries_status,
@@ -26,7 +27,7 @@ from mishards.common.milvus_messages import (
 from mishards.router import aggregate, limits, templates, validation, wire
 from mishards.router.admission import Admission
 from mishards.router.aggregate import CopyState
-from mishards.router.auth import RBAC_METHODS, UNIMPLEMENTED_RBAC, AuthCache, hand_rbac_to_meta
+from mishards.router.auth import UNIMPLEMENTED_RBAC, AuthCache, hand_rbac_to_meta
 from mishards.router.catalog import CatalogCache, CollectionView
 from mishards.router.consistency import DEADLINE, LOG_END
 from mishards.router.ddl import hand_to_meta
