@@ -39,8 +39,10 @@ def latency_block(arm: Arm, op: Callable[[Arm, int], int], seconds: float, first
     return Block(units, time.perf_counter() - t_start, lat)
 
 
-def throughput_block(arm: Arm, op: Callable[[Arm, int], int], seconds: float, concurrency: int) -> Block:
-    """``concurrency`` threads sharing the arm's client, each issuing ``op`` back to back."""
+def closed_loop(concurrency: int, seconds: float, step: Callable[[int, int], int]) -> tuple[int, float]:
+    """``concurrency`` threads calling ``step(thread, i)`` back to back for ``seconds``, started together
+    (``i`` counts up from a per-thread offset); the units the steps returned, and the wall time.
+    The first error a thread raised is raised after every thread has stopped."""
     counts = [0] * concurrency
     errors: list[BaseException] = []
     barrier = threading.Barrier(concurrency + 1)
@@ -51,7 +53,7 @@ def throughput_block(arm: Arm, op: Callable[[Arm, int], int], seconds: float, co
         i = w * 100_003
         try:
             while time.perf_counter() < stop_at[0]:
-                counts[w] += op(arm, i)
+                counts[w] += step(w, i)
                 i += 1
         except BaseException as exc:  # reported after the block
             errors.append(exc)
@@ -67,7 +69,12 @@ def throughput_block(arm: Arm, op: Callable[[Arm, int], int], seconds: float, co
     wall = time.perf_counter() - t0
     if errors:
         raise errors[0]
-    return Block(sum(counts), wall)
+    return sum(counts), wall
+
+
+def throughput_block(arm: Arm, op: Callable[[Arm, int], int], seconds: float, concurrency: int) -> Block:
+    """``concurrency`` threads sharing the arm's client, each issuing ``op`` back to back."""
+    return Block(*closed_loop(concurrency, seconds, lambda _w, i: op(arm, i)))
 
 
 def write_block(

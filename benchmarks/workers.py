@@ -20,13 +20,13 @@ import json
 import os
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from pymilvus import MilvusClient
 
+from benchmarks.measure import closed_loop
 from benchmarks.presets import PRESETS
 from benchmarks.procstat import CpuMeter, children
 from benchmarks.synthetic_cluster import SyntheticCluster
@@ -80,35 +80,16 @@ def machine_busy() -> tuple[int, int]:
 
 def search_block(clients: list[MilvusClient], queries: list[list[float]], threads: int, seconds: float) -> float:
     """``threads`` threads searching back to back for ``seconds`` (thread t uses client t mod len); searches/s."""
-    counts = [0] * threads
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(threads + 1)
-    stop_at = [0.0]
     params = search_params(PRESETS["small"])
 
-    def worker(t: int) -> None:
-        client = clients[t % len(clients)]
-        i = t * 7919
-        barrier.wait()
-        try:
-            while time.perf_counter() < stop_at[0]:
-                client.search(SEARCH_COLLECTION, data=[queries[i % len(queries)]], limit=10, search_params=params)
-                counts[t] += 1
-                i += 1
-        except BaseException as exc:  # reported after the block
-            errors.append(exc)
+    def search(t: int, i: int) -> int:
+        clients[t % len(clients)].search(
+            SEARCH_COLLECTION, data=[queries[i % len(queries)]], limit=10, search_params=params
+        )
+        return 1
 
-    pool = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(threads)]
-    for t in pool:
-        t.start()
-    stop_at[0] = time.perf_counter() + seconds
-    started = time.perf_counter()
-    barrier.wait()
-    for t in pool:
-        t.join()
-    if errors:
-        raise errors[0]
-    return sum(counts) / (time.perf_counter() - started)
+    searches, wall = closed_loop(threads, seconds, search)
+    return searches / wall
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
