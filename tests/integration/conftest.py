@@ -52,11 +52,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         router_port=0,
         extra_env={"DEFAULT_SHARDS_NUM": "2", "LOG_LEVEL": "INFO"},
     )
-    c.start()
-    try:
+    with c:  # started; stopped by PID on the way out
         yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="session")

@@ -53,11 +53,8 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("auth-cluster")
     cluster = Cluster(root_dir=str(root), writable=2, backend="milvus-lite", router_port=0,
                       extra_env={"AUTHORIZATION_ENABLED": "true", "READ_REPLICAS": "0"})  # fmt: skip
-    cluster.start()
-    try:
+    with cluster:  # started; stopped by PID on the way out
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def _normalized(result: object) -> object:

@@ -36,11 +36,8 @@ def crash_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
         router_port=0,
         extra_env={"DEFAULT_SHARDS_NUM": "2", "READ_REPLICAS": "1"},
     )
-    c.start()
-    try:
+    with c:  # started; stopped by PID on the way out
         yield c
-    finally:
-        c.stop()
 
 
 def copies(cluster: Cluster, collection_id: int) -> list[meta_pb2.CopyState]:

@@ -47,11 +47,8 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "REBALANCE": "auto",
         },
     )
-    c.start()
-    try:
+    with c:  # started; stopped by PID on the way out
         yield c
-    finally:
-        c.stop()
 
 
 def listing(cluster: Cluster) -> Any:

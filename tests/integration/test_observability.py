@@ -169,11 +169,8 @@ def traced_cluster(tmp_path_factory: pytest.TempPathFactory, receiver: tuple[Rec
     c = Cluster(
         tmp_path_factory.mktemp("traced-cluster"), writable=2, backend="milvus-lite", router_port=0, extra_env=env
     )
-    c.start()
-    try:
+    with c:  # started; stopped by PID on the way out
         yield c
-    finally:
-        c.stop()
 
 
 def test_running_services_export_spans_over_otlp_and_meta_joins_the_trace(
@@ -409,11 +406,8 @@ def replica_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
         router_port=0,
         extra_env={"DEFAULT_SHARDS_NUM": "2", "READ_REPLICAS": "1", "MAX_RETRY": "3"},
     )
-    c.start()
-    try:
+    with c:  # started; stopped by PID on the way out
         yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")

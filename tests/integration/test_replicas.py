@@ -35,11 +35,8 @@ def rcluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         # every read-only instance holds a replica of every shard, so one that joins gets replicas for sure
         extra_env={"DEFAULT_SHARDS_NUM": "2", "READ_REPLICAS": "3", "MAX_RETRY": "3"},
     )
-    c.start()
-    try:
+    with c:  # started; stopped by PID on the way out
         yield c
-    finally:
-        c.stop()
 
 
 def requests_served(inst: MilvusInstance, method: str) -> int:

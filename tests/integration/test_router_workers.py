@@ -41,11 +41,8 @@ def workers_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
         router_workers=2,
         extra_env={"DEFAULT_SHARDS_NUM": "2", "READ_REPLICAS": "0", "GRACE_PERIOD": "1"},
     )
-    cluster.start()
-    try:
+    with cluster:  # started; stopped by PID on the way out
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def sockets_on_port(port: int, state: str) -> set[int]:

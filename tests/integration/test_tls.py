@@ -34,11 +34,8 @@ def tls_cluster(
         env["TLS_CLIENT_CA_FILE"] = str(pki.ca)  # type: ignore[attr-defined]
     root = tmp_path_factory.mktemp(f"tls-{request.param}")
     cluster = Cluster(root, writable=2, backend="milvus-lite", router_port=0, extra_env=env)
-    cluster.start()
-    try:
+    with cluster:  # started; stopped by PID on the way out
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def client_arguments(cluster: Cluster, pki: object) -> str:
