@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
@@ -97,3 +98,30 @@ def test_address_follows_a_host_name_change(monkeypatch: pytest.MonkeyPatch) -> 
     first, second = asyncio.run(run())
     assert first == [InstanceSpec("milvus-wo:19601", "10.0.0.1:19601", "writable")]
     assert second == [InstanceSpec("milvus-wo:19601", "10.0.0.9:19601", "writable")]
+
+
+def test_a_failed_lookup_keeps_the_address_the_host_last_resolved_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container network's resolver that cancels a query for a moment (podman's aardvark-dns
+    reloading) must not move a healthy instance to an unresolved `host:port`."""
+    backend = StaticBackend(Settings(WOSERVER=["milvus-wo:19601"], DISCOVERY_STATIC_HOSTS=["milvus-ro:19602"]))
+    answers: dict[str, list[str | None]] = {
+        "milvus-wo": ["10.0.0.1", None, "10.0.0.7"],
+        "milvus-ro": [None, None, None],
+    }
+
+    async def fake_getaddrinfo(host: str, port: int, **_: object) -> list[tuple]:
+        ip = answers[host].pop(0)
+        if ip is None:
+            raise socket.gaierror(-3, "Temporary failure in name resolution")
+        return [(2, 1, 6, "", (ip, port))]
+
+    async def run() -> list[list[str]]:
+        loop = asyncio.get_running_loop()
+        monkeypatch.setattr(loop, "getaddrinfo", fake_getaddrinfo)
+        return [[s.address for s in await backend.list_instances()] for _ in range(3)]
+
+    assert asyncio.run(run()) == [
+        ["10.0.0.1:19601", "milvus-ro:19602"],  # milvus-ro never resolved: listed unresolved (probed down)
+        ["10.0.0.1:19601", "milvus-ro:19602"],  # the lookup failed: the last address stays
+        ["10.0.0.7:19601", "milvus-ro:19602"],  # resolved again: the new address
+    ]

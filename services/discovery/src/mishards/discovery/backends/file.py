@@ -28,9 +28,9 @@ from mishards.discovery.backends.base import (
     parse_role,
 )
 from mishards.discovery.backends.hostport import (
+    Resolver,
     join_host_port,
     parse_port,
-    resolve_address,
     split_host_port,
 )
 
@@ -114,7 +114,7 @@ class FileBackend(DiscoveryBackend):
             raise SettingsError("setting DISCOVERY_FILE_PATH is empty; the file back end needs it")
         self.path = settings.DISCOVERY_FILE_PATH
         self.default_port = settings.DISCOVERY_STATIC_PORT
-        self.resolve_timeout = settings.DISCOVERY_PROBE_TIMEOUT
+        self.resolver = Resolver(settings.DISCOVERY_PROBE_TIMEOUT)
         self._stamp: _Stamp | None = None
         self._stamp_trusted = False
         self._specs: list[InstanceSpec] = []
@@ -150,4 +150,4 @@ class FileBackend(DiscoveryBackend):
 
     async def _resolve(self, spec: InstanceSpec) -> InstanceSpec:
         host, port = split_host_port(spec.address, self.default_port)
-        return dataclasses.replace(spec, address=await resolve_address(host, port, self.resolve_timeout))
+        return dataclasses.replace(spec, address=await self.resolver.resolve(host, port))

@@ -58,16 +58,33 @@ def split_host_port(raw: str, default_port: int) -> tuple[str, int]:
     return host, port
 
 
-async def resolve_address(host: str, port: int, timeout: float) -> str:
-    """`ip:port` of host (IPv4 preferred); `host:port` unresolved when resolution fails."""
+async def resolve_address(host: str, port: int, timeout: float, previous: str | None = None) -> str:
+    """`ip:port` of host (IPv4 preferred). When resolution fails: `previous` (the address the
+    host last resolved to: a failed lookup is far more often a DNS hiccup, such as a container
+    network's resolver reloading, than a host that moved), else `host:port` unresolved."""
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
     except (TimeoutError, OSError, UnicodeError) as exc:
         log.warning("cannot resolve %s: %s", host, exc or type(exc).__name__)
-        return join_host_port(host, port)
+        return previous or join_host_port(host, port)
     # Milvus often listens on IPv4 only while `localhost` resolves to ::1 first.
     infos.sort(key=lambda info: 0 if info[0] == socket.AF_INET else 1)
     if not infos:
-        return join_host_port(host, port)
+        return previous or join_host_port(host, port)
     return join_host_port(str(infos[0][4][0]), port)
+
+
+class Resolver:
+    """Resolves `host:port` at every call, keeping each host's last resolved address for when a
+    lookup fails (see `resolve_address`). A host that never resolved stays `host:port`."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._last: dict[tuple[str, int], str] = {}
+
+    async def resolve(self, host: str, port: int) -> str:
+        address = await resolve_address(host, port, self.timeout, self._last.get((host, port)))
+        if address != join_host_port(host, port):
+            self._last[(host, port)] = address
+        return address

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from mishards.common.settings import Settings, SettingsError
 from mishards.discovery.backends.base import DiscoveryBackend, InstanceSpec, Role
-from mishards.discovery.backends.hostport import join_host_port, resolve_address, split_host_port
+from mishards.discovery.backends.hostport import Resolver, join_host_port, split_host_port
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +53,22 @@ class StaticBackend(DiscoveryBackend):
     """Instances fixed by settings; addresses re-resolved at every list.
 
     Identity stays `host:port` as written, so a host name that moves to another IP keeps
-    its placement; an entry that does not resolve is listed with its unresolved
-    `host:port` address (the prober then reports it down). Never raises
+    its placement; an entry whose lookup fails keeps the address it last resolved to, and
+    one that never resolved is listed with its unresolved `host:port` address (the prober
+    then reports it down). Never raises
     BackendUnavailable: the source is the settings themselves.
     """
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.entries = parse_static_entries(settings)
-        self.resolve_timeout = settings.DISCOVERY_PROBE_TIMEOUT
+        self.resolver = Resolver(settings.DISCOVERY_PROBE_TIMEOUT)
         if not self.entries:
             log.warning("static discovery has no instances: set WOSERVER and DISCOVERY_STATIC_HOSTS")
 
     async def list_instances(self) -> list[InstanceSpec]:
         """The configured instances with freshly resolved addresses; never raises."""
-        addresses = await asyncio.gather(*(resolve_address(e.host, e.port, self.resolve_timeout) for e in self.entries))
+        addresses = await asyncio.gather(*(self.resolver.resolve(e.host, e.port) for e in self.entries))
         return [
             InstanceSpec(identity=e.identity, address=address, role=e.role)
             for e, address in zip(self.entries, addresses)
